@@ -1,0 +1,10 @@
+/** Tests run on the TypeScript sources (transformed by swc); arquero is ESM-only and is transformed too. */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.(t|j)sx?$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }] },
+  transformIgnorePatterns: ['/node_modules/(?!(arquero|@uwdata)/)'],
+  testTimeout: 120000,
+  maxWorkers: 2,
+};

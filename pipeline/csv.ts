@@ -1,0 +1,39 @@
+/**
+ * CSV helpers shared by every stage: reading small reference files, writing outputs.
+ * Writing neutralises spreadsheet formulas (a text cell starting with = + - @ gets a leading apostrophe),
+ * except for cells that are plain numbers (e.g. a negative net migration).
+ */
+import { parse } from 'csv-parse/sync';
+
+export type Row = Record<string, string>;
+
+/** Parse a small, trusted CSV (reference data, settlements, expected results) into row objects. */
+export function readCsvText(text: string): Row[] {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  return parse(body, { columns: true, skip_empty_lines: true, relax_column_count: false }) as Row[];
+}
+
+const NUMERIC = /^-?\d+(\.\d+)?$/;
+
+/** Quote a cell per RFC 4180 and neutralise formula injection. */
+export function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  let s = typeof v === 'string' ? v : String(v);
+  if (s.length > 0 && '=+-@\t\r'.includes(s[0]!) && !NUMERIC.test(s)) s = `'${s}`;
+  if (/[",\n\r]/.test(s)) return `"${s.replace(/"/g, '""')}"`;
+  return s;
+}
+
+/** Serialise rows (arrays of cells) with a header, LF line endings, trailing newline. */
+export function toCsv(header: readonly string[], rows: Iterable<readonly unknown[]>): string {
+  const out: string[] = [header.map(csvCell).join(',')];
+  for (const r of rows) out.push(r.map(csvCell).join(','));
+  return out.join('\n') + '\n';
+}
+
+/** Serialise row objects in the order of `header`. */
+export function objectsToCsv(header: readonly string[], rows: Iterable<Record<string, unknown>>): string {
+  const arr: unknown[][] = [];
+  for (const r of rows) arr.push(header.map((h) => r[h]));
+  return toCsv(header, arr);
+}

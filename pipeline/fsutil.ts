@@ -1,0 +1,98 @@
+/**
+ * Atomic file-system writes. Every artefact is written to a temporary name in the same directory and
+ * renamed into place, so a killed run never leaves a half-written file under its final name.
+ * A whole output directory is staged as `<dir>.tmp-<pid>` and swapped in with rename.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+
+export function sha256(data: string | Buffer): string {
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
+export function sha256File(file: string): string {
+  return sha256(fs.readFileSync(file));
+}
+
+export function ensureDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+}
+
+/** Write a file atomically (temp file + fsync + rename). */
+export function writeFileAtomic(file: string, data: string | Buffer): void {
+  ensureDir(path.dirname(file));
+  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+export function writeJsonAtomic(file: string, value: unknown): void {
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+}
+
+export function readJson<T>(file: string): T {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+/**
+ * Replace directory `dir` with the content produced by `fill(stagingDir)` in one rename.
+ * The old directory, if any, is moved aside first and removed after the swap; if the process dies
+ * between the two renames, `recoverDir` puts the old one back.
+ */
+export function replaceDirAtomic(dir: string, fill: (staging: string) => void): void {
+  const parent = path.dirname(dir);
+  ensureDir(parent);
+  const base = path.basename(dir);
+  const staging = path.join(parent, `.${base}.staging-${process.pid}`);
+  fs.rmSync(staging, { recursive: true, force: true });
+  fs.mkdirSync(staging, { recursive: true });
+  fill(staging);
+  const old = path.join(parent, `.${base}.old-${process.pid}`);
+  if (fs.existsSync(dir)) fs.renameSync(dir, old);
+  fs.renameSync(staging, dir);
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+/** Clean leftovers of killed runs below `root`: staging dirs and temp files are removed, orphaned `.old` dirs restored. */
+export function recoverDir(root: string): string[] {
+  const actions: string[] = [];
+  if (!fs.existsSync(root)) return actions;
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      const mOld = /^\.(.+)\.old-\d+$/.exec(e.name);
+      if (e.isDirectory() && mOld) {
+        const target = path.join(dir, mOld[1]!);
+        if (!fs.existsSync(target)) { fs.renameSync(p, target); actions.push(`restored ${target}`); }
+        else { fs.rmSync(p, { recursive: true, force: true }); actions.push(`removed ${p}`); }
+      } else if (/^\..+\.staging-\d+$/.test(e.name) || /\.tmp-\d+-[0-9a-f]+$/.test(e.name)) {
+        fs.rmSync(p, { recursive: true, force: true });
+        actions.push(`removed ${p}`);
+      } else if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(root);
+  return actions;
+}
+
+/** List files below `dir` (relative paths, sorted, POSIX separators). */
+export function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, rel: string): void => {
+    if (!fs.existsSync(d)) return;
+    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(path.join(d, e.name), r);
+      else out.push(r);
+    }
+  };
+  walk(dir, '');
+  return out;
+}
