@@ -104,3 +104,25 @@ export interface Manifest {
   outputs: { path: string; sha256: string; bytes: number; rows?: number }[];
   counts: Record<string, number>;
 }
+
+/** Per-month audit trail (internal, never published): months/YYYY-MM/<name>.csv. */
+export const MONTH_FILE_HEADERS = {
+  /** one row per event (pseudonymised; no JMBG): what every table cell is built from. */
+  events: ['record_id', 'registration_date', 'reference_month', 'from_municipality', 'to_municipality', 'origin_km', 'sex', 'age', 'age_group', 'activity_group', 'nationality', 'move_type', 'delay_months', 'carried_forward', 'provenance', 'donor_imputed'],
+  /** one row per changed cell (practice.md): step, method, rule, record, variable, old, new, donor. */
+  changes: ['step', 'method', 'rule', 'record_id', 'variable', 'old_value', 'new_value', 'donor_record_id'],
+  /** one row per failed rule per record. */
+  violations: ['record_id', 'rule_id', 'severity'],
+  /** one row per rule: the run summary of practice.md. */
+  rules: ['rule_id', 'severity', 'items', 'passes', 'fails', 'na', 'error', 'expression', 'description'],
+  /** unusable forms with their reason (file, line, field). */
+  quarantine: ['file', 'line', 'record_id', 'field', 'reason', 'detail'],
+  /** the fate of every form line read: event, linked_departure, unmatched_departure, out_of_scope, duplicate, replaced, correction_to_closed, quarantined. */
+  dispositions: ['file', 'line', 'record_id', 'form_type', 'disposition', 'reason'],
+} as const;
+
+/** tables/territory_imputed.csv and tables/age_imputed.csv: per cell, how many of its events carry a donor-imputed value that decides the cell. */
+export const IMPUTED_HEADERS = {
+  territory_imputed: ['series', 'level', 'code', 'sex', 'immigrants_imputed', 'emigrants_imputed'],
+  age_imputed: ['series', 'level', 'code', 'sex', 'age_group', 'immigrants_imputed', 'emigrants_imputed'],
+} as const;
