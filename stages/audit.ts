@@ -1,0 +1,241 @@
+/**
+ * `migstat audit`: integrity and lineage.
+ *
+ * Integrity: every results directory (months/*, years/*, published/*) carries a manifest.json listing each of
+ * its files with its SHA-256 (paths relative to the directory; manifest.json does not list itself). audit()
+ * re-hashes every file and reports files that were altered, are missing or are present but not listed, and
+ * verifies the hash chain of the stage log (logs/migstat.jsonl). Where the log records the hash of a
+ * manifest (fields `manifest_path` and `manifest_sha256`, written e.g. by the release stage), the manifest
+ * itself is checked against the log, so a file altered together with its manifest is still caught.
+ *
+ * Lineage: explain() re-traces one published cell to the events behind it (months/YYYY-MM/events.csv) and
+ * their rule failures (violations.csv) and cell changes (changes.csv).
+ *
+ * Read-only: nothing here writes to the store.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Manifest } from '../pipeline/contracts';
+import { LEVELS } from '../pipeline/contracts';
+import { readCsvText, type Row } from '../pipeline/csv';
+import { listFiles, sha256, sha256File } from '../pipeline/fsutil';
+import { verifyLogChain } from '../pipeline/log';
+import type { Store } from '../pipeline/store';
+import { loadClassification, type Classification } from './territory';
+
+export type ProblemKind = 'altered' | 'missing' | 'unexpected' | 'log_chain' | 'no_manifest';
+export interface AuditProblem { path: string; problem: ProblemKind; detail: string }
+export interface AuditResult { ok: boolean; checked: number; problems: AuditProblem[] }
+
+/** The directories that hold results, each with its own manifest.json. */
+export const RESULT_ROOTS = ['months', 'years', 'published'] as const;
+
+const posix = (...p: string[]): string => p.filter((s) => s !== '').join('/');
+
+/** A manifest output path must stay inside its directory. */
+function safeRel(p: unknown): p is string {
+  return typeof p === 'string' && p.length > 0 && !p.startsWith('/') && !p.includes('\\') && !p.split('/').some((s) => s === '..' || s === '.' || s === '');
+}
+
+/** Read and sanity-check a manifest; returns a reason when it cannot be used. */
+export function readManifest(file: string): { manifest?: Manifest; error?: string } {
+  let m: Manifest;
+  try {
+    m = JSON.parse(fs.readFileSync(file, 'utf8')) as Manifest;
+  } catch (e) {
+    return { error: `not valid JSON: ${(e as Error).message}` };
+  }
+  if (!m || typeof m !== 'object' || !Array.isArray(m.outputs)) return { error: 'not a manifest: no outputs list' };
+  const seen = new Set<string>();
+  for (const o of m.outputs) {
+    if (!o || !safeRel(o.path) || typeof o.sha256 !== 'string') return { error: `not a manifest: bad output entry ${JSON.stringify(o)}` };
+    if (o.path === 'manifest.json') return { error: 'the manifest lists itself' };
+    if (seen.has(o.path)) return { error: `the manifest lists ${o.path} twice` };
+    seen.add(o.path);
+  }
+  return { manifest: m };
+}
+
+/**
+ * Check one results directory against its manifest. `rel` is the directory's path relative to the store
+ * root, used to name files in problems (e.g. `published/IM-2024/tables/territory.csv`).
+ */
+export function checkResultsDir(dir: string, rel: string): { checked: number; problems: AuditProblem[]; manifest?: Manifest } {
+  const problems: AuditProblem[] = [];
+  const mf = path.join(dir, 'manifest.json');
+  const present = listFiles(dir).filter((f) => f !== 'manifest.json');
+  if (!fs.existsSync(mf)) {
+    problems.push({ path: rel, problem: 'no_manifest', detail: `${rel} has no manifest.json; its ${present.length} file(s) cannot be verified` });
+    return { checked: 0, problems };
+  }
+  const { manifest, error } = readManifest(mf);
+  if (!manifest) {
+    problems.push({ path: posix(rel, 'manifest.json'), problem: 'altered', detail: `${posix(rel, 'manifest.json')}: ${error}` });
+    return { checked: 0, problems };
+  }
+  let checked = 0;
+  const listed = new Set<string>();
+  for (const o of manifest.outputs) {
+    listed.add(o.path);
+    const f = path.join(dir, ...o.path.split('/'));
+    const name = posix(rel, o.path);
+    if (!fs.existsSync(f) || !fs.statSync(f).isFile()) {
+      problems.push({ path: name, problem: 'missing', detail: `${name} is listed in ${rel}/manifest.json but does not exist` });
+      continue;
+    }
+    checked++;
+    const data = fs.readFileSync(f);
+    const h = sha256(data);
+    if (h !== o.sha256) {
+      const size = typeof o.bytes === 'number' && o.bytes !== data.length ? `; ${o.bytes} bytes expected, ${data.length} found` : '';
+      problems.push({ path: name, problem: 'altered', detail: `${name}: SHA-256 ${h} differs from the manifest's ${o.sha256}${size}` });
+    }
+  }
+  for (const f of present) {
+    if (!listed.has(f)) {
+      const name = posix(rel, f);
+      problems.push({ path: name, problem: 'unexpected', detail: `${name} is present but not listed in ${rel}/manifest.json` });
+    }
+  }
+  return { checked, problems, manifest };
+}
+
+/** Latest manifest hash recorded in the log per store-relative manifest path, and the releases logged as published. */
+function logRecords(logFile: string): { manifests: Map<string, string>; published: Set<string> } {
+  const manifests = new Map<string, string>();
+  const published = new Set<string>();
+  if (!fs.existsSync(logFile)) return { manifests, published };
+  for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line) continue;
+    let o: Record<string, unknown>;
+    try { o = JSON.parse(line) as Record<string, unknown>; } catch { continue; }
+    if (typeof o.manifest_path === 'string' && typeof o.manifest_sha256 === 'string') manifests.set(o.manifest_path, o.manifest_sha256);
+    if (o.stage === 'release' && o.event === 'published' && typeof o.release_id === 'string') published.add(o.release_id);
+  }
+  return { manifests, published };
+}
+
+/** Re-hash every artefact of the store against its manifest and verify the log's hash chain. */
+export function audit(store: Store): AuditResult {
+  const problems: AuditProblem[] = [];
+  let checked = 0;
+  const logFile = store.logFile();
+  const logRel = path.relative(store.root, logFile).split(path.sep).join('/');
+  const { manifests, published } = logRecords(logFile);
+  let resultDirs = 0;
+  for (const root of RESULT_ROOTS) {
+    const base = store.p(root);
+    if (!fs.existsSync(base)) continue;
+    for (const e of fs.readdirSync(base, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const rel = posix(root, e.name);
+      if (e.name.startsWith('.')) {
+        problems.push({ path: rel, problem: 'unexpected', detail: `${rel} is a leftover of an interrupted run (staging or temporary); it is not a result. The next run of the stage that owns it removes it.` });
+        continue;
+      }
+      if (!e.isDirectory()) {
+        problems.push({ path: rel, problem: 'unexpected', detail: `${rel} is a stray file in ${root}/ (only result directories belong there)` });
+        continue;
+      }
+      resultDirs++;
+      const r = checkResultsDir(path.join(base, e.name), rel);
+      checked += r.checked;
+      problems.push(...r.problems);
+      const mRel = posix(rel, 'manifest.json');
+      const recorded = manifests.get(mRel);
+      if (r.manifest && recorded !== undefined) {
+        const h = sha256File(path.join(base, e.name, 'manifest.json'));
+        if (h !== recorded) problems.push({ path: mRel, problem: 'altered', detail: `${mRel}: SHA-256 ${h} differs from the one recorded in ${logRel} (${recorded}): the manifest was changed after the run` });
+      }
+      if (root === 'published' && r.manifest && !published.has(e.name)) {
+        problems.push({ path: rel, problem: 'unexpected', detail: `${rel} has no 'published' record in ${logRel}: it was not made by migstat release` });
+      }
+    }
+  }
+  if (fs.existsSync(logFile)) {
+    const bad = verifyLogChain(logFile);
+    for (const n of bad) {
+      problems.push({ path: logRel, problem: 'log_chain', detail: `${logRel} line ${n}: its 'prev' hash does not match the line before (a line was edited, inserted or removed)` });
+    }
+  } else if (resultDirs > 0) {
+    problems.push({ path: logRel, problem: 'log_chain', detail: `${logRel} does not exist although the store has ${resultDirs} result director${resultDirs === 1 ? 'y' : 'ies'}` });
+  }
+  return { ok: problems.length === 0, checked, problems };
+}
+
+/** A one-line-per-problem text for the CLI (stderr) and the log. */
+export function formatAudit(r: AuditResult): string {
+  if (r.ok) return `audit ok: ${r.checked} file(s) verified against their manifests; log chain intact`;
+  const lines = [`audit FAILED: ${r.problems.length} problem(s), ${r.checked} file(s) checked`];
+  for (const p of r.problems) lines.push(`  ${p.problem.padEnd(11)} ${p.path}: ${p.detail}`);
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Lineage
+
+export interface ExplainQuery {
+  period: string; // YYYY or YYYY-MM
+  level: string; // republic | region | area | municipality
+  code: string;
+  sex?: 'T' | 'M' | 'F';
+  measure: 'immigrants' | 'emigrants';
+}
+export interface Explanation {
+  count: number;
+  events: Row[];
+  violations: Row[];
+  changes: Row[];
+  /** extension: the months whose events.csv was read */
+  months: string[];
+}
+
+function readRows(file: string): Row[] {
+  return fs.existsSync(file) ? readCsvText(fs.readFileSync(file, 'utf8')) : [];
+}
+
+/**
+ * The events behind one cell of tables/territory.csv of a month or a year, with their rule failures and
+ * cell changes. Immigrants are selected by destination (to_municipality), emigrants by origin
+ * (from_municipality; an arrival from K&M, origin_km = 1, is nobody's emigrant), rolled up to the level.
+ */
+export function explain(store: Store, q: ExplainQuery, classification: Classification = loadClassification()): Explanation {
+  if (!/^\d{4}(-\d{2})?$/.test(q.period)) throw new Error(`explain: period must be YYYY or YYYY-MM, got ${q.period}`);
+  if (!(LEVELS as readonly string[]).includes(q.level)) throw new Error(`explain: level must be one of ${LEVELS.join(', ')}, got ${q.level}`);
+  if (q.measure !== 'immigrants' && q.measure !== 'emigrants') throw new Error(`explain: measure must be immigrants or emigrants, got ${String(q.measure)}`);
+  const sex = q.sex ?? 'T';
+  if (!['T', 'M', 'F'].includes(sex)) throw new Error(`explain: sex must be T, M or F, got ${sex}`);
+  const months = q.period.length === 4 ? store.months().filter((m) => m.startsWith(`${q.period}-`)) : store.months().filter((m) => m === q.period);
+  if (months.length === 0) throw new Error(`explain: no monthly results for ${q.period} in ${store.p('months')}`);
+
+  const unitOf = (muni: string): string | undefined => {
+    if (!muni || !classification.isMunicipality(muni)) return undefined;
+    switch (q.level) {
+      case 'municipality': return muni;
+      case 'area': return classification.areaOf(muni);
+      case 'region': return classification.regionOf(muni);
+      default: return 'RS';
+    }
+  };
+  const events: Row[] = [];
+  const ids = new Set<string>();
+  for (const m of months) {
+    const file = path.join(store.monthDir(m), 'events.csv');
+    if (!fs.existsSync(file)) throw new Error(`explain: ${file} is missing: the month's audit trail is incomplete`);
+    for (const e of readRows(file)) {
+      if (sex !== 'T' && e.sex !== (sex === 'M' ? '1' : '2') && e.sex !== sex) continue;
+      let muni: string | undefined;
+      if (q.measure === 'immigrants') muni = e.to_municipality;
+      else if (e.origin_km !== '1' && e.origin_km !== 'true') muni = e.from_municipality;
+      if (!muni || unitOf(muni) !== q.code) continue;
+      events.push(e);
+      ids.add(e.record_id!);
+    }
+  }
+  const violations: Row[] = [];
+  const changes: Row[] = [];
+  for (const m of months) {
+    for (const v of readRows(path.join(store.monthDir(m), 'violations.csv'))) if (ids.has(v.record_id!)) violations.push(v);
+    for (const c of readRows(path.join(store.monthDir(m), 'changes.csv'))) if (ids.has(c.record_id!)) changes.push(c);
+  }
+  return { count: events.length, events, violations, changes, months };
+}
