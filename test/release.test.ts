@@ -12,7 +12,7 @@ import {
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'migstat-release-'));
 
-export function quality(period: string, extra: Partial<Quality> = {}): Quality {
+function quality(period: string, extra: Partial<Quality> = {}): Quality {
   return {
     period, series: '1998-', forms_read: 10, duplicates: 0, quarantined: 0, out_of_scope: {}, events: 8, delayed_events: 1,
     carried_forward: 0, unmatched_departures: 1, imputed: {}, rules: {}, linked_departures: 1, replaced_versions: 0,
@@ -22,7 +22,7 @@ export function quality(period: string, extra: Partial<Quality> = {}): Quality {
 }
 
 /** Write a results directory with its manifest, as the pipeline does. */
-export function writeResultsDir(dir: string, kind: Manifest['kind'], id: string, files: Record<string, string>): void {
+function writeResultsDir(dir: string, kind: Manifest['kind'], id: string, files: Record<string, string>): void {
   fs.mkdirSync(dir, { recursive: true });
   const outputs: Manifest['outputs'] = [];
   for (const [rel, text] of Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1))) {
@@ -35,7 +35,7 @@ export function writeResultsDir(dir: string, kind: Manifest['kind'], id: string,
   fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m, null, 2) + '\n');
 }
 
-export function yearFiles(year: number, q: Partial<Quality> = {}): Record<string, string> {
+function yearFiles(year: number, q: Partial<Quality> = {}): Record<string, string> {
   return {
     'tables/territory.csv': 'series,level,code,sex,immigrants,emigrants,net\n1998-,republic,RS,T,8,7,1\n',
     'tables/move_type.csv': 'series,level,code,move_type,migrants\n1998-,republic,RS,total,8\n',
@@ -48,7 +48,7 @@ export function yearFiles(year: number, q: Partial<Quality> = {}): Record<string
   };
 }
 
-export function makeStore(year = 2024, q: Partial<Quality> = {}): Store {
+function makeStore(year = 2024, q: Partial<Quality> = {}): Store {
   const store = new Store(tmp());
   store.ensure();
   store.setFirstMonth(`${year}-01`);

@@ -1,0 +1,255 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { type Manifest, MONTH_FILE_HEADERS, type Quality, TABLE_HEADERS } from '../pipeline/contracts';
+import { sha256 } from '../pipeline/fsutil';
+import { objectsToCsv, readCsvText, type Row } from '../pipeline/csv';
+import { RunLog } from '../pipeline/log';
+import { ROOT } from '../pipeline/paths';
+import { Store } from '../pipeline/store';
+import { audit, explain } from '../stages/audit';
+import { releaseDue } from '../stages/release';
+import { loadClassification } from '../stages/territory';
+
+const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'migstat-audit-'));
+
+// the same hand-built store as test/release.test.ts
+function quality(period: string, extra: Partial<Quality> = {}): Quality {
+  return {
+    period, series: '1998-', forms_read: 10, duplicates: 0, quarantined: 0, out_of_scope: {}, events: 8, delayed_events: 1,
+    carried_forward: 0, unmatched_departures: 1, imputed: {}, rules: {}, linked_departures: 1, replaced_versions: 0,
+    corrections_to_closed: 0, recoded_territory: 0, delay_distribution: { '0': 7, '1': 1 }, imputation_by_method: {}, systemic: [],
+    identity: { holds: true, lhs: 10, rhs: {} }, checks: [], provenance: {}, ...extra,
+  };
+}
+
+/** Write a results directory with its manifest, as the pipeline does. */
+function writeResultsDir(dir: string, kind: Manifest['kind'], id: string, files: Record<string, string>): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const outputs: Manifest['outputs'] = [];
+  for (const [rel, text] of Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const f = path.join(dir, rel);
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    fs.writeFileSync(f, text);
+    outputs.push({ path: rel, sha256: sha256(text), bytes: Buffer.byteLength(text) });
+  }
+  const m: Manifest = { kind, id, code_version: 'test', parameters: {}, inputs: [], outputs, counts: {} };
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m, null, 2) + '\n');
+}
+
+function yearFiles(year: number, q: Partial<Quality> = {}): Record<string, string> {
+  return {
+    'tables/territory.csv': 'series,level,code,sex,immigrants,emigrants,net\n1998-,republic,RS,T,8,7,1\n',
+    'tables/move_type.csv': 'series,level,code,move_type,migrants\n1998-,republic,RS,total,8\n',
+    'tables/territory_imputed.csv': 'series,level,code,sex,immigrants_imputed,emigrants_imputed\n1998-,republic,RS,T,0,0\n',
+    'sdmx/data.csv': 'STRUCTURE,STRUCTURE_ID,ACTION\n',
+    'sdmx/structure.xml': '<xml/>\n',
+    'quality.json': JSON.stringify(quality(String(year), q), null, 2) + '\n',
+    'report.html': '<!doctype html><title>r</title>\n',
+    'working-notes.txt': 'internal\n',
+  };
+}
+
+function makeStore(year = 2024, q: Partial<Quality> = {}): Store {
+  const store = new Store(tmp());
+  store.ensure();
+  store.setFirstMonth(`${year}-01`);
+  writeResultsDir(store.yearDir(year), 'year', String(year), yearFiles(year, q));
+  return store;
+}
+
+const AT = new Date('2025-07-10T10:00:00Z');
+
+function publishedStore(): Store {
+  const store = makeStore();
+  const log = new RunLog(store.logFile(), 'test-run');
+  log.log({ stage: 'year', event: 'done', year: 2024 });
+  releaseDue({ store, now: AT, log });
+  log.log({ stage: 'audit', event: 'start' });
+  return store;
+}
+
+describe('audit: integrity', () => {
+  test('a clean store audits ok', () => {
+    const store = publishedStore();
+    const r = audit(store);
+    expect(r.problems).toEqual([]);
+    expect(r.ok).toBe(true);
+    expect(r.checked).toBe(8 + 6); // years/2024 (8 files) + published/IM-2024 (6 public files)
+  });
+
+  test('one byte changed in a published file → altered, naming the file', () => {
+    const store = publishedStore();
+    const f = path.join(store.publishedDir('IM-2024'), 'tables', 'territory.csv');
+    const b = fs.readFileSync(f);
+    b[b.length - 2] = b[b.length - 2] === 0x31 ? 0x32 : 0x31;
+    fs.writeFileSync(f, b);
+    const r = audit(store);
+    expect(r.ok).toBe(false);
+    expect(r.problems).toEqual([{ path: 'published/IM-2024/tables/territory.csv', problem: 'altered', detail: expect.stringMatching(/SHA-256/) }]);
+  });
+
+  test('a deleted file → missing; an added file → unexpected', () => {
+    const store = publishedStore();
+    fs.rmSync(path.join(store.publishedDir('IM-2024'), 'quality.json'));
+    fs.writeFileSync(path.join(store.publishedDir('IM-2024'), 'tables', 'extra.csv'), 'a\n1\n');
+    const r = audit(store);
+    expect(r.problems).toEqual([
+      { path: 'published/IM-2024/quality.json', problem: 'missing', detail: expect.any(String) },
+      { path: 'published/IM-2024/tables/extra.csv', problem: 'unexpected', detail: expect.any(String) },
+    ]);
+  });
+
+  test('a file altered together with its manifest is caught through the log', () => {
+    const store = publishedStore();
+    const dir = store.publishedDir('IM-2024');
+    const files = Object.fromEntries(
+      JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).outputs.map((o: { path: string }) => [o.path, fs.readFileSync(path.join(dir, o.path), 'utf8')]),
+    ) as Record<string, string>;
+    files['tables/territory.csv'] = files['tables/territory.csv']!.replace(',8,7,1', ',9,7,2');
+    writeResultsDir(dir, 'release', 'IM-2024', files);
+    const r = audit(store);
+    expect(r.problems.map((p) => [p.path, p.problem])).toEqual([['published/IM-2024/manifest.json', 'altered']]);
+  });
+
+  test('an edited log line → log_chain; a directory without manifest → no_manifest', () => {
+    const store = publishedStore();
+    const lines = fs.readFileSync(store.logFile(), 'utf8').split('\n');
+    lines[0] = lines[0]!.replace('"year":2024', '"year":2023');
+    fs.writeFileSync(store.logFile(), lines.join('\n'));
+    fs.mkdirSync(store.monthDir('2024-05'), { recursive: true });
+    fs.writeFileSync(path.join(store.monthDir('2024-05'), 'events.csv'), 'x\n');
+    const r = audit(store);
+    expect(r.problems).toEqual([
+      { path: 'months/2024-05', problem: 'no_manifest', detail: expect.any(String) },
+      { path: 'logs/migstat.jsonl', problem: 'log_chain', detail: expect.stringMatching(/line 2/) },
+    ]);
+  });
+
+  test('a leftover staging directory is reported', () => {
+    const store = publishedStore();
+    fs.mkdirSync(path.join(store.p('years'), '.2025.staging-4242'));
+    expect(audit(store).problems).toEqual([{ path: 'years/.2025.staging-4242', problem: 'unexpected', detail: expect.stringMatching(/interrupted/) }]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Lineage: explain() re-traces a cell to its events.
+
+type Ev = { id: string; from: string; to: string; sex: '1' | '2'; km?: boolean };
+
+function writeMonth(store: Store, month: string, evs: Ev[]): void {
+  const events = evs.map((e) => ({
+    record_id: e.id, registration_date: `${month}-05`, reference_month: month, from_municipality: e.from, to_municipality: e.to,
+    origin_km: e.km ? '1' : '0', sex: e.sex, age: '30', age_group: 'Y30T34', activity_group: 'active', nationality: '01',
+    move_type: 'between_areas', delay_months: '0', carried_forward: '0', provenance: 'reported', donor_imputed: '0',
+  }));
+  const violations = evs.filter((_, i) => i % 3 === 0).map((e) => ({ record_id: e.id, rule_id: 'R-JMBG-CHECK', severity: 'light' }));
+  const changes = evs.filter((_, i) => i % 4 === 1).map((e) => ({
+    step: 'deductive', method: 'jmbg', rule: 'R-SEX', record_id: e.id, variable: 'sex', old_value: '', new_value: e.sex, donor_record_id: '',
+  }));
+  // noise rows of records that are not events (e.g. quarantined) must never be joined
+  violations.push({ record_id: 'Q-1', rule_id: 'R-DATE', severity: 'hard' });
+  writeResultsDir(store.monthDir(month), 'month', month, {
+    'events.csv': objectsToCsv(MONTH_FILE_HEADERS.events, events),
+    'violations.csv': objectsToCsv(MONTH_FILE_HEADERS.violations, violations),
+    'changes.csv': objectsToCsv(MONTH_FILE_HEADERS.changes, changes),
+  });
+}
+
+/** An independent tabulation: each event adds 1 to its destination's immigrants and its origin's emigrants at every level. */
+function tabulate(evs: Ev[]): Map<string, { immigrants: number; emigrants: number }> {
+  const c = loadClassification();
+  const cells = new Map<string, { immigrants: number; emigrants: number }>();
+  const add = (muni: string, sexes: string[], k: 'immigrants' | 'emigrants'): void => {
+    const units: [string, string][] = [['municipality', muni], ['area', c.areaOf(muni)], ['region', c.regionOf(muni)], ['republic', 'RS']];
+    for (const [level, code] of units) for (const s of sexes) {
+      const key = `${level}|${code}|${s}`;
+      const cell = cells.get(key) ?? { immigrants: 0, emigrants: 0 };
+      cell[k]++;
+      cells.set(key, cell);
+    }
+  };
+  for (const e of evs) {
+    const sexes = ['T', e.sex === '1' ? 'M' : 'F'];
+    add(e.to, sexes, 'immigrants');
+    if (!e.km) add(e.from, sexes, 'emigrants');
+  }
+  return cells;
+}
+
+describe('explain: lineage', () => {
+  test('worked example, March 2024: every cell of the expected table is re-traced to exactly its events', () => {
+    // the eleven events of fixtures/worked-example/README.md, as the pipeline writes them to events.csv
+    const evs: Ev[] = [
+      { id: 'E1', from: '70106', to: '70114', sex: '1' }, { id: 'E2', from: '70106', to: '70106', sex: '2' },
+      { id: 'E3', from: '80047', to: '70645', sex: '1' }, { id: 'E4', from: '70645', to: '89010', sex: '2' },
+      { id: 'E5', from: '70092', to: '70114', sex: '2' }, { id: 'E6', from: '70114', to: '80047', sex: '1' },
+      { id: 'E7', from: '70106', to: '70092', sex: '1' }, { id: 'E8', from: '90263', to: '70645', sex: '2', km: true },
+      { id: 'E16', from: '70106', to: '80047', sex: '1' }, { id: 'E17', from: '70114', to: '70092', sex: '2' },
+      { id: 'E18', from: '80047', to: '89010', sex: '1' },
+    ];
+    const store = new Store(fs.mkdtempSync(path.join(os.tmpdir(), 'migstat-explain-')));
+    writeMonth(store, '2024-03', evs);
+    const expected = readCsvText(fs.readFileSync(path.join(ROOT, 'fixtures', 'worked-example', 'expected-2024-03-territory.csv'), 'utf8'));
+    expect(expected.length).toBeGreaterThan(10);
+    for (const row of expected) {
+      for (const measure of ['immigrants', 'emigrants'] as const) {
+        const r = explain(store, { period: '2024-03', level: row.level!, code: row.code!, sex: row.sex as 'T', measure });
+        expect([row.level, row.code, row.sex, measure, r.count]).toEqual([row.level, row.code, row.sex, measure, Number(row[measure])]);
+      }
+    }
+    const e8 = explain(store, { period: '2024-03', level: 'municipality', code: '70645', sex: 'F', measure: 'immigrants' });
+    expect(e8.events.map((e) => e.record_id)).toEqual(['E8']);
+    expect(explain(store, { period: '2024-03', level: 'republic', code: 'RS', measure: 'emigrants' }).events.map((e) => e.record_id)).not.toContain('E8');
+  });
+
+  test('annual cells: count equals the published cell of years/Y/tables/territory.csv; violations and changes are joined', () => {
+    const c = loadClassification();
+    const munis = c.unitsForYear(2024).map((m) => m.code);
+    let seed = 7;
+    const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+    const byMonth: Record<string, Ev[]> = {};
+    const all: Ev[] = [];
+    for (let m = 1; m <= 12; m++) {
+      const month = `2024-${String(m).padStart(2, '0')}`;
+      byMonth[month] = [];
+      for (let i = 0; i < 40; i++) {
+        const ev: Ev = { id: `${month}-${i}`, from: rnd(10) === 0 ? '90263' : munis[rnd(munis.length)]!, to: munis[rnd(30)]!, sex: rnd(2) ? '1' : '2' };
+        if (ev.from === '90263') ev.km = true;
+        byMonth[month]!.push(ev);
+        all.push(ev);
+      }
+    }
+    const store = new Store(fs.mkdtempSync(path.join(os.tmpdir(), 'migstat-explain-')));
+    for (const [m, evs] of Object.entries(byMonth)) writeMonth(store, m, evs);
+    // the published annual table, from the independent tabulation
+    const cells = tabulate(all);
+    const rows: Row[] = [...cells.entries()].map(([k, v]) => {
+      const [level, code, sex] = k.split('|');
+      return { series: '1998-', level: level!, code: code!, sex: sex!, immigrants: String(v.immigrants), emigrants: String(v.emigrants), net: String(v.immigrants - v.emigrants) };
+    });
+    writeResultsDir(store.yearDir(2024), 'year', '2024', { 'tables/territory.csv': objectsToCsv(TABLE_HEADERS.territory, rows) });
+    const table = readCsvText(fs.readFileSync(path.join(store.yearDir(2024), 'tables', 'territory.csv'), 'utf8'));
+    let checkedCells = 0;
+    for (const row of table) {
+      if (row.level === 'municipality' && checkedCells > 200) continue;
+      for (const measure of ['immigrants', 'emigrants'] as const) {
+        const r = explain(store, { period: '2024', level: row.level!, code: row.code!, sex: row.sex as 'T', measure });
+        expect(`${row.level} ${row.code} ${row.sex} ${measure} ${r.count}`).toBe(`${row.level} ${row.code} ${row.sex} ${measure} ${row[measure]}`);
+        checkedCells++;
+      }
+    }
+    expect(checkedCells).toBeGreaterThan(100);
+    const rs = explain(store, { period: '2024', level: 'republic', code: 'RS', measure: 'immigrants' });
+    expect(rs.count).toBe(480);
+    expect(rs.months).toHaveLength(12);
+    expect(rs.violations.length).toBe(12 * 14); // every third event of each month (40 → 14)
+    expect(rs.changes.length).toBe(12 * 10); // i % 4 === 1 (40 → 10)
+    expect(rs.violations.some((v) => v.record_id === 'Q-1')).toBe(false);
+    // a single month of the year
+    const jan = explain(store, { period: '2024-01', level: 'republic', code: 'RS', sex: 'T', measure: 'immigrants' });
+    expect(jan.count).toBe(40);
+    expect(() => explain(store, { period: '2023', level: 'republic', code: 'RS', measure: 'immigrants' })).toThrow(/no monthly results/);
+  });
+});
