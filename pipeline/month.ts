@@ -1,0 +1,222 @@
+/**
+ * `migstat month`: ingest one extract into the store and run every monthly stage on the months it touches.
+ *
+ *   extract ──ingest──▶ forms (pseudonymised) ──deliver──▶ forms/<ref-month>/  (dedupe, systemic fix, attribution)
+ *   forms/<month>/* ──processMonth──▶ events ──tabulate──▶ tables ──checks──▶ months/<month>/ (atomic, with manifest)
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import { MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
+import { objectsToCsv, toCsv } from './csv';
+import { listFiles, readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeJsonAtomic } from './fsutil';
+import type { RunLog } from './log';
+import { Store, withLock } from './store';
+import { codeVersion, loadConfig, type Loaded } from './config';
+import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentKey, type Columns } from '../stages/ingest';
+import { deliver, type ChangeRow, type Disposition } from '../stages/deliver';
+import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
+import { processMonth, type Event } from '../stages/month';
+import { activityGroup, checkTables, moveType, tabulate, type Tables } from '../stages/tabulate';
+import { type Classification, loadClassification, seriesOf } from '../stages/territory';
+import { ageGroup } from './contracts';
+
+export interface MonthOptions { data: string; input: string; month?: string; encoding?: 'utf-8' | 'windows-1250'; settlements?: string; log: RunLog; dedupeLookbackMonths?: number }
+export interface MonthRunResult { status: 'processed' | 'unchanged'; fileMonth: string; months: string[]; quality: Record<string, Quality> }
+
+interface DeliveryRecord {
+  delivery: string; file: string; sha256: string; file_month: string; seq: number; encoding: string;
+  forms_read: number; accepted: number; duplicates: number; corrections_to_closed: number; quarantined: number; carried_forward: number;
+  by_month: Record<string, number>;
+  quarantine: { file: string; line: number; record_id: string; field: string; reason: string; detail: string }[];
+  dispositions: Disposition[]; changes: ChangeRow[]; systemic: Quality['systemic'];
+}
+
+const addMonths = (m: string, k: number): string => {
+  const t = +m.slice(0, 4) * 12 + (+m.slice(5, 7) - 1) + k;
+  return `${Math.floor(t / 12)}-${String((t % 12) + 1).padStart(2, '0')}`;
+};
+
+export function runMonth(opts: MonthOptions): MonthRunResult {
+  const store = new Store(opts.data);
+  return withLock(store, `month ${path.basename(opts.input)}`, () => {
+    for (const a of recoverDir(store.root)) opts.log.log({ stage: 'recover', event: 'cleanup', action: a }, 'warn');
+    const L = loadConfig();
+    const C = loadClassification(opts.settlements);
+    const name = path.basename(opts.input);
+    if (!fs.existsSync(opts.input)) throw new InputError(name, undefined, undefined, 'file not found');
+    const fileMonth = opts.month ?? fileMonthOf(opts.input);
+    if (!fileMonth || !/^\d{4}-(0[1-9]|1[0-2])$/.test(fileMonth)) throw new InputError(name, undefined, undefined, 'cannot tell the month from the file name (moi_YYYY_MM.csv): give --month YYYY-MM');
+    const bytes = fs.readFileSync(opts.input);
+    const digest = sha256(bytes);
+    const ingestedFile = store.p('state', 'ingested.json');
+    const ingested: Record<string, { file: string; month: string; delivery: string }> = fs.existsSync(ingestedFile) ? readJson(ingestedFile) : {};
+    if (ingested[digest]) {
+      opts.log.log({ stage: 'ingest', event: 'unchanged', file: name, sha256: digest, reason: `already ingested as ${ingested[digest]!.delivery}` });
+      return { status: 'unchanged', fileMonth, months: [], quality: {} };
+    }
+    if (store.isClosed(fileMonth)) throw new Error(`month ${fileMonth} is closed (its results are final); rerunning it is refused. Late forms for it are carried forward when you run the next month.`);
+    if (!store.firstMonth()) store.setFirstMonth(fileMonth);
+    const key = pseudonymKey();
+    opts.log.log({ stage: 'ingest', event: 'start', file: name, sha256: digest, file_month: fileMonth, pseudonym_key: key.source, key_fingerprint: key.fingerprint, ...(key.source === 'demo' ? { warning: 'using the fixed DEMO pseudonymisation key: set MIGSTAT_PSEUDONYM_KEY or MIGSTAT_PSEUDONYM_KEY_FILE in production' } : {}) }, key.source === 'demo' ? 'warn' : 'info');
+
+    // ingest
+    const t0 = Date.now();
+    const text = decodeExtract(bytes, opts.input, opts.encoding ?? 'utf-8');
+    const parsed = parseExtract(text, opts.input);
+    const { forms, quarantine } = toForms(parsed, fileMonth, new Pseudonymiser(key.key));
+    opts.log.log({ stage: 'ingest', event: 'done', file: name, forms_read: parsed.formsRead, schema_ok: forms.record_id!.length, quarantined: quarantine.length, duration_ms: Date.now() - t0 });
+
+    // deliver: duplicates, systemic corrections, attribution
+    const t1 = Date.now();
+    const priorIdx = loadPriorIndex(store, fileMonth, opts.dedupeLookbackMonths ?? 12);
+    // the index keeps a hash of each form's content; compare hashes
+    const hashOf = (c: string): string => crypto.createHash('sha1').update(c).digest('hex');
+    const prior = { get: (id: string) => { const p = priorIdx.get(id); return p; } };
+    const closed = (m: string): boolean => store.isClosed(m);
+    const earliestOpenFrom = (m: string): string => { let x = m; while (closed(x)) x = addMonths(x, 1); return x; };
+    const dr = deliver({ forms, quarantine, fileMonth }, { prior: (id) => prior.get(id), contentHash: hashOf, isClosed: closed, earliestOpenFrom, rules: L.rules, corrections: L.corrections, classification: C, systemic: L.config.systemic });
+    const seq = Object.keys(ingested).length + 1;
+    const delivery = `${String(seq).padStart(4, '0')}-${name.replace(/\.csv$/i, '')}-${digest.slice(0, 8)}`;
+    const byMonth: Record<string, number[]> = {};
+    dr.forms.ref_month!.forEach((m, i) => (byMonth[m] ??= []).push(i));
+    for (const [m, idx] of Object.entries(byMonth)) {
+      const part: Columns = {};
+      for (const [k, v] of Object.entries(dr.forms)) part[k] = idx.map((i) => v[i]!);
+      writeFileAtomic(store.p('forms', m, `${delivery}.json`), JSON.stringify(part));
+    }
+    const ids: string[] = [];
+    for (let i = 0; i < dr.forms.record_id!.length; i++) ids.push(`${dr.forms.record_id![i]}\t${dr.forms.ref_month![i]}\t${crypto.createHash('sha1').update(contentKey(dr.forms, i)).digest('hex')}`);
+    writeFileAtomic(store.p('state', 'ids', `${fileMonth}--${delivery}.tsv`), ids.join('\n') + '\n');
+    const rec: DeliveryRecord = {
+      delivery, file: name, sha256: digest, file_month: fileMonth, seq, encoding: opts.encoding ?? 'utf-8', forms_read: parsed.formsRead,
+      accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
+      carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries(Object.entries(byMonth).map(([m, a]) => [m, a.length])),
+      quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic,
+    };
+    writeJsonAtomic(store.p('deliveries', `${delivery}.json`), rec);
+    ingested[digest] = { file: name, month: fileMonth, delivery };
+    writeJsonAtomic(ingestedFile, ingested);
+    const identity = rec.forms_read === rec.accepted + rec.quarantined + rec.duplicates + rec.corrections_to_closed;
+    opts.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');
+    if (!identity) throw new Error(`row-count identity broken for ${name}: read ${rec.forms_read} ≠ accepted ${rec.accepted} + quarantined ${rec.quarantined} + duplicates ${rec.duplicates} + corrections to closed months ${rec.corrections_to_closed}`);
+    for (const s of dr.systemic) opts.log.log({ stage: 'systemic', event: 'escalated', rule: s.rule, office: s.office, share: s.share, items: s.items, action: s.action }, 'warn');
+
+    const months = [...new Set([fileMonth, ...Object.keys(byMonth)])].filter((m) => !closed(m)).sort();
+    const quality: Record<string, Quality> = {};
+    for (const m of months) quality[m] = buildMonth(store, m, L, C, opts.log, opts.settlements);
+    return { status: 'processed', fileMonth, months, quality };
+  });
+}
+
+function loadPriorIndex(store: Store, fileMonth: string, lookback: number): Map<string, { month: string; content: string }> {
+  const dir = store.p('state', 'ids');
+  const out = new Map<string, { month: string; content: string }>();
+  if (!fs.existsSync(dir)) return out;
+  const from = addMonths(fileMonth, -lookback);
+  for (const f of fs.readdirSync(dir).sort()) {
+    const fm = f.slice(0, 7);
+    if (fm < from || fm > fileMonth) continue;
+    for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) {
+      if (!line) continue;
+      const [id, month, h] = line.split('\t');
+      out.set(id!, { month: month!, content: h! });
+    }
+  }
+  return out;
+}
+
+/** Rebuild months/<month>/ from all forms attributed to it. */
+export function buildMonth(store: Store, month: string, L: Loaded, C: Classification, log: RunLog, settlements?: string): Quality {
+  const t0 = Date.now();
+  const partDir = store.formsDir(month);
+  const parts = fs.existsSync(partDir) ? fs.readdirSync(partDir).filter((f) => f.endsWith('.json')).sort() : [];
+  const forms: Columns = {};
+  for (const p of parts) {
+    const c = readJson<Columns>(path.join(partDir, p));
+    for (const [k, v] of Object.entries(c)) { const a = (forms[k] ??= []); for (const x of v) a.push(x); }
+  }
+  if (!forms.record_id) for (const k of ['record_id', 'file', 'line', 'form_type', 'carried_forward']) forms[k] = [];
+  const year = +month.slice(0, 4);
+  const out = processMonth(forms, { month, classification: C, rules: L.rules, scopeRules: L.scopeRules, imputation: L.imputation, seed: L.config.seed, linkageWindowDays: L.config.linkage.window_days });
+  const { tables, imputed } = tabulate(out.events, C, year);
+  const checks = checkTables(tables, C, year);
+  // the deliveries of this month's extract(s)
+  const own: DeliveryRecord[] = fs.existsSync(store.p('deliveries')) ? fs.readdirSync(store.p('deliveries')).sort().map((f) => readJson<DeliveryRecord>(store.p('deliveries', f))).filter((d) => d.file_month === month) : [];
+  const sum = (k: keyof DeliveryRecord): number => own.reduce((a, d) => a + (d[k] as number), 0);
+  const attributedElsewhere = own.reduce((a, d) => a + Object.entries(d.by_month).filter(([m]) => m !== month).reduce((x, [, v]) => x + v, 0), 0);
+  const fromOther = forms.file!.length - own.reduce((a, d) => a + (d.by_month[month] ?? 0), 0);
+  const quarantine = [...own.flatMap((d) => d.quarantine), ...out.quarantine];
+  const outOfScope = Object.fromEntries(Object.entries(out.counts.out_of_scope).sort());
+  const oos = Object.values(outOfScope).reduce((a, b) => a + b, 0);
+  const rhs = { events: out.events.length, linked_departures: out.counts.linked, unmatched_departures: out.counts.unmatched, out_of_scope: oos, quarantined: quarantine.length, duplicates: sum('duplicates'), replaced_versions: out.counts.replaced, corrections_to_closed: sum('corrections_to_closed'), attributed_to_other_months: attributedElsewhere, received_from_other_extracts: -fromOther };
+  const formsRead = sum('forms_read');
+  const holds = formsRead === Object.values(rhs).reduce((a, b) => a + b, 0);
+  const delays: Record<string, number> = {};
+  for (const e of out.events) { const k = e.delay === null ? 'unknown' : String(e.delay); delays[k] = (delays[k] ?? 0) + 1; }
+  const provenance: Record<string, number> = {};
+  for (const e of out.events) for (const p of e.provenance) provenance[p] = (provenance[p] ?? 0) + 1;
+  const rules: Quality['rules'] = {};
+  for (const r of [...out.ruleResults, ...out.scopeResults]) rules[r.rule.id] = r.summary;
+  const quality: Quality = {
+    period: month, series: seriesOf(year), forms_read: formsRead, duplicates: sum('duplicates'), quarantined: quarantine.length, out_of_scope: outOfScope,
+    events: out.events.length, delayed_events: out.events.filter((e) => e.delay !== null && e.delay >= 1).length, carried_forward: out.counts.carried_forward,
+    unmatched_departures: out.counts.unmatched, imputed: sortObj(out.imputed), rules, linked_departures: out.counts.linked, replaced_versions: out.counts.replaced,
+    corrections_to_closed: sum('corrections_to_closed'), recoded_territory: out.counts.recoded, delay_distribution: sortObj(delays),
+    imputation_by_method: sortObj(out.imputedByMethod), systemic: own.flatMap((d) => d.systemic), identity: { holds, lhs: formsRead, rhs }, checks, provenance: sortObj(provenance),
+  };
+  const changes = [...own.flatMap((d) => d.changes), ...out.changes];
+  const dispositions = [...own.flatMap((d) => d.dispositions), ...out.dispositions];
+  const files = monthFiles(tables, imputed, quality, out.events, C, month, changes, out.violations, [...out.ruleResults, ...out.scopeResults].map((r) => ({ ...r.summary, rule_id: r.rule.id, severity: r.rule.severity, error: r.summary.error ?? '', expression: r.rule.condition, description: r.rule.description })), quarantine, dispositions);
+  writeResultsDir(store.monthDir(month), files, {
+    kind: 'month', id: month, code_version: codeVersion(),
+    parameters: { config: L.digests, settlements: path.basename(C.settlementsFile), settlements_sha256: sha256(fs.readFileSync(C.settlementsFile)), seed: L.config.seed },
+    inputs: parts.map((p) => ({ path: `forms/${month}/${p}`, sha256: sha256(fs.readFileSync(path.join(partDir, p))) })),
+    counts: { forms: forms.file!.length, events: out.events.length, quarantined: quarantine.length },
+  });
+  void settlements;
+  const failed = checks.filter((c) => !c.ok);
+  log.log({ stage: 'month', event: 'done', month, forms_in: forms.file!.length, events: out.events.length, linked: out.counts.linked, unmatched: out.counts.unmatched, out_of_scope: outOfScope, quarantined: quarantine.length, imputed: out.imputed, rules_failed: Object.fromEntries(Object.entries(rules).filter(([, r]) => r.fails > 0).map(([k, r]) => [k, r.fails])), identity_holds: holds, checks_failed: failed.map((c) => c.id), duration_ms: Date.now() - t0 }, holds && !failed.length ? 'info' : 'error');
+  if (!holds) throw new Error(`row-count identity broken for month ${month}: ${JSON.stringify(quality.identity)}`);
+  if (failed.length) throw new Error(`consistency checks failed for month ${month}: ${failed.map((c) => `${c.id} (${c.detail})`).join('; ')}`);
+  return quality;
+}
+
+function sortObj<T>(o: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+export function tableFiles(tables: Tables, imputed: Tables): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const [name, rows] of Object.entries(tables)) files.set(`tables/${name}.csv`, toCsv(TABLE_HEADERS[name as keyof typeof TABLE_HEADERS], rows));
+  for (const [name, rows] of Object.entries(imputed)) files.set(`tables/${name}.csv`, toCsv(IMPUTED_HEADERS[name as keyof typeof IMPUTED_HEADERS], rows));
+  return files;
+}
+
+function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: ChangeRow[], violations: object[], rules: object[], quarantine: object[], dispositions: object[]): Map<string, string> {
+  const files = tableFiles(tables, imputed);
+  files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
+  const ev = events.map((e) => ({
+    record_id: e.record_id, registration_date: e.registration_date, reference_month: month, from_municipality: e.from === 'KM' ? '' : e.from, to_municipality: e.to,
+    origin_km: e.from === 'KM' ? 1 : 0, sex: e.sex, age: e.age, age_group: ageGroup(e.age), activity_group: activityGroup(e), nationality: e.nationality,
+    move_type: moveType(C, e), delay_months: e.delay ?? '', carried_forward: e.carried_forward ? 1 : 0, provenance: [...e.provenance].sort().join(';'), donor_imputed: [...e.donor].sort().join(';'),
+  }));
+  files.set('events.csv', objectsToCsv(MONTH_FILE_HEADERS.events, ev));
+  files.set('changes.csv', objectsToCsv(MONTH_FILE_HEADERS.changes, changes as never));
+  files.set('violations.csv', objectsToCsv(MONTH_FILE_HEADERS.violations, violations as never));
+  files.set('rules.csv', objectsToCsv(MONTH_FILE_HEADERS.rules, rules as never));
+  files.set('quarantine.csv', objectsToCsv(MONTH_FILE_HEADERS.quarantine, quarantine as never));
+  files.set('dispositions.csv', objectsToCsv(MONTH_FILE_HEADERS.dispositions, dispositions as never));
+  return files;
+}
+
+/** Write a results directory atomically with its deterministic manifest. */
+export function writeResultsDir(dir: string, files: Map<string, string | Buffer>, m: Omit<Manifest, 'outputs'>): void {
+  const outputs = [...files.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, c]) => ({ path: p, sha256: sha256(c), bytes: Buffer.byteLength(c), ...(p.endsWith('.csv') ? { rows: Math.max(0, String(c).split('\n').length - 2) } : {}) }));
+  const manifest: Manifest = { ...m, outputs };
+  replaceDirAtomic(dir, (staging) => {
+    for (const [p, c] of files) writeFileAtomic(path.join(staging, p), c);
+    writeFileAtomic(path.join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  });
+  void listFiles;
+}

@@ -1,0 +1,138 @@
+/**
+ * From an ingested extract to forms placed in their reference months:
+ *  1. duplicates and re-sends (within the file, and against forms already in the store);
+ *  2. systemic corrections (e.g. one office's day/month swap), before anything depends on the dates;
+ *  3. attribution: the month the registration was recorded; a closed month's late forms are carried
+ *     forward into the earliest open month; forms recorded after the file's month are quarantined.
+ * Pure: the store's knowledge comes in as functions.
+ */
+import type { QuarantineRow, Columns } from './ingest';
+import { contentKey, FORM_COLUMNS } from './ingest';
+import { isValidDate } from './jmbg';
+import { evaluateRules, systemicFindings, type Rule } from './rules';
+import type { Classification } from './territory';
+
+export interface ChangeRow { step: string; method: string; rule: string; record_id: string; variable: string; old_value: string; new_value: string; donor_record_id: string }
+export interface Disposition { file: string; line: string; record_id: string; form_type: string; disposition: string; reason: string }
+
+export interface PriorForm { month: string; content: string }
+export interface SystemicCorrection { id: string; trigger_rule: string; action: 'swap_day_month'; fields: string[] }
+
+export interface DeliveryResult {
+  /** accepted forms with two more columns: ref_month, carried_forward */
+  forms: Columns;
+  quarantine: QuarantineRow[];
+  dispositions: Disposition[]; // duplicates and corrections to closed months (the rest are decided per month)
+  changes: ChangeRow[];
+  systemic: { rule: string; office: string; share: number; items: number; action: string }[];
+  counts: { accepted: number; duplicates: number; corrections_to_closed: number; quarantined: number; carried_forward: number };
+}
+
+function take(cols: Columns, keep: number[]): Columns {
+  const out: Columns = {};
+  for (const [k, v] of Object.entries(cols)) out[k] = keep.map((i) => v[i]!);
+  return out;
+}
+
+export function swapDayMonth(d: string): string {
+  return d.length === 10 ? `${d.slice(0, 4)}-${d.slice(8, 10)}-${d.slice(5, 7)}` : d;
+}
+
+export function deliver(
+  input: { forms: Columns; quarantine: QuarantineRow[]; fileMonth: string },
+  ctx: {
+    prior: (recordId: string) => PriorForm | undefined;
+    /** how the store keys content (the store keeps a hash of each form's content) */
+    contentHash?: (content: string) => string;
+    isClosed: (month: string) => boolean;
+    earliestOpenFrom: (month: string) => string;
+    rules: Rule[];
+    corrections: SystemicCorrection[];
+    classification: Classification;
+    systemic: { threshold: number; min_items: number };
+  },
+): DeliveryResult {
+  const f = input.forms;
+  const n = f.record_id!.length;
+  const dispositions: Disposition[] = [];
+  const changes: ChangeRow[] = [];
+  const disp = (i: number, disposition: string, reason: string): void => {
+    dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: f.record_id![i]!, form_type: f.form_type![i]!, disposition, reason });
+  };
+  // 1. duplicates: identical content seen before (in this file or in the store) is skipped.
+  const seen = new Map<string, string[]>(); // record_id → contents seen in this file
+  const keep: number[] = [];
+  let duplicates = 0, toClosed = 0;
+  for (let i = 0; i < n; i++) {
+    const id = f.record_id![i]!;
+    const content = contentKey(f, i);
+    const inFile = seen.get(id);
+    if (inFile?.includes(content)) { duplicates++; disp(i, 'duplicate', 'same record_id and content earlier in this file'); continue; }
+    const prior = ctx.prior(id);
+    if (prior && prior.content === (ctx.contentHash ? ctx.contentHash(content) : content)) { duplicates++; disp(i, 'duplicate', `same record_id and content already ingested (month ${prior.month})`); continue; }
+    if (prior && ctx.isClosed(prior.month)) { toClosed++; disp(i, 'correction_to_closed', `corrects a form of closed month ${prior.month}: logged, not applied`); continue; }
+    if (inFile) inFile.push(content); else seen.set(id, [content]);
+    keep.push(i);
+  }
+  const forms = take(f, keep);
+  const m = keep.length;
+  // 2. systemic corrections, triggered per office by the share of failures of their trigger rule.
+  const systemic: DeliveryResult['systemic'] = [];
+  for (const sc of ctx.corrections) {
+    const rule = ctx.rules.find((r) => r.id === sc.trigger_rule);
+    if (!rule) throw new Error(`systemic correction ${sc.id}: unknown trigger rule ${sc.trigger_rule}`);
+    const res = evaluateRules([rule], forms, ctx.classification);
+    const found = systemicFindings(res, forms.registering_office!, ctx.systemic.threshold, ctx.systemic.min_items);
+    for (const fd of found) {
+      let applied = 0;
+      for (let i = 0; i < m; i++) {
+        if (forms.registering_office![i] !== fd.office) continue;
+        const reg = forms.registration_date![i]!;
+        const sw = swapDayMonth(reg);
+        if (sw === reg || !isValidDate(sw) || sw.slice(0, 7) !== input.fileMonth) continue;
+        for (const field of sc.fields) {
+          const old = forms[field]![i]!;
+          if (!old) continue;
+          const nv = swapDayMonth(old);
+          if (nv === old) continue;
+          forms[field]![i] = nv;
+          changes.push({ step: 'systemic', method: sc.action, rule: sc.id, record_id: forms.record_id![i]!, variable: field, old_value: old, new_value: nv, donor_record_id: '' });
+        }
+        applied++;
+      }
+      systemic.push({ ...fd, action: `${sc.id}: corrected ${applied} forms` });
+    }
+  }
+  // 3. attribution to the reference month.
+  const quarantine = [...input.quarantine];
+  const ref: string[] = [];
+  const cf: string[] = [];
+  const keep2: number[] = [];
+  let carried = 0;
+  for (let i = 0; i < m; i++) {
+    const reg = forms.registration_date![i]!;
+    const q = (reason: string, detail: string): void => {
+      quarantine.push({ file: forms.file![i]!, line: +forms.line![i]!, record_id: forms.record_id![i]!, field: 'registration_date', reason, detail });
+    };
+    if (!isValidDate(reg)) { q('unreadable_date', `registration_date ${JSON.stringify(reg)} is not a calendar date`); continue; }
+    const month = reg.slice(0, 7);
+    if (month > input.fileMonth) { q('registration_after_file_month', `registered ${reg}, after the extract's month ${input.fileMonth}`); continue; }
+    if (ctx.isClosed(month)) {
+      ref.push(ctx.earliestOpenFrom(month));
+      cf.push('1');
+      carried++;
+    } else {
+      ref.push(month);
+      cf.push('0');
+    }
+    keep2.push(i);
+  }
+  const out = take(forms, keep2);
+  out.ref_month = ref;
+  out.carried_forward = cf;
+  for (const c of FORM_COLUMNS) if (!out[c]) throw new Error(`internal: column ${c} lost`);
+  return {
+    forms: out, quarantine, dispositions, changes, systemic,
+    counts: { accepted: keep2.length, duplicates, corrections_to_closed: toClosed, quarantined: quarantine.length, carried_forward: carried },
+  };
+}

@@ -1,0 +1,219 @@
+/**
+ * Ingest stage: one monthly MoI extract → accepted forms (columns, pseudonymised) + quarantine + duplicates.
+ *  - decoding: UTF-8 with or without BOM; Windows-1250 only when asked; otherwise the line of the first invalid byte;
+ *  - syntax: RFC 4180; a quote-free file (the normal MoI extract) is split directly, which is exact for
+ *    RFC 4180 without quotes; a file with quotes goes through csv-parse, which reports unbalanced quotes
+ *    with their line;
+ *  - header: exactly the contract's columns in order; the differences are listed;
+ *  - every row against the ajv record schema (schemas/record.schema.json): failures → quarantine;
+ *  - the JMBG → keyed pseudonym + derived sex, birth date and checksum validity; the clear JMBG is dropped.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isUtf8 } from 'node:buffer';
+import { parse as csvParse } from 'csv-parse/sync';
+import { validator } from '../pipeline/schemas';
+import { decodeJmbg, type Pseudonymiser } from './jmbg';
+
+export const INPUT_COLUMNS = [
+  'record_id', 'form_type', 'registration_date', 'move_date', 'person_id', 'citizenship', 'sex', 'birth_date',
+  'origin_country', 'from_settlement', 'from_municipality', 'destination_country', 'to_settlement', 'to_municipality',
+  'registering_office', 'nationality', 'economic_activity', 'occupation',
+] as const;
+
+/** Columns of an accepted form after ingest (person_id replaced by pid and the derived JMBG columns). */
+export const FORM_COLUMNS = [
+  'file', 'line', 'record_id', 'form_type', 'registration_date', 'move_date', 'pid', 'jmbg_valid', 'jmbg_sex', 'jmbg_birth',
+  'citizenship', 'sex', 'birth_date', 'origin_country', 'from_settlement', 'from_municipality', 'destination_country',
+  'to_settlement', 'to_municipality', 'registering_office', 'nationality', 'economic_activity', 'occupation', 'file_month',
+] as const;
+export type Columns = Record<string, string[]>;
+
+export class InputError extends Error {
+  constructor(readonly file: string, readonly line: number | undefined, readonly field: string | undefined, reason: string) {
+    super(`${file}${line !== undefined ? `: line ${line}` : ''}${field ? `, field ${field}` : ''}: ${reason}`);
+  }
+}
+
+export interface QuarantineRow { file: string; line: number; record_id: string; field: string; reason: string; detail: string }
+
+export interface ParsedExtract {
+  file: string;
+  rows: string[][]; // data rows (raw fields)
+  lines: number[]; // 1-based line of each data row
+  quarantine: QuarantineRow[]; // rows with a wrong field count
+  formsRead: number;
+}
+
+export function fileMonthOf(file: string): string | undefined {
+  const m = /moi_(\d{4})_(\d{2})\.csv$/i.exec(path.basename(file));
+  return m ? `${m[1]}-${m[2]}` : undefined;
+}
+
+/** Decode the bytes of an extract. */
+export function decodeExtract(buf: Buffer, file: string, encoding: 'utf-8' | 'windows-1250' = 'utf-8'): string {
+  const name = path.basename(file);
+  if (buf.length === 0) throw new InputError(name, 1, undefined, 'the file is empty (no header, no data)');
+  if (encoding === 'windows-1250') return new TextDecoder('windows-1250').decode(buf);
+  let body = buf;
+  if (buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) body = buf.subarray(3);
+  if (!isUtf8(body)) {
+    const { line, offset } = firstInvalidUtf8(body);
+    throw new InputError(name, line, undefined, `invalid UTF-8 byte 0x${body[offset]!.toString(16).padStart(2, '0')} at byte ${offset + 1} (if this is an older Windows-1250 extract, run again with --encoding windows-1250)`);
+  }
+  return body.toString('utf8');
+}
+
+function firstInvalidUtf8(b: Buffer): { line: number; offset: number } {
+  let line = 1;
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!;
+    let n = 0;
+    if (c < 0x80) { if (c === 0x0a) line++; i++; continue; }
+    else if (c >= 0xc2 && c <= 0xdf) n = 1;
+    else if (c >= 0xe0 && c <= 0xef) n = 2;
+    else if (c >= 0xf0 && c <= 0xf4) n = 3;
+    else return { line, offset: i };
+    for (let k = 1; k <= n; k++) if (i + k >= b.length || (b[i + k]! & 0xc0) !== 0x80) return { line, offset: i };
+    i += n + 1;
+  }
+  return { line, offset: 0 };
+}
+
+/** Split the text into rows; check the header; rows with a wrong field count go to quarantine. */
+export function parseExtract(text: string, file: string): ParsedExtract {
+  const name = path.basename(file);
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text.trim() === '') throw new InputError(name, 1, undefined, 'the file is empty (no header, no data)');
+  let records: string[][];
+  let lines: number[];
+  const endsWithNewline = text.endsWith('\n');
+  if (!text.includes('"')) {
+    const raw = text.split('\n');
+    if (endsWithNewline) raw.pop();
+    records = new Array(raw.length);
+    lines = new Array(raw.length);
+    for (let i = 0; i < raw.length; i++) {
+      let l = raw[i]!;
+      if (l.endsWith('\r')) l = l.slice(0, -1);
+      records[i] = l.split(',');
+      lines[i] = i + 1;
+    }
+  } else {
+    try {
+      const out = csvParse(text, { relax_column_count: true, info: true, skip_empty_lines: false }) as unknown as { record: string[]; info: { lines: number } }[];
+      records = out.map((o) => o.record);
+      lines = out.map((o) => o.info.lines);
+    } catch (e) {
+      const err = e as Error & { lines?: number; code?: string };
+      const reason = err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'unbalanced quotes: a quoted field is never closed' : err.message;
+      throw new InputError(name, err.lines, undefined, reason);
+    }
+  }
+  const header = records[0]!;
+  checkHeader(header, name);
+  if (records.length === 1) throw new InputError(name, 2, undefined, 'the file has a header but no data rows');
+  const n = INPUT_COLUMNS.length;
+  const rows: string[][] = [];
+  const rowLines: number[] = [];
+  const quarantine: QuarantineRow[] = [];
+  let formsRead = 0;
+  for (let i = 1; i < records.length; i++) {
+    const r = records[i]!;
+    if (r.length === 1 && r[0] === '') continue; // blank line
+    formsRead++;
+    if (r.length !== n) {
+      if (i === records.length - 1 && !endsWithNewline && r.length < n)
+        throw new InputError(name, lines[i], undefined, `the last line is truncated (${r.length} of ${n} fields, no line end): the file was cut off; ask MoI to re-send it`);
+      quarantine.push({ file: name, line: lines[i]!, record_id: (r[0] ?? '').slice(0, 40), field: '', reason: 'field_count', detail: `${r.length} fields, expected ${n}` });
+      continue;
+    }
+    rows.push(r);
+    rowLines.push(lines[i]!);
+  }
+  return { file: name, rows, lines: rowLines, quarantine, formsRead };
+}
+
+function checkHeader(header: string[], name: string): void {
+  const got = header.map((h) => h.trim());
+  if (got.length === INPUT_COLUMNS.length && got.every((h, i) => h === INPUT_COLUMNS[i])) return;
+  const missing = INPUT_COLUMNS.filter((c) => !got.includes(c));
+  const extra = got.filter((c) => !(INPUT_COLUMNS as readonly string[]).includes(c));
+  const parts: string[] = [];
+  if (missing.length) parts.push(`missing: ${missing.join(', ')}`);
+  if (extra.length) parts.push(`unexpected: ${extra.join(', ')}`);
+  if (!missing.length && !extra.length) {
+    const moved = INPUT_COLUMNS.filter((c, i) => got[i] !== c);
+    parts.push(`columns out of order: ${moved.join(', ')} (expected order: ${INPUT_COLUMNS.join(',')})`);
+  }
+  throw new InputError(name, 1, undefined, `the header does not match the extract layout — ${parts.join('; ')}`);
+}
+
+/** The record schema, applied to each row; returns the first failing field and the constraint. */
+export function schemaCheck(r: string[]): { field: string; detail: string } | undefined {
+  const v = validator('record');
+  const obj: Record<string, string> = {};
+  for (let k = 0; k < INPUT_COLUMNS.length; k++) obj[INPUT_COLUMNS[k]!] = r[k]!;
+  if (v(obj)) return undefined;
+  const e = v.errors![0]!;
+  const field = e.instancePath.replace(/^\//, '') || String((e.params as { missingProperty?: string }).missingProperty ?? '');
+  return { field, detail: `${field} ${e.message ?? 'invalid'}` };
+}
+
+/**
+ * Rows → columns of accepted forms (pseudonymised), with schema failures quarantined. The clear JMBG is
+ * read here and nowhere else.
+ */
+export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymiser): { forms: Columns; quarantine: QuarantineRow[] } {
+  const cols: Columns = Object.fromEntries(FORM_COLUMNS.map((c) => [c, [] as string[]]));
+  const quarantine = [...p.quarantine];
+  const C = cols as Record<(typeof FORM_COLUMNS)[number], string[]>;
+  for (let i = 0; i < p.rows.length; i++) {
+    const r = p.rows[i]!;
+    const bad = schemaCheck(r);
+    if (bad) {
+      const reason = bad.field === 'registration_date' ? 'unreadable_date' : 'schema';
+      quarantine.push({ file: p.file, line: p.lines[i]!, record_id: r[0]!.slice(0, 40), field: bad.field, reason, detail: bad.field === 'person_id' ? 'person_id is not 13 digits' : `${bad.detail} (value: ${JSON.stringify(r[INPUT_COLUMNS.indexOf(bad.field as never)]?.slice(0, 50) ?? '')})` });
+      continue;
+    }
+    const j = decodeJmbg(r[4]!);
+    C.file.push(p.file);
+    C.line.push(String(p.lines[i]));
+    C.record_id.push(r[0]!);
+    C.form_type.push(r[1]!);
+    C.registration_date.push(r[2]!);
+    C.move_date.push(r[3]!);
+    C.pid.push(pseudo.of(r[4]!));
+    C.jmbg_valid.push(r[4] ? (j.valid ? '1' : '0') : '');
+    C.jmbg_sex.push(j.sex);
+    C.jmbg_birth.push(j.birthDate);
+    C.citizenship.push(r[5]!);
+    C.sex.push(r[6]!);
+    C.birth_date.push(r[7]!);
+    C.origin_country.push(r[8]!);
+    C.from_settlement.push(r[9]!);
+    C.from_municipality.push(r[10]!);
+    C.destination_country.push(r[11]!);
+    C.to_settlement.push(r[12]!);
+    C.to_municipality.push(r[13]!);
+    C.registering_office.push(r[14]!);
+    C.nationality.push(r[15]!);
+    C.economic_activity.push(r[16]!);
+    C.occupation.push(r[17]!);
+    C.file_month.push(fileMonth);
+  }
+  return { forms: cols, quarantine };
+}
+
+/** Content of a form for duplicate detection: every input field (the JMBG as its pseudonym). */
+export const CONTENT_COLUMNS = FORM_COLUMNS.filter((c) => !['file', 'line', 'jmbg_valid', 'jmbg_sex', 'jmbg_birth', 'file_month'].includes(c));
+export function contentKey(cols: Columns, i: number): string {
+  let s = '';
+  for (const c of CONTENT_COLUMNS) s += cols[c]![i] + '\u001f';
+  return s;
+}
+
+export function readExtract(file: string, encoding: 'utf-8' | 'windows-1250' = 'utf-8'): { text: string; bytes: Buffer } {
+  const bytes = fs.readFileSync(file);
+  return { text: decodeExtract(bytes, file, encoding), bytes };
+}

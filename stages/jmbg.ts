@@ -1,0 +1,67 @@
+/**
+ * The JMBG (unique master citizen number, DDMMYYYRRBBBK): checksum, derived sex and birth date, and the
+ * keyed pseudonym that replaces it at ingest. The clear JMBG never leaves the ingest stage.
+ */
+import * as crypto from 'node:crypto';
+
+const W = [7, 6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2];
+
+export interface JmbgInfo { valid: boolean; sex: '' | '1' | '2'; birthDate: string }
+
+export function jmbgCheckDigit(j: string): number {
+  let s = 0;
+  for (let i = 0; i < 12; i++) s += (j.charCodeAt(i) - 48) * W[i]!;
+  const m = 11 - (s % 11);
+  return m > 9 ? 0 : m;
+}
+
+export function isValidDate(iso: string): boolean {
+  if (iso.length !== 10 || iso[4] !== '-' || iso[7] !== '-') return false;
+  const y = +iso.slice(0, 4), m = +iso.slice(5, 7), d = +iso.slice(8, 10);
+  if (!(m >= 1 && m <= 12 && d >= 1)) return false;
+  const dim = m === 2 ? ((y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28) : [4, 6, 9, 11].includes(m) ? 30 : 31;
+  return d <= dim;
+}
+
+/** Sex and birth date encoded in a JMBG, and whether its check digit and date are valid. */
+export function decodeJmbg(j: string): JmbgInfo {
+  if (!/^[0-9]{13}$/.test(j)) return { valid: false, sex: '', birthDate: '' };
+  const yyy = +j.slice(4, 7);
+  const year = yyy >= 800 ? 1000 + yyy : 2000 + yyy;
+  const birthDate = `${year}-${j.slice(2, 4)}-${j.slice(0, 2)}`;
+  const dateOk = isValidDate(birthDate);
+  const valid = dateOk && jmbgCheckDigit(j) === j.charCodeAt(12) - 48;
+  const bbb = +j.slice(9, 12);
+  return { valid, sex: valid ? (bbb < 500 ? '1' : '2') : '', birthDate: valid ? birthDate : '' };
+}
+
+export type KeySource = 'env' | 'file' | 'demo';
+export const DEMO_KEY = 'migstat-demo-key-NOT-FOR-PRODUCTION';
+
+/** The pseudonymisation key: MIGSTAT_PSEUDONYM_KEY, or the file named by MIGSTAT_PSEUDONYM_KEY_FILE, else the demo key. */
+export function pseudonymKey(env: NodeJS.ProcessEnv = process.env, readFile: (f: string) => string = (f) => require('node:fs').readFileSync(f, 'utf8')): { key: string; source: KeySource; fingerprint: string } {
+  let key = DEMO_KEY;
+  let source: KeySource = 'demo';
+  if (env.MIGSTAT_PSEUDONYM_KEY) { key = env.MIGSTAT_PSEUDONYM_KEY; source = 'env'; }
+  else if (env.MIGSTAT_PSEUDONYM_KEY_FILE) { key = readFile(env.MIGSTAT_PSEUDONYM_KEY_FILE).trim(); source = 'file'; }
+  if (key.length < 16) throw new Error('the pseudonymisation key must have at least 16 characters');
+  // A fingerprint identifies the key in manifests without revealing it.
+  const fingerprint = crypto.createHmac('sha256', key).update('migstat-key-fingerprint').digest('hex').slice(0, 12);
+  return { key, source, fingerprint };
+}
+
+/** Keyed pseudonym (HMAC-SHA-256, 128 bits in hex) of a JMBG; '' stays ''. */
+export class Pseudonymiser {
+  private readonly cache = new Map<string, string>();
+  constructor(private readonly key: string) {}
+  of(j: string): string {
+    if (!j) return '';
+    let p = this.cache.get(j);
+    if (p === undefined) {
+      p = crypto.createHmac('sha256', this.key).update(j).digest('hex').slice(0, 32);
+      if (this.cache.size > 200000) this.cache.clear();
+      this.cache.set(j, p);
+    }
+    return p;
+  }
+}

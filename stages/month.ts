@@ -1,0 +1,277 @@
+/**
+ * The monthly statistical process on the forms of one reference month (all deliveries), pure:
+ *   versions → validation rules → linkage D→R → deductive imputation (fixed order) → scope rules →
+ *   donor imputation → events.
+ * Every changed cell goes to the change log; every form gets a disposition.
+ */
+import * as crypto from 'node:crypto';
+import { differenceInMonths } from 'date-fns';
+import type { Columns } from './ingest';
+import type { ChangeRow, Disposition } from './deliver';
+import { isValidDate } from './jmbg';
+import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
+import type { Classification } from './territory';
+import { ageGroup } from '../pipeline/contracts';
+
+export interface ImputationConfig { variables: string[]; never_impute: string[]; classes: string[][] }
+export interface MonthContext {
+  month: string;
+  classification: Classification;
+  rules: Rule[];
+  scopeRules: Rule[];
+  imputation: ImputationConfig;
+  seed: number;
+  linkageWindowDays: number;
+}
+
+/** One event (an in-scope registration), the unit every table counts. */
+export interface Event {
+  record_id: string; registration_date: string; to: string; from: string; // from = municipality or 'KM'
+  sex: string; age: number; activity: string; nationality: string; delay: number | null; carried_forward: boolean;
+  provenance: Set<string>; donor: Set<string>; // donor-imputed variables
+}
+
+export interface MonthOutcome {
+  events: Event[];
+  changes: ChangeRow[];
+  violations: { record_id: string; rule_id: string; severity: string }[];
+  ruleResults: RuleResult[];
+  scopeResults: RuleResult[];
+  dispositions: Disposition[];
+  quarantine: { file: string; line: number; record_id: string; field: string; reason: string; detail: string }[];
+  counts: { forms: number; replaced: number; linked: number; unmatched: number; out_of_scope: Record<string, number>; carried_forward: number; recoded: number };
+  imputed: Record<string, number>;
+  imputedByMethod: Record<string, Record<string, number>>;
+}
+
+const DAY = 86400000;
+const RESEND_FIELDS = ['form_type', 'registration_date', 'move_date', 'pid', 'citizenship', 'sex', 'birth_date', 'origin_country', 'from_settlement', 'from_municipality', 'destination_country', 'to_settlement', 'to_municipality', 'registering_office', 'nationality', 'economic_activity', 'occupation'];
+const dayNum = (d: string): number => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / DAY;
+
+export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
+  const C = ctx.classification;
+  const year = +ctx.month.slice(0, 4);
+  const yearEnd = `${year}-12-31`;
+  const changes: ChangeRow[] = [];
+  const dispositions: Disposition[] = [];
+  const imputed: Record<string, number> = {};
+  const byMethod: Record<string, Record<string, number>> = {};
+  const count = (variable: string, method: string): void => {
+    imputed[variable] = (imputed[variable] ?? 0) + 1;
+    (byMethod[variable] ??= {})[method] = (byMethod[variable]![method] ?? 0) + 1;
+  };
+
+  // 1. versions: the latest version of a record_id replaces the earlier ones.
+  const nIn = input.record_id!.length;
+  const last = new Map<string, number>();
+  for (let i = 0; i < nIn; i++) last.set(input.record_id![i]!, i);
+  const keep: number[] = [];
+  for (let i = 0; i < nIn; i++) {
+    if (last.get(input.record_id![i]!) === i) keep.push(i);
+    else {
+      const j = last.get(input.record_id![i]!)!;
+      dispositions.push({ file: input.file![i]!, line: input.line![i]!, record_id: input.record_id![i]!, form_type: input.form_type![i]!, disposition: 'replaced', reason: `superseded by a later version (${input.file![j]} line ${input.line![j]})` });
+      // a corrected re-send: log every cell the correction changes
+      for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) changes.push({ step: 'resend', method: 'correction_by_resend', rule: '', record_id: input.record_id![i]!, variable: v, old_value: v === 'pid' ? '(pseudonym)' : input[v]![i]!, new_value: v === 'pid' ? '(pseudonym)' : input[v]![j]!, donor_record_id: '' });
+    }
+  }
+  const f: Columns = {};
+  for (const [k, v] of Object.entries(input)) f[k] = keep.map((i) => v[i]!);
+  const n = keep.length;
+  f.reference_year = new Array(n).fill(String(year));
+  const rid = f.record_id!;
+  const log = (i: number, step: string, method: string, rule: string, variable: string, oldV: string, newV: string, donor = ''): void => {
+    changes.push({ step, method, rule, record_id: rid[i]!, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
+  };
+
+  // 2. validation rules on the forms as received.
+  const ruleResults = evaluateRules(ctx.rules, f, C);
+  const violations: MonthOutcome['violations'] = [];
+  for (const r of ruleResults) for (let i = 0; i < n; i++) if (r.outcome[i] === FAIL) violations.push({ record_id: rid[i]!, rule_id: r.rule.id, severity: r.rule.severity });
+
+  // 3. linkage D → R: same person, dates within the window, consistent residence; closest dates win.
+  const ft = f.form_type!, pid = f.pid!, reg = f.registration_date!, mv = f.move_date!;
+  const rByPerson = new Map<string, number[]>();
+  for (let i = 0; i < n; i++) if (ft[i] === 'R' && pid[i]) { const a = rByPerson.get(pid[i]!); if (a) a.push(i); else rByPerson.set(pid[i]!, [i]); }
+  const linkOfR = new Int32Array(n).fill(-1);
+  const linkOfD = new Int32Array(n).fill(-1);
+  const dOrder = [...Array(n).keys()].filter((i) => ft[i] === 'D' && pid[i]).sort((a, b) => (rid[a]! < rid[b]! ? -1 : 1));
+  for (const d of dOrder) {
+    const cands = rByPerson.get(pid[d]!);
+    if (!cands) continue;
+    let best = -1, bestKey: [number, number, string] | undefined;
+    for (const r of cands) {
+      if (linkOfR[r] !== -1) continue;
+      const dd = Math.abs(dayNum(reg[r]!) - dayNum(reg[d]!));
+      if (!(dd <= ctx.linkageWindowDays)) continue;
+      if (f.to_settlement![d] && f.to_settlement![d] !== f.to_settlement![r]) continue;
+      if (f.to_municipality![d] && f.to_municipality![r] && f.to_municipality![d] !== f.to_municipality![r]) continue;
+      if (f.from_settlement![r] && f.from_settlement![d] && f.from_settlement![r] !== f.from_settlement![d]) continue;
+      const md = isValidDate(mv[r]!) && isValidDate(mv[d]!) ? Math.abs(dayNum(mv[r]!) - dayNum(mv[d]!)) : 1e9;
+      const key: [number, number, string] = [dd, md, rid[r]!];
+      if (!bestKey || key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && key[2] < bestKey[2])))) { best = r; bestKey = key; }
+    }
+    if (best >= 0) { linkOfR[best] = d; linkOfD[d] = best; }
+  }
+
+  // 4. deductive imputation, in a fixed order.
+  const sex = f.sex!, birth = f.birth_date!, act = f.economic_activity!, occ = f.occupation!;
+  const age: (number | null)[] = new Array(n).fill(null);
+  const toFinal: string[] = new Array(n).fill('');
+  const fromFinal: string[] = new Array(n).fill('');
+  const prov: Set<string>[] = Array.from({ length: n }, () => new Set<string>());
+  let recoded = 0;
+  const quarantine: MonthOutcome['quarantine'] = [];
+  for (let i = 0; i < n; i++) {
+    // 4a. sex and birth date from a valid JMBG
+    if (f.jmbg_valid![i] === '1') {
+      if (sex[i] !== f.jmbg_sex![i]) { log(i, 'deductive', 'jmbg', sex[i] ? 'R07_JMBG_SEX' : 'R20_SEX_PRESENT', 'sex', sex[i]!, f.jmbg_sex![i]!); if (ft[i] === 'R') count('sex', 'jmbg'); sex[i] = f.jmbg_sex![i]!; prov[i].add('deduced'); }
+      if (birth[i] !== f.jmbg_birth![i]) { log(i, 'deductive', 'jmbg', birth[i] ? 'R08_JMBG_BIRTH' : 'R21_BIRTH_PRESENT', 'birth_date', birth[i]!, f.jmbg_birth![i]!); if (ft[i] === 'R') count('birth_date', 'jmbg'); birth[i] = f.jmbg_birth![i]!; prov[i].add('deduced'); }
+    }
+    // 4b. age in completed years; an impossible birth date counts as missing
+    if (birth[i]) {
+      const a = isValidDate(birth[i]!) ? completedYears(birth[i]!, reg[i]!) : -1;
+      if (a < 0 || a > 115) { log(i, 'deductive', 'rule', 'R05_AGE_RANGE', 'birth_date', birth[i]!, ''); birth[i] = ''; }
+      else age[i] = a;
+    }
+    // 4c. previous residence of an R form from its linked D form
+    const d = linkOfR[i]!;
+    if (ft[i] === 'R' && d >= 0 && !f.from_settlement![i] && !f.from_municipality![i] && (f.from_settlement![d] || f.from_municipality![d])) {
+      for (const v of ['from_settlement', 'from_municipality']) if (f[v]![d]) { log(i, 'deductive', 'linked_d_form', 'R22_PREVIOUS_RESIDENCE_PRESENT', v, '', f[v]![d]!); f[v]![i] = f[v]![d]!; }
+      count('previous_residence', 'linked_d_form');
+      prov[i].add('deduced');
+    }
+    // 4d. municipalities from settlements, codes through territorial changes, offices
+    for (const side of ['to', 'from'] as const) {
+      const s = f[`${side}_settlement`]![i]!;
+      const code = f[`${side}_municipality`]![i]!;
+      let fin: string | undefined;
+      let how = '';
+      const onReg = s ? C.settlementMunicipality(s, reg[i]!) : undefined;
+      if (onReg) {
+        fin = C.settlementMunicipality(s, yearEnd) ?? C.successorOn(onReg, yearEnd);
+        if (!code) how = 'settlement';
+        else if (code === onReg || C.successorOn(code, reg[i]!) === onReg) how = fin !== code ? 'territorial_change' : '';
+        else how = 'settlement';
+      } else if (code && C.isMunicipality(code)) {
+        fin = C.successorOn(code, yearEnd);
+        how = fin !== undefined && fin !== code ? 'territorial_change' : '';
+      }
+      const officeSide = (side === 'to' && ft[i] === 'R') || (side === 'from' && ft[i] === 'D');
+      if (fin === undefined && officeSide) {
+        const o = C.successorOn(f.registering_office![i]!, yearEnd);
+        if (o) { fin = o; how = 'registering_office'; }
+      }
+      if (fin !== undefined) {
+        if (how === 'territorial_change') { recoded++; prov[i].add('recoded'); log(i, 'deductive', how, `R10_${side.toUpperCase()}_MUNI_VALID`, `${side}_municipality`, code, fin); }
+        else if (how) {
+          log(i, 'deductive', how, how === 'settlement' && code ? `R16_${side.toUpperCase()}_SETTLEMENT_IN_MUNI` : side === 'to' ? 'R25_DESTINATION_PRESENT' : 'R22_PREVIOUS_RESIDENCE_PRESENT', `${side}_municipality`, code, fin);
+          if (ft[i] === 'R') count(`${side}_municipality`, how);
+          prov[i].add('deduced');
+        }
+        f[`${side}_municipality`]![i] = fin;
+        if (side === 'to') toFinal[i] = fin; else fromFinal[i] = fin;
+      } else if (code && !C.isMunicipality(code)) {
+        f[`${side}_municipality`]![i] = ''; // unknown code counts as missing
+      }
+    }
+    // 4e. economic activity is not applicable under 15; occupation only for the employed
+    if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { log(i, 'deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', 'economic_activity', act[i]!, 'NA'); if (act[i]) count('economic_activity', 'age_under_15'); act[i] = 'NA'; }
+    if (occ[i] && act[i] !== '1' && act[i] !== '') { log(i, 'deductive', 'rule', 'R19_OCCUPATION_EMPLOYED', 'occupation', occ[i]!, ''); occ[i] = ''; }
+  }
+
+  // 5. scope rules on the corrected forms, in the order of the rule file.
+  const scopeResults = evaluateRules(ctx.scopeRules, f, C);
+  const outReason: string[] = new Array(n).fill('');
+  for (const r of scopeResults) for (let i = 0; i < n; i++) if (!outReason[i] && r.outcome[i] === FAIL) outReason[i] = r.rule.scope_reason!;
+  const outCounts: Record<string, number> = {};
+  let linked = 0, unmatched = 0, carried = 0;
+  const eventIdx: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const dispo = (disposition: string, reason = ''): void => { dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: rid[i]!, form_type: ft[i]!, disposition, reason }); };
+    if (outReason[i]) { outCounts[outReason[i]!] = (outCounts[outReason[i]!] ?? 0) + 1; dispo('out_of_scope', outReason[i]!); continue; }
+    if (ft[i] === 'D') {
+      if (linkOfD[i]! >= 0) { linked++; dispo('linked_departure', rid[linkOfD[i]!]!); } else { unmatched++; dispo('unmatched_departure'); }
+      continue;
+    }
+    if (!toFinal[i]) { quarantine.push({ file: f.file![i]!, line: +f.line![i]!, record_id: rid[i]!, field: 'to_municipality', reason: 'no_destination', detail: 'no settlement, municipality or usable office for the new residence' }); dispo('quarantined', 'no_destination'); continue; }
+    eventIdx.push(i);
+  }
+
+  // 6. events, then donor imputation of what logic could not recover.
+  const events: Event[] = eventIdx.map((i) => {
+    const from = fromFinal[i] && year >= 1998 && C.isKM(fromFinal[i]!) ? 'KM' : fromFinal[i]!;
+    const mvOk = isValidDate(mv[i]!) && mv[i]! <= reg[i]!;
+    const cf = f.carried_forward![i] === '1';
+    if (cf) { carried++; prov[i].add('carried_forward'); }
+    if (prov[i].size === 0) prov[i].add('reported');
+    return {
+      record_id: rid[i]!, registration_date: reg[i]!, to: toFinal[i]!, from, sex: sex[i]!, age: age[i] ?? -1,
+      activity: act[i]!, nationality: f.nationality![i] || '99', delay: mvOk ? differenceInMonths(new Date(reg[i]! + 'T00:00:00Z'), new Date(mv[i]! + 'T00:00:00Z')) : null,
+      carried_forward: cf, provenance: prov[i]!, donor: new Set<string>(),
+    };
+  });
+  for (const e of events) dispositions.push({ file: '', line: '', record_id: e.record_id, form_type: 'R', disposition: 'event', reason: '' });
+  donorImpute(events, ctx, (e, variable, oldV, newV, donor) => {
+    changes.push({ step: 'donor', method: 'hot_deck', rule: '', record_id: e.record_id, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
+    count(variable === 'from' ? 'previous_residence' : variable, 'donor');
+  });
+
+  return {
+    events, changes, violations, ruleResults, scopeResults, dispositions, quarantine,
+    counts: { forms: nIn, replaced: nIn - n, linked, unmatched, out_of_scope: outCounts, carried_forward: carried, recoded },
+    imputed, imputedByMethod: byMethod,
+  };
+}
+
+function needs(e: Event): string[] {
+  const out: string[] = [];
+  if (!e.sex) out.push('sex');
+  if (e.age < 0) out.push('age');
+  if (!e.from) out.push('from');
+  if ((e.age < 0 || e.age >= 15) && !e.activity) out.push('economic_activity');
+  return out;
+}
+
+/** Hot-deck donor imputation: one donor per record, by class, seeded. */
+export function donorImpute(events: Event[], ctx: MonthContext, logChange: (e: Event, variable: string, oldV: string, newV: string, donor: string) => void): void {
+  const C = ctx.classification;
+  const key = (e: Event, vars: string[]): string | undefined => {
+    const parts: string[] = [];
+    for (const v of vars) {
+      const val = v === 'sex' ? e.sex : v === 'age_group' ? (e.age >= 0 ? ageGroup(e.age) : '') : v === 'to_area' ? C.areaOf(e.to) : v === 'to_region' ? C.regionOf(e.to) : e.to;
+      if (!val) return undefined;
+      parts.push(val);
+    }
+    return parts.join('|');
+  };
+  const donors = events.filter((e) => needs(e).length === 0).sort((a, b) => (a.record_id < b.record_id ? -1 : 1));
+  const pools = ctx.imputation.classes.map((vars) => {
+    const m = new Map<string, Event[]>();
+    for (const d of donors) { const k = key(d, vars)!; const a = m.get(k); if (a) a.push(d); else m.set(k, [d]); }
+    return m;
+  });
+  for (const e of events) {
+    const gaps = needs(e);
+    if (!gaps.length) continue;
+    for (let c = 0; c < ctx.imputation.classes.length; c++) {
+      const k = key(e, ctx.imputation.classes[c]!);
+      if (k === undefined) continue;
+      const pool = pools[c]!.get(k);
+      if (!pool || !pool.length) continue;
+      const h = crypto.createHash('sha256').update(`${ctx.seed}|${ctx.month}|${e.record_id}`).digest().readUInt32BE(0);
+      const d = pool[h % pool.length]!;
+      for (const g of gaps) {
+        if (g === 'sex') { logChange(e, 'sex', '', d.sex, d.record_id); e.sex = d.sex; }
+        else if (g === 'age') { logChange(e, 'age', '', String(d.age), d.record_id); e.age = d.age; }
+        else if (g === 'from') { logChange(e, 'from', '', d.from, d.record_id); e.from = d.from; }
+        else if (g === 'economic_activity') { logChange(e, 'economic_activity', '', d.activity, d.record_id); e.activity = d.activity; }
+        e.donor.add(g);
+      }
+      if (e.age >= 0 && e.age < 15) e.activity = 'NA';
+      e.provenance.add('imputed');
+      e.provenance.delete('reported');
+      break;
+    }
+  }
+}

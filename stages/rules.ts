@@ -1,0 +1,160 @@
+/**
+ * The logical rules, kept as data (config/rules.json, schema schemas/rules.schema.json) and evaluated with
+ * arquero expression strings: a rule file can only call arquero's `op` functions and the few domain
+ * functions registered here, never arbitrary code. Each rule gives, per record, pass / fail / NA.
+ */
+import * as aq from 'arquero';
+import { loadJson } from '../pipeline/schemas';
+import type { RuleSummary } from '../pipeline/contracts';
+import { isValidDate } from './jmbg';
+import type { Classification } from './territory';
+import { mod11Ok } from './territory';
+
+export interface Rule {
+  id: string;
+  description: string;
+  severity: 'light' | 'hard';
+  variables: string[];
+  applies_to?: ('R' | 'D')[];
+  when?: string;
+  condition: string;
+  scope_reason?: string;
+}
+export interface RuleFile { version: string; rules: Rule[]; scope_rules: Rule[] }
+export type Columns = Record<string, string[]>;
+
+/** Outcome codes per record: 1 pass, 0 fail, 2 NA. */
+export const PASS = 1, FAIL = 0, NA = 2;
+export interface RuleResult { rule: Rule; outcome: Uint8Array; summary: RuleSummary }
+
+// Domain functions available to rule expressions as op.<name>. They read the classification in force.
+let territory: Classification | undefined;
+const fns: Record<string, (...a: never[]) => unknown> = {
+  valid_date: (s: string) => (s ? isValidDate(s) : null),
+  mod11: (c: string) => (c ? mod11Ok(c) : null),
+  muni_valid: (c: string, date: string) => (c && isValidDate(date) ? territory!.validOn(c, date) : null),
+  muni_known: (c: string) => (c ? territory!.isMunicipality(c) : null),
+  settlement_known: (s: string) => (s ? territory!.hasSettlement(s) : null),
+  /** the settlement lies in municipality c on date, or c is the old code of that municipality (territorial change) */
+  settlement_in: (s: string, c: string, date: string) => {
+    if (!s || !c || !isValidDate(date) || !territory!.hasSettlement(s) || !territory!.isMunicipality(c)) return null;
+    const m = territory!.settlementMunicipality(s, date);
+    if (m === undefined) return null;
+    return m === c || territory!.successorOn(c, date) === m;
+  },
+  age_at: (birth: string, date: string) => {
+    if (!birth || !isValidDate(birth) || !isValidDate(date)) return null;
+    return completedYears(birth, date);
+  },
+  month_of: (date: string) => (date ? date.slice(0, 7) : null),
+  km: (c: string) => (c && territory!.isMunicipality(c) ? territory!.isKM(c) : null),
+};
+let registered = false;
+function register(): void {
+  if (registered) return;
+  for (const [name, fn] of Object.entries(fns)) aq.addFunction(name, fn as (...a: unknown[]) => unknown, { override: true });
+  registered = true;
+}
+export const DOMAIN_FUNCTIONS = Object.keys(fns);
+
+export function completedYears(from: string, to: string): number {
+  let y = +to.slice(0, 4) - +from.slice(0, 4);
+  if (to.slice(5) < from.slice(5)) y -= 1;
+  return y;
+}
+
+export class RuleFileError extends Error {}
+
+const FIELD_REF = /\bd\.([A-Za-z_][A-Za-z0-9_]*)/g;
+
+/** Load and check a rule file: schema, unique ids, variables declared and known, expressions that parse. */
+export function loadRules(file: string, knownColumns: readonly string[]): { rules: Rule[]; scopeRules: Rule[] } {
+  register();
+  const rf = loadJson<RuleFile>(file, 'rules');
+  const seen = new Set<string>();
+  const empty = aq.table(Object.fromEntries(knownColumns.map((c) => [c, [] as string[]])));
+  for (const r of [...rf.rules, ...rf.scope_rules]) {
+    if (seen.has(r.id)) throw new RuleFileError(`${file}: rule ${r.id}: duplicate id`);
+    seen.add(r.id);
+    for (const [part, expr] of [['condition', r.condition], ['when', r.when]] as const) {
+      if (expr === undefined) continue;
+      if (/\bd\s*\[/.test(expr)) throw new RuleFileError(`${file}: rule ${r.id}: ${part}: use d.name to read a variable`);
+      for (const m of expr.matchAll(FIELD_REF)) {
+        const v = m[1]!;
+        if (!knownColumns.includes(v)) throw new RuleFileError(`${file}: rule ${r.id}: ${part} reads unknown variable '${v}'`);
+        if (!r.variables.includes(v)) throw new RuleFileError(`${file}: rule ${r.id}: ${part} reads '${v}', which is not in its variables`);
+      }
+      try {
+        empty.derive({ x: expr });
+      } catch (e) {
+        throw new RuleFileError(`${file}: rule ${r.id}: ${part} does not parse: ${(e as Error).message}`);
+      }
+    }
+    for (const v of r.variables) if (!knownColumns.includes(v)) throw new RuleFileError(`${file}: rule ${r.id}: unknown variable '${v}'`);
+  }
+  return { rules: rf.rules, scopeRules: rf.scope_rules };
+}
+
+/** Evaluate rules on a table of columns. A rule that throws on the data becomes a summary row with its error. */
+export function evaluateRules(rules: Rule[], cols: Columns, classification: Classification, formTypeCol = 'form_type'): RuleResult[] {
+  register();
+  territory = classification;
+  const n = cols[formTypeCol]!.length;
+  const needed = new Set<string>([formTypeCol]);
+  for (const r of rules) for (const v of r.variables) needed.add(v);
+  const t = aq.table(Object.fromEntries([...needed].map((c) => [c, cols[c]!])));
+  const out: RuleResult[] = [];
+  for (const rule of rules) {
+    const outcome = new Uint8Array(n).fill(NA);
+    const summary: RuleSummary = { items: 0, passes: 0, fails: 0, na: 0, severity: rule.severity, expression: rule.condition };
+    try {
+      const derived = t.derive(rule.when ? { c: rule.condition, w: rule.when } : { c: rule.condition });
+      const c = derived.array('c') as unknown[];
+      const w = rule.when ? (derived.array('w') as unknown[]) : undefined;
+      const ft = cols[formTypeCol]!;
+      const types = rule.applies_to;
+      for (let i = 0; i < n; i++) {
+        if (types && !types.includes(ft[i] as 'R' | 'D')) continue;
+        if (w && w[i] !== true) continue;
+        const v = c[i];
+        if (v === true) outcome[i] = PASS;
+        else if (v === false) outcome[i] = FAIL;
+      }
+    } catch (e) {
+      summary.error = (e as Error).message;
+    }
+    for (let i = 0; i < n; i++) {
+      const o = outcome[i];
+      if (o === PASS) summary.passes++;
+      else if (o === FAIL) summary.fails++;
+      else summary.na++;
+    }
+    summary.items = n;
+    out.push({ rule, outcome, summary });
+  }
+  return out;
+}
+
+/**
+ * Escalation of light errors to hard/systemic: a rule failing for more than `threshold` of one registering
+ * office's applicable records (at least `minItems`) in one month.
+ */
+export function systemicFindings(results: RuleResult[], office: string[], threshold: number, minItems: number): { rule: string; office: string; share: number; items: number }[] {
+  const found: { rule: string; office: string; share: number; items: number }[] = [];
+  for (const r of results) {
+    const items = new Map<string, number>();
+    const fails = new Map<string, number>();
+    for (let i = 0; i < office.length; i++) {
+      const o = r.outcome[i];
+      if (o === NA) continue;
+      const k = office[i]!;
+      items.set(k, (items.get(k) ?? 0) + 1);
+      if (o === FAIL) fails.set(k, (fails.get(k) ?? 0) + 1);
+    }
+    for (const [k, it] of [...items].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      const f = fails.get(k) ?? 0;
+      if (it >= minItems && f / it > threshold) found.push({ rule: r.rule.id, office: k, share: Math.round((f / it) * 1000) / 1000, items: it });
+    }
+  }
+  return found;
+}

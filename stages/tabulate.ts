@@ -1,0 +1,206 @@
+/**
+ * Tables of a month from its events: immigrants, emigrants and net by territory (municipality → area →
+ * region → Republic) and sex, age group, activity group, national affiliation, origin, and move type.
+ * Every event counts once at its destination and once at its origin, at every level; an origin in K&M
+ * (series 1998-) is nobody's emigration. Counting is done in typed arrays indexed by unit.
+ * Annual tables are sums of monthly tables (sumTables), never recounted.
+ */
+import { ACTIVITY_GROUPS, AGE_GROUPS, ageGroup, LEVELS, MOVE_TYPES, SEXES, type TableName } from '../pipeline/contracts';
+import type { Event } from './month';
+import { type Classification, KM_REGION, REPUBLIC, seriesOf } from './territory';
+
+export type Cell = string | number;
+export type Table = Cell[][]; // rows without header, in TABLE_HEADERS order
+export type Tables = Record<string, Table>;
+
+export const NATIONALITIES = ['01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '98', '99'];
+
+interface Unit { level: string; code: string }
+
+/** The territorial units of a reference year, in table order, and the roll-up of each municipality. */
+export function unitsOf(C: Classification, year: number): { units: Unit[]; index: Map<string, number[]> } {
+  const munis = C.unitsForYear(year);
+  const areas = [...new Set(munis.map((m) => m.area))].sort();
+  const regions = [...new Set(munis.map((m) => m.region))].sort();
+  const units: Unit[] = [{ level: 'republic', code: REPUBLIC }, ...regions.map((code) => ({ level: 'region', code })), ...areas.map((code) => ({ level: 'area', code })), ...munis.map((m) => ({ level: 'municipality', code: m.code }))];
+  const pos = new Map(units.map((u, i) => [`${u.level}:${u.code}`, i]));
+  const index = new Map<string, number[]>();
+  for (const m of munis) index.set(m.code, [0, pos.get(`region:${m.region}`)!, pos.get(`area:${m.area}`)!, pos.get(`municipality:${m.code}`)!]);
+  return { units, index };
+}
+
+export function activityGroup(e: Event): string {
+  if (e.age >= 0 && e.age < 15) return 'dependents';
+  if (e.activity === '1' || e.activity === '2') return 'active';
+  if (e.activity === '3' || e.activity === '4') return 'personal_income';
+  return 'dependents';
+}
+
+export function moveType(C: Classification, e: Event): string {
+  if (e.from === 'KM' || !e.from) return 'between_areas';
+  if (e.from === e.to) return 'within_municipality';
+  return C.areaOf(e.from) === C.areaOf(e.to) ? 'between_municipalities_same_area' : 'between_areas';
+}
+
+/** Count events into per-unit arrays: dims = number of categories of the cross-classification. */
+function counter(nUnits: number, dims: number): { imm: Int32Array; emi: Int32Array } {
+  return { imm: new Int32Array(nUnits * dims), emi: new Int32Array(nUnits * dims) };
+}
+
+export function tabulate(events: Event[], C: Classification, year: number): { tables: Tables; imputed: Tables } {
+  const series = seriesOf(year);
+  const { units, index } = unitsOf(C, year);
+  const U = units.length;
+  const sexIdx = (s: string): number => (s === '1' ? 1 : 2);
+  const terr = counter(U, 3), terrImp = counter(U, 3);
+  const age = counter(U, 3 * AGE_GROUPS.length), ageImp = counter(U, 3 * AGE_GROUPS.length);
+  const actv = counter(U, 3 * ACTIVITY_GROUPS.length);
+  const nat = counter(U, NATIONALITIES.length);
+  const mt = new Int32Array(U * 4);
+  const origin = new Map<string, Int32Array>(); // origin code → per-unit immigrants
+  const originCodes = ['KM'];
+  for (const e of events) {
+    const dest = index.get(e.to);
+    if (!dest) throw new Error(`event ${e.record_id}: destination ${e.to} is not a unit of ${year}`);
+    const orig = e.from === 'KM' ? undefined : index.get(e.from);
+    if (e.from !== 'KM' && !orig) throw new Error(`event ${e.record_id}: origin ${e.from} is not a unit of ${year}`);
+    const s = sexIdx(e.sex);
+    const ag = AGE_GROUPS.indexOf(ageGroup(e.age) as never);
+    const acg = ACTIVITY_GROUPS.indexOf(activityGroup(e) as never);
+    const ng = NATIONALITIES.indexOf(e.nationality);
+    const m = MOVE_TYPES.indexOf(moveType(C, e) as never);
+    const sexImp = e.donor.has('sex') ? 1 : 0;
+    const ageImpF = e.donor.has('age') || sexImp ? 1 : 0;
+    for (const u of dest) {
+      for (const si of [0, s]) {
+        terr.imm[u * 3 + si]!++;
+        age.imm[(u * 3 + si) * AGE_GROUPS.length + ag]!++;
+        actv.imm[(u * 3 + si) * ACTIVITY_GROUPS.length + acg]!++;
+        if (sexImp && si) terrImp.imm[u * 3 + si]!++;
+        if (ageImpF || (sexImp && si)) ageImp.imm[(u * 3 + si) * AGE_GROUPS.length + ag]!++;
+      }
+      nat.imm[u * NATIONALITIES.length + ng]!++;
+      mt[u * 4 + m]!++;
+      mt[u * 4 + 3]!++;
+    }
+    if (orig) {
+      const fromImp = e.donor.has('from') ? 1 : 0;
+      for (const u of orig) {
+        for (const si of [0, s]) {
+          terr.emi[u * 3 + si]!++;
+          age.emi[(u * 3 + si) * AGE_GROUPS.length + ag]!++;
+          actv.emi[(u * 3 + si) * ACTIVITY_GROUPS.length + acg]!++;
+          if (fromImp || (sexImp && si)) terrImp.emi[u * 3 + si]!++;
+          if (fromImp || ageImpF || (sexImp && si)) ageImp.emi[(u * 3 + si) * AGE_GROUPS.length + ag]!++;
+        }
+        nat.emi[u * NATIONALITIES.length + ng]!++;
+      }
+    } else {
+      let o = origin.get('KM');
+      if (!o) origin.set('KM', (o = new Int32Array(U)));
+      for (const u of dest) o[u]!++;
+    }
+  }
+  const territory: Table = [], territoryImp: Table = [], ageT: Table = [], ageImpT: Table = [], actT: Table = [], natT: Table = [], mtT: Table = [], originT: Table = [];
+  units.forEach((u, ui) => {
+    SEXES.forEach((sx, si) => {
+      const k = ui * 3 + si;
+      territory.push([series, u.level, u.code, sx, terr.imm[k]!, terr.emi[k]!, terr.imm[k]! - terr.emi[k]!]);
+      territoryImp.push([series, u.level, u.code, sx, terrImp.imm[k]!, terrImp.emi[k]!]);
+      AGE_GROUPS.forEach((g, gi) => {
+        const kk = k * AGE_GROUPS.length + gi;
+        ageT.push([series, u.level, u.code, sx, g, age.imm[kk]!, age.emi[kk]!, age.imm[kk]! - age.emi[kk]!]);
+        ageImpT.push([series, u.level, u.code, sx, g, ageImp.imm[kk]!, ageImp.emi[kk]!]);
+      });
+      ACTIVITY_GROUPS.forEach((g, gi) => {
+        const kk = k * ACTIVITY_GROUPS.length + gi;
+        actT.push([series, u.level, u.code, sx, g, actv.imm[kk]!, actv.emi[kk]!, actv.imm[kk]! - actv.emi[kk]!]);
+      });
+    });
+    if (u.level !== 'municipality') NATIONALITIES.forEach((g, gi) => {
+      const kk = ui * NATIONALITIES.length + gi;
+      natT.push([series, u.level, u.code, g, nat.imm[kk]!, nat.emi[kk]!, nat.imm[kk]! - nat.emi[kk]!]);
+    });
+    MOVE_TYPES.forEach((t, ti) => mtT.push([series, u.level, u.code, t, mt[ui * 4 + ti]!]));
+    if (series === '1998-') for (const oc of originCodes) originT.push([series, u.level, u.code, oc, origin.get(oc)?.[ui] ?? 0]);
+  });
+  return {
+    tables: { territory, move_type: mtT, age: ageT, activity: actT, nationality: natT, origin: originT },
+    imputed: { territory_imputed: territoryImp, age_imputed: ageImpT },
+  };
+}
+
+/** Cell-by-cell sum of tables with identical keys (annual = Σ months). Numeric columns from `firstNumeric`. */
+export function sumTables(parts: Table[], keyCols: number): Table {
+  if (!parts.length) return [];
+  const out = parts[0]!.map((r) => r.slice());
+  for (const p of parts.slice(1)) {
+    if (p.length !== out.length) throw new Error('tables to sum have different rows');
+    p.forEach((r, i) => {
+      const o = out[i]!;
+      for (let k = 0; k < keyCols; k++) if (String(o[k]) !== String(r[k])) throw new Error(`tables to sum differ at row ${i + 1}: ${o.slice(0, keyCols)} vs ${r.slice(0, keyCols)}`);
+      for (let k = keyCols; k < r.length; k++) o[k] = Number(o[k]) + Number(r[k]);
+    });
+  }
+  return out;
+}
+
+export interface CheckResult { id: string; ok: boolean; imbalance: number; detail: string }
+
+/**
+ * Consistency checks (practice.md hierarchy checks): municipalities sum to areas, areas to regions, regions
+ * to the Republic; Republic move types sum to the total; net = immigrants − emigrants; total immigrants =
+ * total emigrants + arrivals from K&M. Missing cells count as zero.
+ */
+export function checkTables(tables: Tables, C: Classification, year: number): CheckResult[] {
+  const res: CheckResult[] = [];
+  const terr = tables.territory!;
+  const val = new Map<string, number[]>();
+  for (const r of terr) val.set(`${r[1]}:${r[2]}:${r[3]}`, [Number(r[4]), Number(r[5]), Number(r[6])]);
+  const munis = C.unitsForYear(year);
+  const parentSums = (level: string, parentOf: (m: (typeof munis)[number]) => string): Map<string, number[]> => {
+    const s = new Map<string, number[]>();
+    for (const m of munis) for (const sx of SEXES) {
+      const k = `${level}:${parentOf(m)}:${sx}`;
+      const v = val.get(`municipality:${m.code}:${sx}`)!;
+      const a = s.get(k) ?? [0, 0];
+      s.set(k, [a[0]! + v[0]!, a[1]! + v[1]!]);
+    }
+    return s;
+  };
+  const hier: [string, string, Map<string, number[]>][] = [
+    ['H1_MUNICIPALITIES_SUM_TO_AREAS', 'area', parentSums('area', (m) => m.area)],
+    ['H2_MUNICIPALITIES_SUM_TO_REGIONS', 'region', parentSums('region', (m) => m.region)],
+    ['H3_MUNICIPALITIES_SUM_TO_REPUBLIC', 'republic', parentSums('republic', () => REPUBLIC)],
+  ];
+  for (const [id, , sums] of hier) {
+    let imb = 0; const bad: string[] = [];
+    for (const [k, [i, e]] of sums) {
+      const v = val.get(k) ?? [0, 0];
+      const d = Math.abs(v[0]! - i!) + Math.abs(v[1]! - e!);
+      if (d) { imb += d; bad.push(k); }
+    }
+    res.push({ id, ok: imb === 0, imbalance: imb, detail: bad.length ? `unbalanced: ${bad.slice(0, 5).join(', ')}` : 'ok' });
+  }
+  let netBad = 0;
+  for (const r of terr) if (Number(r[6]) !== Number(r[4]) - Number(r[5])) netBad++;
+  res.push({ id: 'N1_NET_IS_IMMIGRANTS_MINUS_EMIGRANTS', ok: netBad === 0, imbalance: netBad, detail: `${netBad} rows differ` });
+  const mt = tables.move_type!.filter((r) => r[1] === 'republic');
+  const mtSum = mt.filter((r) => r[3] !== 'total').reduce((a, r) => a + Number(r[4]), 0);
+  const mtTot = Number(mt.find((r) => r[3] === 'total')?.[4] ?? 0);
+  res.push({ id: 'M1_MOVE_TYPES_SUM_TO_TOTAL', ok: mtSum === mtTot, imbalance: Math.abs(mtSum - mtTot), detail: `types ${mtSum}, total ${mtTot}` });
+  const rs = val.get(`republic:${REPUBLIC}:T`)!;
+  const km = (tables.origin ?? []).filter((r) => r[1] === 'republic' && r[3] === 'KM').reduce((a, r) => a + Number(r[4]), 0);
+  res.push({ id: 'B1_IMMIGRANTS_EQUAL_EMIGRANTS_PLUS_KM', ok: rs[0] === rs[1]! + km, imbalance: Math.abs(rs[0]! - rs[1]! - km), detail: `immigrants ${rs[0]}, emigrants ${rs[1]}, arrivals from K&M ${km}` });
+  res.push({ id: 'T1_MOVE_TYPE_TOTAL_EQUALS_IMMIGRANTS', ok: mtTot === rs[0], imbalance: Math.abs(mtTot - rs[0]!), detail: `move-type total ${mtTot}, immigrants ${rs[0]}` });
+  if (seriesOf(year) === '1998-') {
+    const kmRows = terr.filter((r) => r[1] === 'region' && r[2] === KM_REGION).length;
+    res.push({ id: 'S1_SERIES_1998_EXCLUDES_KM', ok: kmRows === 0, imbalance: kmRows, detail: `${kmRows} K&M rows` });
+  }
+  void LEVELS;
+  return res;
+}
+
+export const TABLE_KEY_COLS: Record<TableName | 'territory_imputed' | 'age_imputed', number> = {
+  territory: 4, move_type: 4, age: 5, activity: 5, nationality: 4, origin: 4, rates: 3, territory_imputed: 4, age_imputed: 5,
+};
