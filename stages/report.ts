@@ -98,12 +98,13 @@ export function buildReport(input: ReportInput): string {
     ['Exact duplicates (skipped)', q.duplicates],
     ['Quarantined (unusable forms)', q.quarantined],
     ['Accepted forms', accepted],
-    ['  of which: migration events (registration forms in scope)', events],
-    ['  of which: departure forms linked to a registration', q.linked_departures ?? 0],
-    ['  of which: unmatched departures (not tabulated)', q.unmatched_departures ?? 0],
-    ...oos.map(([k, v]): (string | number)[] => [`  of which: out of scope – ${OUT_OF_SCOPE_LABEL[k] ?? k}`, v]),
-    ['  of which: earlier versions replaced by a corrected re-send', q.replaced_versions ?? 0],
-    ['  of which: corrections to closed months (logged, not applied)', q.corrections_to_closed ?? 0],
+    ['\u2003migration events (registration forms in scope)', events],
+    ['\u2003departure forms linked to a registration', q.linked_departures ?? 0],
+    ['\u2003unmatched departures (not tabulated)', q.unmatched_departures ?? 0],
+    ['\u2003out of scope', oosTotal],
+    ...oos.map(([k, v]): (string | number)[] => [`\u2003\u2003${OUT_OF_SCOPE_LABEL[k] ?? k}`, v]),
+    ['\u2003earlier versions replaced by a corrected re-send', q.replaced_versions ?? 0],
+    ['\u2003corrections to closed months (logged, not applied)', q.corrections_to_closed ?? 0],
   ];
   const idn = q.identity ?? { holds: false, lhs: 0, rhs: {} };
   const rhsTotal = sum(idn.rhs);
@@ -126,7 +127,7 @@ ${identityText}
     ? chart({
       width: Math.max(220, 46 * failing.length), height: 220,
       data: { values: failing.map((r) => ({ rule: r.id, fails: r.fails, cumulative: Math.round(1000 * r.cumShare) / 10 })) },
-      encoding: { x: { field: 'rule', type: 'nominal', sort: null, title: 'rule', axis: { labelAngle: -40 } } },
+      encoding: { x: { field: 'rule', type: 'nominal', sort: null, title: null, axis: { labelAngle: -35, labelLimit: 220 } } },
       layer: [
         { mark: { type: 'bar', color: COLORS.emigrants }, encoding: { y: { field: 'fails', type: 'quantitative', title: 'records failing' } } },
         { mark: { type: 'line', color: '#333', point: { color: '#333' } }, encoding: { y: { field: 'cumulative', type: 'quantitative', title: 'cumulative share of failures (%)', scale: { domain: [0, 100] } } } },
@@ -231,7 +232,7 @@ ${table(['Level', 'Code', 'Territory', 'Measure', 'Previous', 'Current', 'Change
       data: { values: regionRows.map((r) => ({ region: r.name, net: r.net, sign: r.net >= 0 ? 'gain' : 'loss' })) },
       mark: 'bar',
       encoding: {
-        y: { field: 'region', type: 'nominal', sort: regionNames, title: null },
+        y: { field: 'region', type: 'nominal', sort: regionNames, title: null, axis: { labelLimit: 260 } },
         x: { field: 'net', type: 'quantitative', title: 'net internal migration (immigrants − emigrants)' },
         color: { field: 'sign', type: 'nominal', scale: { domain: ['gain', 'loss'], range: [COLORS.net, COLORS.emigrants] }, legend: null },
       },
@@ -240,19 +241,19 @@ ${table(['Level', 'Code', 'Territory', 'Measure', 'Previous', 'Current', 'Change
       [...regionRows.map((r) => [r.name, r.code, r.immigrants, r.emigrants, r.net]), ...(rep ? [['Republic of Serbia', 'RS', Number(rep.immigrants), Number(rep.emigrants), Number(rep.net)]] : [])],
       { numeric: [false, false, true, true, true], cls: 'results' });
   } else results += '<p>No regional results were supplied.</p>';
-  if (input.monthly && input.monthly.length) {
+  if (input.monthly?.length) {
     const mrows = [...input.monthly].sort((a, b) => (a.month < b.month ? -1 : a.month > b.month ? 1 : a.region < b.region ? -1 : 1));
     const mregions = [...new Set(mrows.map((r) => r.region))].sort();
     const regionSort = mregions.map(regionName);
     results += chart({
       width: 560, height: 200,
-      data: { values: mrows.map((r) => ({ month: r.month, region: regionName(r.region), immigrants: r.immigrants })) },
+      data: { values: mrows.map((r) => ({ month: r.month, region: regionName(r.region), k: mregions.indexOf(r.region), immigrants: r.immigrants })) },
       mark: 'bar',
       encoding: {
         x: { field: 'month', type: 'ordinal', title: 'month of registration', axis: { labelAngle: -40 } },
         y: { field: 'immigrants', type: 'quantitative', title: 'immigrants', stack: 'zero' },
-        color: { field: 'region', type: 'nominal', sort: regionSort, title: 'region', scale: { scheme: 'tableau10' } },
-        order: { field: 'region', sort: 'ascending' },
+        color: { field: 'region', type: 'nominal', sort: regionSort, title: 'region', scale: { scheme: 'tableau10' }, legend: { labelLimit: 260 } },
+        order: { field: 'k', type: 'quantitative', sort: 'ascending' },
       },
     }, `Immigrants by month of registration and region, ${period}.`);
     results += chart({
@@ -262,7 +263,7 @@ ${table(['Level', 'Code', 'Territory', 'Measure', 'Previous', 'Current', 'Change
       encoding: {
         x: { field: 'month', type: 'ordinal', title: 'month of registration', axis: { labelAngle: -40 } },
         y: { field: 'net', type: 'quantitative', title: 'net internal migration' },
-        color: { field: 'region', type: 'nominal', sort: regionSort, title: 'region', scale: { scheme: 'tableau10' } },
+        color: { field: 'region', type: 'nominal', sort: regionSort, title: 'region', scale: { scheme: 'tableau10' }, legend: { labelLimit: 260 } },
       },
     }, `Net internal migration by month of registration and region, ${period}.`);
     const months = [...new Set(mrows.map((r) => r.month))];
