@@ -14,6 +14,10 @@ import { RunLog } from './log';
 import { Store, withLock } from './store';
 import { runMonth } from './month';
 import { InputError } from '../stages/ingest';
+import { runYear } from './year';
+import { releaseDue, formatRelease } from '../stages/release';
+import { audit, explain } from '../stages/audit';
+import { runDemo, runGenerate } from './demo';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -49,6 +53,60 @@ export async function main(argv: string[]): Promise<number> {
       });
     });
 
+  dataOpt(program.command('year').description('annual tables and datasets of a reference year from its twelve months'))
+    .requiredOption('--year <YYYY>', 'the reference year')
+    .option('--provisional', 'build provisional tables even if months are missing')
+    .option('--settlements <file>', 'the settlements list (default: the bundled one)')
+    .action(async (o: { data: string; year: string; provisional?: boolean; settlements?: string }) => {
+      const year = parseYear(o.year);
+      const q = await runYear({ data: o.data, year, provisional: o.provisional, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log: logFor(o.data) });
+      say(`year ${year}${q.provisional ? ' (provisional)' : ''}: ${q.events} events, identity ${q.identity.holds ? 'holds' : 'BROKEN'}, ${q.yoy_flags?.length ?? 0} year-on-year flags`);
+    });
+
+  dataOpt(program.command('release').description('publish every release whose time has come and that is not yet published'))
+    .option('--due', 'publish the releases that are due (the only mode)')
+    .option('--now <iso>', 'the current time (ISO 8601), for tests and replays')
+    .option('--calendar <file>', 'the release calendar (default: config/calendar.json)')
+    .action((o: { data: string; due?: boolean; now?: string; calendar?: string }) => {
+      if (!o.due) throw new UsageError('release needs --due');
+      const now = o.now ? new Date(o.now) : new Date();
+      if (Number.isNaN(now.getTime())) throw new UsageError(`--now is not an ISO 8601 time: ${o.now}`);
+      const r = releaseDue({ store: new Store(o.data), calendarFile: o.calendar ? path.resolve(o.calendar) : undefined, now, log: logFor(o.data) });
+      say(formatRelease(r));
+      if (r.notReady.length) code = 1;
+    });
+
+  dataOpt(program.command('audit').description('re-hash every artefact against the manifests and logs; --explain re-traces one published cell'))
+    .option('--explain <cell>', 'PERIOD:LEVEL:CODE:SEX:MEASURE, e.g. 2024:municipality:70106:T:immigrants')
+    .action((o: { data: string; explain?: string }) => {
+      const store = new Store(o.data);
+      if (o.explain) {
+        const [period, level, code, sex, measure] = o.explain.split(':');
+        if (!period || !level || !code || !measure) throw new UsageError('--explain takes PERIOD:LEVEL:CODE:SEX:MEASURE');
+        const e = explain(store, { period, level, code, sex: (sex || 'T') as 'T' | 'M' | 'F', measure: measure as 'immigrants' | 'emigrants' });
+        process.stdout.write(JSON.stringify(e, null, 2) + '\n');
+        return;
+      }
+      const r = audit(store);
+      for (const p of r.problems) process.stdout.write(`${p.problem}\t${p.path}\t${p.detail}\n`);
+      say(`audit: ${r.checked} files checked, ${r.problems.length} problems`);
+      if (!r.ok) { process.stderr.write(`migstat: audit found ${r.problems.length} problem(s): ${r.problems.slice(0, 3).map((p) => `${p.problem} ${p.path}`).join('; ')}\n`); code = 1; }
+    });
+
+  program.command('generate').description('write seeded synthetic monthly extracts (and their ground truth)')
+    .requiredOption('--year <YYYY>', 'the reference year').requiredOption('--out <dir>', 'output directory')
+    .option('--seed <n>', 'random seed', '1').option('--records <n>', 'events in the year (default 150000)')
+    .action((o: { year: string; out: string; seed: string; records?: string }) => {
+      const s = runGenerate({ year: parseYear(o.year), out: o.out, seed: parseInt(o.seed, 10), records: o.records ? parseInt(o.records, 10) : undefined });
+      say(`generated ${s.files.length} extracts, ${s.forms} forms, ${s.events} events in ${o.out}`);
+    });
+
+  dataOpt(program.command('demo').description('the embedded default: generate a realistic year and run the whole chain end to end'))
+    .option('--year <YYYY>', 'the demo year', '2024').option('--records <n>', 'events in the year', '150000')
+    .action(async (o: { data: string; year: string; records: string }) => {
+      await runDemo({ data: o.data, year: parseYear(o.year), records: parseInt(o.records, 10), say });
+    });
+
   try {
     await program.parseAsync(argv);
   } catch (e) {
@@ -66,6 +124,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 export class UsageError extends Error {}
+
+function parseYear(v: string): number {
+  if (!/^(19|20)\d{2}$/.test(v) || +v < 1991) throw new UsageError(`--year must be a year from 1991, not ${v}`);
+  return +v;
+}
 
 function say(msg: string): void {
   process.stdout.write(msg + '\n');

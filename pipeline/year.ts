@@ -1,0 +1,126 @@
+/**
+ * `migstat year`: the annual tables of a reference year = the cell-by-cell sum of its twelve monthly tables
+ * (never recounted), consistency checks, year-on-year flags (ESMS 11.2), the quality report, the SDMX
+ * messages and the workbook, written atomically to years/<year>/ with a manifest.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { IMPUTED_HEADERS, TABLE_HEADERS, type Quality } from './contracts';
+import { readCsvText, type Row } from './csv';
+import { sha256 } from './fsutil';
+import type { RunLog } from './log';
+import { Store, withLock } from './store';
+import { codeVersion, loadConfig } from './config';
+import { tableFiles, writeResultsDir } from './month';
+import { checkTables, sumTables, TABLE_KEY_COLS, type Table, type Tables } from '../stages/tabulate';
+import { loadClassification, seriesOf } from '../stages/territory';
+import { buildSdmx } from '../stages/sdmx';
+import { buildReport } from '../stages/report';
+import { buildWorkbook } from '../stages/excel';
+
+export interface YearOptions { data: string; year: number; provisional?: boolean; settlements?: string; log: RunLog }
+
+const rowsToTable = (rows: Row[], header: readonly string[]): Table => rows.map((r) => header.map((h) => r[h]!));
+const tableToRows = (t: Table, header: readonly string[]): Row[] => t.map((r) => Object.fromEntries(header.map((h, i) => [h, String(r[i])])));
+
+export async function runYear(opts: YearOptions): Promise<Quality> {
+  const store = new Store(opts.data);
+  const L = loadConfig();
+  const C = loadClassification(opts.settlements);
+  const y = opts.year;
+  const months = Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
+  const present = months.filter((m) => fs.existsSync(path.join(store.monthDir(m), 'quality.json')));
+  const missing = months.filter((m) => !present.includes(m));
+  if (missing.length && !opts.provisional) throw new Error(`year ${y} is incomplete: missing months ${missing.join(', ')} (use --provisional for provisional annual tables)`);
+  if (!present.length) throw new Error(`year ${y} has no processed months`);
+  const t0 = Date.now();
+  const tables: Tables = {}, imputed: Tables = {};
+  for (const [name, header] of Object.entries({ ...TABLE_HEADERS, ...IMPUTED_HEADERS })) {
+    const parts = present.filter((m) => fs.existsSync(path.join(store.monthDir(m), 'tables', `${name}.csv`))).map((m) => rowsToTable(readCsvText(fs.readFileSync(path.join(store.monthDir(m), 'tables', `${name}.csv`), 'utf8')), header));
+    if (!parts.length) continue;
+    const sum = sumTables(parts, TABLE_KEY_COLS[name as keyof typeof TABLE_KEY_COLS]);
+    if (name in IMPUTED_HEADERS) imputed[name] = sum; else tables[name] = sum;
+  }
+  const qs = present.map((m) => JSON.parse(fs.readFileSync(path.join(store.monthDir(m), 'quality.json'), 'utf8')) as Quality);
+  const checks = checkTables(tables, C, y);
+  const quality = sumQuality(qs, String(y), seriesOf(y), missing.length > 0, checks);
+  quality.yoy_flags = yoyFlags(store, y, tables.territory!, L.config.yoy);
+  const monthly = present.flatMap((m, i) => {
+    void i;
+    const rows = readCsvText(fs.readFileSync(path.join(store.monthDir(m), 'tables', 'territory.csv'), 'utf8'));
+    return rows.filter((r) => r.level === 'region' && r.sex === 'T').map((r) => ({ month: m, region: r.code!, immigrants: +r.immigrants!, emigrants: +r.emigrants!, net: +r.net! }));
+  });
+  const files = tableFiles(tables, imputed);
+  files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
+  const rows = (name: string): Row[] => tableToRows(tables[name]!, TABLE_HEADERS[name as keyof typeof TABLE_HEADERS]);
+  const sdmx = buildSdmx({
+    year: y, series: seriesOf(y), classification: C, estimatedThreshold: L.config.tables.estimated_threshold, prepared: `${y + 1}-07-10T12:00:00+02:00`, provisional: missing.length > 0,
+    tables: { territory: rows('territory'), age: rows('age'), move_type: rows('move_type') },
+    imputed: { territory_imputed: tableToRows(imputed.territory_imputed!, IMPUTED_HEADERS.territory_imputed), age_imputed: tableToRows(imputed.age_imputed!, IMPUTED_HEADERS.age_imputed) },
+  });
+  for (const [f, c] of sdmx) files.set(`sdmx/${f}`, c);
+  files.set('report.html', buildReport({ title: `Internal migration ${y}${missing.length ? ' (provisional)' : ''}`, period: String(y), quality, territory: rows('territory'), monthly }));
+  const wb = await buildWorkbook({ year: y, series: seriesOf(y), provisional: missing.length > 0, tables: Object.fromEntries(Object.keys(tables).map((k) => [k, rows(k)])) });
+  files.set('tables.xlsx', wb as unknown as string);
+  withLock(store, `year ${y}`, () => {
+    writeResultsDir(store.yearDir(y), files, {
+      kind: 'year', id: String(y), code_version: codeVersion(), parameters: { provisional: missing.length > 0, config: L.digests, months: present },
+      inputs: present.map((m) => ({ path: `months/${m}/manifest.json`, sha256: sha256(fs.readFileSync(path.join(store.monthDir(m), 'manifest.json'))) })),
+      counts: { months: present.length, events: quality.events },
+    });
+  });
+  const failed = checks.filter((c) => !c.ok);
+  opts.log.log({ stage: 'year', event: 'done', year: y, months: present.length, missing, provisional: missing.length > 0, events: quality.events, identity_holds: quality.identity.holds, checks_failed: failed.map((c) => c.id), yoy_flags: quality.yoy_flags?.length ?? 0, duration_ms: Date.now() - t0 }, failed.length ? 'error' : 'info');
+  if (failed.length) throw new Error(`consistency checks failed for ${y}: ${failed.map((c) => `${c.id} (${c.detail})`).join('; ')}`);
+  return quality;
+}
+
+function addInto(target: Record<string, number>, src: Record<string, number>): void {
+  for (const [k, v] of Object.entries(src)) target[k] = (target[k] ?? 0) + v;
+}
+const sorted = <T>(o: Record<string, T>): Record<string, T> => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+export function sumQuality(qs: Quality[], period: string, series: string, provisional: boolean, checks: Quality['checks']): Quality {
+  const num = (k: keyof Quality): number => qs.reduce((a, q) => a + ((q[k] as number) ?? 0), 0);
+  const oos: Record<string, number> = {}, imputed: Record<string, number> = {}, delays: Record<string, number> = {}, prov: Record<string, number> = {}, rhs: Record<string, number> = {};
+  const byMethod: Record<string, Record<string, number>> = {};
+  const rules: Quality['rules'] = {};
+  for (const q of qs) {
+    addInto(oos, q.out_of_scope); addInto(imputed, q.imputed); addInto(delays, q.delay_distribution); addInto(prov, q.provenance); addInto(rhs, q.identity.rhs);
+    for (const [v, m] of Object.entries(q.imputation_by_method)) addInto((byMethod[v] ??= {}), m);
+    for (const [id, r] of Object.entries(q.rules)) {
+      const t = (rules[id] ??= { items: 0, passes: 0, fails: 0, na: 0, severity: r.severity, expression: r.expression });
+      t.items += r.items; t.passes += r.passes; t.fails += r.fails; t.na += r.na;
+      if (r.error) t.error = r.error;
+    }
+  }
+  const lhs = num('forms_read');
+  return {
+    period, series, provisional, forms_read: lhs, duplicates: num('duplicates'), quarantined: num('quarantined'), out_of_scope: sorted(oos), events: num('events'),
+    delayed_events: num('delayed_events'), carried_forward: num('carried_forward'), unmatched_departures: num('unmatched_departures'), imputed: sorted(imputed), rules,
+    linked_departures: num('linked_departures'), replaced_versions: num('replaced_versions'), corrections_to_closed: num('corrections_to_closed'), recoded_territory: num('recoded_territory'),
+    delay_distribution: sorted(delays), imputation_by_method: sorted(byMethod), systemic: qs.flatMap((q) => q.systemic.map((s) => ({ ...s, month: q.period }))),
+    identity: { holds: qs.every((q) => q.identity.holds) && lhs === Object.values(rhs).reduce((a, b) => a + b, 0), lhs, rhs }, checks, provenance: sorted(prov),
+  };
+}
+
+/** ESMS 11.2: territories whose immigrants or emigrants change by more than the threshold against the previous year. */
+function yoyFlags(store: Store, y: number, cur: Table, cfg: { threshold_pct: number; min_count: number }): NonNullable<Quality['yoy_flags']> {
+  const prevFile = path.join(store.yearDir(y - 1), 'tables', 'territory.csv');
+  if (!fs.existsSync(prevFile)) return [];
+  const prev = new Map<string, Row>();
+  for (const r of readCsvText(fs.readFileSync(prevFile, 'utf8'))) if (r.sex === 'T') prev.set(`${r.level}:${r.code}`, r);
+  const flags: NonNullable<Quality['yoy_flags']> = [];
+  for (const r of cur) {
+    if (r[3] !== 'T' || r[0] !== seriesOf(y - 1)) continue;
+    const p = prev.get(`${r[1]}:${r[2]}`);
+    if (!p) continue;
+    for (const [measure, ci] of [['immigrants', 4], ['emigrants', 5]] as const) {
+      const a = Number(p[measure]), b = Number(r[ci]);
+      if (Math.max(a, b) < cfg.min_count) continue;
+      const pct = a === 0 ? 100 : ((b - a) / a) * 100;
+      if (Math.abs(pct) > cfg.threshold_pct) flags.push({ code: String(r[2]), level: String(r[1]), measure, previous: a, current: b, change_pct: Math.round(pct * 10) / 10 });
+    }
+  }
+  return flags;
+}
