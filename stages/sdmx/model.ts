@@ -107,9 +107,9 @@ export const STATIC_CODELISTS: Codelist[] = [
     id: 'CL_SEX',
     name: t('Sex', 'Pol'),
     codes: [
-      { id: 'F', name: t('Female', 'Žensko') },
-      { id: 'M', name: t('Male', 'Muško') },
       { id: 'T', name: t('Total', 'Ukupno') },
+      { id: 'M', name: t('Male', 'Muško') },
+      { id: 'F', name: t('Female', 'Žensko') },
     ],
   },
   {
