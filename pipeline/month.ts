@@ -56,7 +56,6 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
       return { status: 'unchanged', fileMonth, months: [], quality: {} };
     }
     if (store.isClosed(fileMonth)) throw new Error(`month ${fileMonth} is closed (its results are final); rerunning it is refused. Late forms for it are carried forward when you run the next month.`);
-    if (!store.firstMonth()) store.setFirstMonth(fileMonth);
     const key = pseudonymKey();
     opts.log.log({ stage: 'ingest', event: 'start', file: name, sha256: digest, file_month: fileMonth, pseudonym_key: key.source, key_fingerprint: key.fingerprint, ...(key.source === 'demo' ? { warning: 'using the fixed DEMO pseudonymisation key: set MIGSTAT_PSEUDONYM_KEY or MIGSTAT_PSEUDONYM_KEY_FILE in production' } : {}) }, key.source === 'demo' ? 'warn' : 'info');
 
@@ -94,6 +93,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
       carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries(Object.entries(byMonth).map(([m, a]) => [m, a.length])),
       quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic,
     };
+    if (!store.firstMonth()) store.setFirstMonth(fileMonth);
     writeJsonAtomic(store.p('deliveries', `${delivery}.json`), rec);
     ingested[digest] = { file: name, month: fileMonth, delivery };
     writeJsonAtomic(ingestedFile, ingested);

@@ -1,0 +1,117 @@
+/** Bad input: every malformed case gives a clear error naming file, line and field, or a quarantine reason. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { decodeExtract, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
+import { Pseudonymiser, decodeJmbg } from '../stages/jmbg';
+import { runMonth } from '../pipeline/month';
+import { readCsvText } from '../pipeline/csv';
+import { logFor, tmpDir, WE } from './helpers/store';
+
+const HEADER = INPUT_COLUMNS.join(',');
+const ROW = 'A1,R,2024-03-04,2024-03-01,2001985711236,RS,1,1985-01-20,,700001,70106,,700011,70114,70114,01,1,2';
+const parse = (text: string) => parseExtract(text, 'moi_2024_03.csv');
+const err = (fn: () => unknown): string => { try { fn(); } catch (e) { expect(e).toBeInstanceOf(InputError); return (e as Error).message; } throw new Error('no error'); };
+
+describe('ingest: file-level errors', () => {
+  test('empty file', () => {
+    expect(err(() => decodeExtract(Buffer.alloc(0), 'moi_2024_03.csv'))).toBe('moi_2024_03.csv: line 1: the file is empty (no header, no data)');
+    expect(err(() => parse(''))).toMatch(/line 1: the file is empty/);
+  });
+  test('header only', () => {
+    expect(err(() => parse(HEADER + '\n'))).toBe('moi_2024_03.csv: line 2: the file has a header but no data rows');
+  });
+  test('missing, extra and reordered columns are listed', () => {
+    expect(err(() => parse(HEADER.replace(',occupation', '') + '\n' + ROW + '\n'))).toMatch(/line 1: the header does not match .*missing: occupation/);
+    expect(err(() => parse(HEADER + ',extra\n' + ROW + ',x\n'))).toMatch(/unexpected: extra/);
+    const swapped = HEADER.replace('sex,birth_date', 'birth_date,sex');
+    expect(err(() => parse(swapped + '\n' + ROW + '\n'))).toMatch(/columns out of order: sex, birth_date/);
+  });
+  test('truncated last line', () => {
+    expect(err(() => parse(HEADER + '\n' + ROW + '\n' + ROW.slice(0, 40)))).toMatch(/^moi_2024_03\.csv: line 3: the last line is truncated/);
+  });
+  test('unbalanced quotes', () => {
+    expect(err(() => parse(HEADER + '\n' + ROW + '\n"A2,R,2024-03-04\n'))).toMatch(/line \d+: unbalanced quotes/);
+  });
+  test('invalid UTF-8 names the line of the first invalid byte; Windows-1250 only when asked', () => {
+    const text = HEADER + '\n' + ROW + '\n' + ROW.replace('A1', 'A2') + '\n';
+    const buf = Buffer.concat([Buffer.from(text.replace('A2,', 'A2\u0000,').split('\u0000')[0]!, 'utf8'), Buffer.from([0x9a]), Buffer.from(',' + text.split('A2,')[1]!, 'utf8')]);
+    expect(err(() => decodeExtract(buf, 'moi_2024_03.csv'))).toMatch(/^moi_2024_03\.csv: line 3: invalid UTF-8 byte 0x9a .*--encoding windows-1250/);
+    expect(decodeExtract(buf, 'moi_2024_03.csv', 'windows-1250')).toContain('A2š');
+  });
+  test('BOM and CRLF are accepted', () => {
+    const text = '\ufeff' + HEADER + '\r\n' + ROW + '\r\n';
+    const p = parseExtract(decodeExtract(Buffer.from(text, 'utf8'), 'x'), 'moi_2024_03.csv');
+    expect(p.rows).toHaveLength(1);
+    expect(p.rows[0]![17]).toBe('2');
+  });
+  test('quoted fields are parsed per RFC 4180 with correct line numbers', () => {
+    const p = parse(HEADER + '\n"A1",R,2024-03-04,2024-03-01,2001985711236,RS,1,1985-01-20,,700001,70106,,700011,70114,70114,01,1,2\n' + ROW.replace('A1', 'A3') + '\n');
+    expect(p.rows.map((r) => r[0])).toEqual(['A1', 'A3']);
+    expect(p.lines).toEqual([2, 3]);
+  });
+});
+
+describe('ingest: row-level quarantine', () => {
+  const rows = [
+    ROW,
+    ROW.replace('A1,R', 'A2,X'), // unknown form type
+    ROW.replace('A1', 'A'.repeat(41)), // over-long record id
+    ROW.replace('A1', 'A4').replace('2024-03-04', '2024-03-3x'), // unreadable date
+    'A5,R,2024-03-04', // wrong field count
+    ROW.replace('A1', 'A6').replace(',1,1985', ',7,1985'), // bad sex code
+  ];
+  const p = parse(HEADER + '\n' + rows.join('\n') + '\n');
+  const { forms, quarantine } = toForms(p, '2024-03', new Pseudonymiser('k'.repeat(32)));
+  test('reasons with line and field', () => {
+    const q = quarantine.map((r) => [r.line, r.field, r.reason]);
+    expect(q).toEqual(expect.arrayContaining([
+      [6, '', 'field_count'], [3, 'form_type', 'schema'], [4, 'record_id', 'schema'], [5, 'registration_date', 'unreadable_date'], [7, 'sex', 'schema'],
+    ]));
+    expect(forms.record_id).toEqual(['A1']);
+    expect(p.formsRead).toBe(6);
+    expect(forms.record_id!.length + quarantine.length).toBe(p.formsRead);
+  });
+  test('the JMBG is replaced by a keyed pseudonym and derived columns', () => {
+    expect(forms.pid![0]).toMatch(/^[0-9a-f]{32}$/);
+    expect(forms.pid![0]).not.toContain('2001985711236');
+    expect(forms.jmbg_valid![0]).toBe('1');
+    expect(forms.jmbg_sex![0]).toBe('1');
+    expect(forms.jmbg_birth![0]).toBe('1985-01-20');
+    expect(Object.keys(forms)).not.toContain('person_id');
+    expect(new Pseudonymiser('k'.repeat(32)).of('2001985711236')).not.toBe(new Pseudonymiser('j'.repeat(32)).of('2001985711236'));
+  });
+  test('JMBG decoding: sex from BBB, century from YYY, check digit', () => {
+    expect(decodeJmbg('0909968716237')).toEqual({ valid: true, sex: '2', birthDate: '1968-09-09' });
+    expect(decodeJmbg('3011001711248')).toEqual({ valid: true, sex: '1', birthDate: '2001-11-30' });
+    expect(decodeJmbg('0707977711231').valid).toBe(false);
+  });
+});
+
+describe('ingest through the monthly run', () => {
+  test('a file-level error writes nothing and the message names the file and line', () => {
+    const data = tmpDir();
+    const f = path.join(tmpDir(), 'moi_2024_03.csv');
+    fs.writeFileSync(f, HEADER + '\n' + ROW + '\n' + ROW.slice(0, 30));
+    expect(() => runMonth({ data, input: f, settlements: path.join(WE, 'settlements.csv'), log: logFor(data) })).toThrow(/moi_2024_03\.csv: line 3: the last line is truncated/);
+    expect(fs.existsSync(path.join(data, 'months'))).toBe(false);
+    expect(fs.existsSync(path.join(data, 'forms'))).toBe(false);
+  });
+  test('duplicates across months are skipped; a second run on the same store is locked out', () => {
+    const data = tmpDir();
+    const dir = tmpDir();
+    const a = path.join(dir, 'moi_2024_03.csv');
+    const b = path.join(dir, 'moi_2024_04.csv');
+    fs.writeFileSync(a, HEADER + '\n' + ROW + '\n');
+    fs.writeFileSync(b, HEADER + '\n' + ROW + '\n' + ROW.replace('A1', 'B1').replace('2024-03-04', '2024-04-04') + '\n');
+    const s = path.join(WE, 'settlements.csv');
+    runMonth({ data, input: a, settlements: s, log: logFor(data) });
+    const r = runMonth({ data, input: b, settlements: s, log: logFor(data) });
+    expect(r.quality['2024-04']!.duplicates).toBe(1);
+    expect(r.quality['2024-04']!.events).toBe(1);
+    fs.mkdirSync(path.join(data, '.lock'));
+    fs.writeFileSync(path.join(data, '.lock', 'owner.json'), JSON.stringify({ pid: process.pid, what: 'another run' }));
+    expect(() => runMonth({ data, input: a, settlements: s, log: logFor(data) })).toThrow(/in use by another migstat run/);
+    const q = readCsvText(fs.readFileSync(path.join(data, 'months', '2024-04', 'dispositions.csv'), 'utf8'));
+    expect(q.find((x) => x.disposition === 'duplicate')!.record_id).toBe('A1');
+  });
+});
