@@ -36,6 +36,7 @@ export class RunLog {
     });
   }
   log(e: StageEvent, level: 'info' | 'warn' | 'error' = 'info'): void {
+    this.prev = lastLineHash(this.file); // another run may have appended since: chain onto the real last line
     const entry = { ts: new Date().toISOString(), level, run_id: this.runId, ...e, prev: this.prev };
     const line = JSON.stringify(entry);
     fs.appendFileSync(this.file, line + '\n');
@@ -51,12 +52,23 @@ export class RunLog {
   }
 }
 
+/** Hash of the last line, reading only the file's tail. */
 function lastLineHash(file: string): string {
   if (!fs.existsSync(file)) return 'genesis';
-  const text = fs.readFileSync(file, 'utf8').trimEnd();
-  if (!text) return 'genesis';
-  const last = text.slice(text.lastIndexOf('\n') + 1);
-  return sha256(last);
+  const size = fs.statSync(file).size;
+  if (size === 0) return 'genesis';
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let len = Math.min(size, 65536); ; len = Math.min(size, len * 4)) {
+      const buf = Buffer.alloc(len);
+      fs.readSync(fd, buf, 0, len, size - len);
+      const text = buf.toString('utf8').trimEnd();
+      const nl = text.lastIndexOf('\n');
+      if (nl >= 0 || len === size) return text ? sha256(text.slice(nl + 1)) : 'genesis';
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Verify the hash chain of a log file; returns the 1-based line numbers that break it. */
