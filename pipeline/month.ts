@@ -72,7 +72,9 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     // the index keeps a hash of each form's content; compare hashes
     const hashOf = (c: string): string => crypto.createHash('sha1').update(c).digest('hex');
     const prior = { get: (id: string) => { const p = priorIdx.get(id); return p; } };
-    const closed = (m: string): boolean => store.isClosed(m);
+    // months before the store's first month (this one, on a fresh store) were published before the store existed
+    const first = store.firstMonth() ?? fileMonth;
+    const closed = (m: string): boolean => store.isClosed(m) || m < first;
     const earliestOpenFrom = (m: string): string => { let x = m; while (closed(x)) x = addMonths(x, 1); return x; };
     const dr = deliver({ forms, quarantine, fileMonth }, { prior: (id) => prior.get(id), contentHash: hashOf, isClosed: closed, earliestOpenFrom, rules: L.rules, corrections: L.corrections, classification: C, systemic: L.config.systemic });
     const seq = Object.keys(ingested).length + 1;
