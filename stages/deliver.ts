@@ -89,7 +89,7 @@ export function deliver(
         if (forms.registering_office![i] !== fd.office) continue;
         const reg = forms.registration_date![i]!;
         const sw = swapDayMonth(reg);
-        if (sw === reg || !isValidDate(sw) || sw.slice(0, 7) !== input.fileMonth) continue;
+        if (!isValidDate(sw) || sw.slice(0, 7) !== input.fileMonth) continue; // day = month: the date reads the same, its move date may not
         for (const field of sc.fields) {
           const old = forms[field]![i]!;
           if (!old) continue;
