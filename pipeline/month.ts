@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
 import { objectsToCsv, toCsv } from './csv';
-import { listFiles, readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeJsonAtomic } from './fsutil';
+import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeJsonAtomic } from './fsutil';
 import type { RunLog } from './log';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig, type Loaded } from './config';
@@ -31,6 +31,9 @@ interface DeliveryRecord {
   quarantine: { file: string; line: number; record_id: string; field: string; reason: string; detail: string }[];
   dispositions: Disposition[]; changes: ChangeRow[]; systemic: Quality['systemic'];
 }
+
+/** The record index stores this hash of a form's content (contentKey), never the content itself. */
+const contentHash = (content: string): string => crypto.createHash('sha1').update(content).digest('hex');
 
 const addMonths = (m: string, k: number): string => {
   const t = +m.slice(0, 4) * 12 + (+m.slice(5, 7) - 1) + k;
@@ -68,15 +71,13 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
 
     // deliver: duplicates, systemic corrections, attribution
     const t1 = Date.now();
-    const priorIdx = loadPriorIndex(store, fileMonth, opts.dedupeLookbackMonths ?? 12);
-    // the index keeps a hash of each form's content; compare hashes
-    const hashOf = (c: string): string => crypto.createHash('sha1').update(c).digest('hex');
-    const prior = { get: (id: string) => { const p = priorIdx.get(id); return p; } };
+    // the index keeps a hash of each form's content; deliver compares hashes
+    const prior = loadPriorIndex(store, fileMonth, opts.dedupeLookbackMonths ?? 12);
     // months before the store's first month (this one, on a fresh store) were published before the store existed
     const first = store.firstMonth() ?? fileMonth;
     const closed = (m: string): boolean => store.isClosed(m) || m < first;
     const earliestOpenFrom = (m: string): string => { let x = m; while (closed(x)) x = addMonths(x, 1); return x; };
-    const dr = deliver({ forms, quarantine, fileMonth }, { prior: (id) => prior.get(id), contentHash: hashOf, isClosed: closed, earliestOpenFrom, rules: L.rules, corrections: L.corrections, classification: C, systemic: L.config.systemic });
+    const dr = deliver({ forms, quarantine, fileMonth }, { prior: (id) => prior.get(id), contentHash, isClosed: closed, earliestOpenFrom, rules: L.rules, corrections: L.corrections, classification: C, systemic: L.config.systemic });
     const seq = Object.keys(ingested).length + 1;
     const delivery = `${String(seq).padStart(4, '0')}-${name.replace(/\.csv$/i, '')}-${digest.slice(0, 8)}`;
     const byMonth: Record<string, number[]> = {};
@@ -87,7 +88,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
       writeFileAtomic(store.p('forms', m, `${delivery}.json`), JSON.stringify(part));
     }
     const ids: string[] = [];
-    for (let i = 0; i < dr.forms.record_id!.length; i++) ids.push(`${dr.forms.record_id![i]}\t${dr.forms.ref_month![i]}\t${crypto.createHash('sha1').update(contentKey(dr.forms, i)).digest('hex')}`);
+    for (let i = 0; i < dr.forms.record_id!.length; i++) ids.push(`${dr.forms.record_id![i]}\t${dr.forms.ref_month![i]}\t${contentHash(contentKey(dr.forms, i))}`);
     writeFileAtomic(store.p('state', 'ids', `${fileMonth}--${delivery}.tsv`), ids.join('\n') + '\n');
     const rec: DeliveryRecord = {
       delivery, file: name, sha256: digest, file_month: fileMonth, seq, encoding: opts.encoding ?? 'utf-8', forms_read: parsed.formsRead,
@@ -106,7 +107,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
 
     const months = [...new Set([fileMonth, ...Object.keys(byMonth)])].filter((m) => !closed(m)).sort();
     const quality: Record<string, Quality> = {};
-    for (const m of months) quality[m] = buildMonth(store, m, L, C, opts.log, opts.settlements);
+    for (const m of months) quality[m] = buildMonth(store, m, L, C, opts.log);
     return { status: 'processed', fileMonth, months, quality };
   });
 }
@@ -129,7 +130,7 @@ function loadPriorIndex(store: Store, fileMonth: string, lookback: number): Map<
 }
 
 /** Rebuild months/<month>/ from all forms attributed to it. */
-export function buildMonth(store: Store, month: string, L: Loaded, C: Classification, log: RunLog, settlements?: string): Quality {
+export function buildMonth(store: Store, month: string, L: Loaded, C: Classification, log: RunLog): Quality {
   const t0 = Date.now();
   const partDir = store.formsDir(month);
   const parts = fs.existsSync(partDir) ? fs.readdirSync(partDir).filter((f) => f.endsWith('.json')).sort() : [];
@@ -176,7 +177,6 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
     inputs: parts.map((p) => ({ path: `forms/${month}/${p}`, sha256: sha256(fs.readFileSync(path.join(partDir, p))) })),
     counts: { forms: forms.file!.length, events: out.events.length, quarantined: quarantine.length },
   });
-  void settlements;
   const failed = checks.filter((c) => !c.ok);
   log.log({ stage: 'month', event: 'done', month, forms_in: forms.file!.length, events: out.events.length, linked: out.counts.linked, unmatched: out.counts.unmatched, out_of_scope: outOfScope, quarantined: quarantine.length, imputed: out.imputed, rules_failed: Object.fromEntries(Object.entries(rules).filter(([, r]) => r.fails > 0).map(([k, r]) => [k, r.fails])), identity_holds: holds, checks_failed: failed.map((c) => c.id), duration_ms: Date.now() - t0 }, holds && !failed.length ? 'info' : 'error');
   if (!holds) throw new Error(`row-count identity broken for month ${month}: ${JSON.stringify(quality.identity)}`);
@@ -220,5 +220,4 @@ export function writeResultsDir(dir: string, files: Map<string, string | Buffer>
     for (const [p, c] of files) writeFileAtomic(path.join(staging, p), c);
     writeFileAtomic(path.join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   });
-  void listFiles;
 }

@@ -45,8 +45,7 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   const checks = checkTables(tables, C, y);
   const quality = sumQuality(qs, String(y), seriesOf(y), missing.length > 0, checks);
   quality.yoy_flags = yoyFlags(store, y, tables.territory!, L.config.yoy);
-  const monthly = present.flatMap((m, i) => {
-    void i;
+  const monthly = present.flatMap((m) => {
     const rows = readCsvText(fs.readFileSync(path.join(store.monthDir(m), 'tables', 'territory.csv'), 'utf8'));
     return rows.filter((r) => r.level === 'region' && r.sex === 'T').map((r) => ({ month: m, region: r.code!, immigrants: +r.immigrants!, emigrants: +r.emigrants!, net: +r.net! }));
   });

@@ -5,7 +5,7 @@
  * (series 1998-) is nobody's emigration. Counting is done in typed arrays indexed by unit.
  * Annual tables are sums of monthly tables (sumTables), never recounted.
  */
-import { ACTIVITY_GROUPS, AGE_GROUPS, ageGroup, LEVELS, MOVE_TYPES, SEXES, type TableName } from '../pipeline/contracts';
+import { ACTIVITY_GROUPS, AGE_GROUPS, ageGroup, MOVE_TYPES, SEXES, type TableName } from '../pipeline/contracts';
 import type { Event } from './month';
 import { type Classification, KM_REGION, REPUBLIC, seriesOf } from './territory';
 
@@ -197,7 +197,6 @@ export function checkTables(tables: Tables, C: Classification, year: number): Ch
     const kmRows = terr.filter((r) => r[1] === 'region' && r[2] === KM_REGION).length;
     res.push({ id: 'S1_SERIES_1998_EXCLUDES_KM', ok: kmRows === 0, imbalance: kmRows, detail: `${kmRows} K&M rows` });
   }
-  void LEVELS;
   return res;
 }
 
