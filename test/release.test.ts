@@ -1,60 +1,16 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import type { Manifest, Quality } from '../pipeline/contracts';
+import type { Manifest } from '../pipeline/contracts';
 import { listFiles, sha256, writeJsonAtomic } from '../pipeline/fsutil';
 import { LockError, Store, withLock } from '../pipeline/store';
 import { audit } from '../stages/audit';
 import {
   DEFAULT_CALENDAR, calendarProblems, isPublicFile, loadCalendar, releaseDue, releaseInstant, type Calendar,
 } from '../stages/release';
+import { makeStore, tmp as tmpBase, writeResultsDir, yearFiles } from './helpers/results-store';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'migstat-release-'));
-
-function quality(period: string, extra: Partial<Quality> = {}): Quality {
-  return {
-    period, series: '1998-', forms_read: 10, duplicates: 0, quarantined: 0, out_of_scope: {}, events: 8, delayed_events: 1,
-    carried_forward: 0, unmatched_departures: 1, imputed: {}, rules: {}, linked_departures: 1, replaced_versions: 0,
-    corrections_to_closed: 0, recoded_territory: 0, delay_distribution: { '0': 7, '1': 1 }, imputation_by_method: {}, systemic: [],
-    identity: { holds: true, lhs: 10, rhs: {} }, checks: [], provenance: {}, ...extra,
-  };
-}
-
-/** Write a results directory with its manifest, as the pipeline does. */
-function writeResultsDir(dir: string, kind: Manifest['kind'], id: string, files: Record<string, string>): void {
-  fs.mkdirSync(dir, { recursive: true });
-  const outputs: Manifest['outputs'] = [];
-  for (const [rel, text] of Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const f = path.join(dir, rel);
-    fs.mkdirSync(path.dirname(f), { recursive: true });
-    fs.writeFileSync(f, text);
-    outputs.push({ path: rel, sha256: sha256(text), bytes: Buffer.byteLength(text) });
-  }
-  const m: Manifest = { kind, id, code_version: 'test', parameters: {}, inputs: [], outputs, counts: {} };
-  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m, null, 2) + '\n');
-}
-
-function yearFiles(year: number, q: Partial<Quality> = {}): Record<string, string> {
-  return {
-    'tables/territory.csv': 'series,level,code,sex,immigrants,emigrants,net\n1998-,republic,RS,T,8,7,1\n',
-    'tables/move_type.csv': 'series,level,code,move_type,migrants\n1998-,republic,RS,total,8\n',
-    'tables/territory_imputed.csv': 'series,level,code,sex,immigrants_imputed,emigrants_imputed\n1998-,republic,RS,T,0,0\n',
-    'sdmx/data.csv': 'STRUCTURE,STRUCTURE_ID,ACTION\n',
-    'sdmx/structure.xml': '<xml/>\n',
-    'quality.json': JSON.stringify(quality(String(year), q), null, 2) + '\n',
-    'report.html': '<!doctype html><title>r</title>\n',
-    'working-notes.txt': 'internal\n',
-  };
-}
-
-function makeStore(year = 2024, q: Partial<Quality> = {}): Store {
-  const store = new Store(tmp());
-  store.ensure();
-  store.setFirstMonth(`${year}-01`);
-  writeResultsDir(store.yearDir(year), 'year', String(year), yearFiles(year, q));
-  return store;
-}
+const tmp = (): string => tmpBase('migstat-release-');
 
 const BEFORE = new Date('2025-07-10T09:59:59Z'); // 11:59:59 in Belgrade (CEST, UTC+2)
 const AT = new Date('2025-07-10T10:00:00Z'); // 12:00:00 in Belgrade
