@@ -14,10 +14,8 @@ import { RunLog } from './log';
 import { Store, withLock } from './store';
 import { runMonth } from './month';
 import { InputError } from '../stages/ingest';
-import { runYear } from './year';
 import { releaseDue, formatRelease } from '../stages/release';
 import { audit, explain } from '../stages/audit';
-import { runDemo, runGenerate } from './demo';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -59,6 +57,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--settlements <file>', 'the settlements list (default: the bundled one)')
     .action(async (o: { data: string; year: string; provisional?: boolean; settlements?: string }) => {
       const year = parseYear(o.year);
+      const { runYear } = await import('./year'); // loaded on demand: exceljs, vega and the SDMX writers cost 0.2 s at start-up
       const q = await runYear({ data: o.data, year, provisional: o.provisional, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log: logFor(o.data) });
       say(`year ${year}${q.provisional ? ' (provisional)' : ''}: ${q.events} events, identity ${q.identity.holds ? 'holds' : 'BROKEN'}, ${q.yoy_flags?.length ?? 0} year-on-year flags`);
     });
@@ -96,7 +95,8 @@ export async function main(argv: string[]): Promise<number> {
   program.command('generate').description('write seeded synthetic monthly extracts (and their ground truth)')
     .requiredOption('--year <YYYY>', 'the reference year').requiredOption('--out <dir>', 'output directory')
     .option('--seed <n>', 'random seed', '1').option('--records <n>', 'events in the year (default 150000)')
-    .action((o: { year: string; out: string; seed: string; records?: string }) => {
+    .action(async (o: { year: string; out: string; seed: string; records?: string }) => {
+      const { runGenerate } = await import('./demo');
       const s = runGenerate({ year: parseYear(o.year), out: o.out, seed: parseInt(o.seed, 10), records: o.records ? parseInt(o.records, 10) : undefined });
       say(`generated ${s.files.length} extracts, ${s.forms} forms, ${s.events} events in ${o.out}`);
     });
@@ -104,6 +104,7 @@ export async function main(argv: string[]): Promise<number> {
   dataOpt(program.command('demo').description('the embedded default: generate a realistic year and run the whole chain end to end'))
     .option('--year <YYYY>', 'the demo year', '2024').option('--records <n>', 'events in the year', '150000')
     .action(async (o: { data: string; year: string; records: string }) => {
+      const { runDemo } = await import('./demo');
       await runDemo({ data: o.data, year: parseYear(o.year), records: parseInt(o.records, 10), say });
     });
 

@@ -5,7 +5,9 @@
  * Store layout under --data DIR (default ./output):
  *   state/ingested.json           content hashes of every extract ingested (idempotent re-ingest)
  *   state/closed.json             closed months (final; never rewritten)
- *   forms/YYYY-MM/<delivery>.csv  accepted, pseudonymised forms attributed to reference month YYYY-MM
+ *   forms/YYYY-MM/<delivery>.json accepted, pseudonymised forms attributed to reference month YYYY-MM (columns)
+ *   deliveries/<file-month>--<delivery>.json  what each ingested extract gave: counts, quarantine, dispositions, change log
+ *   state/ids/<file-month>--<delivery>.tsv    record index (record id, reference month, hash of content) for duplicates
  *   months/YYYY-MM/               monthly results (see MONTH_FILES)
  *   years/YYYY/                   annual results: tables/, quality.json, tables.xlsx, report.html, sdmx/
  *   published/RELEASE-ID/         what a release made public (written only at/after release time)

@@ -10,10 +10,10 @@ import * as crypto from 'node:crypto';
 import { MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
 import { objectsToCsv, toCsv } from './csv';
 import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeJsonAtomic } from './fsutil';
-import type { RunLog } from './log';
+import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig, type Loaded } from './config';
-import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentKey, type Columns } from '../stages/ingest';
+import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentKey, type Columns, type QuarantineRow } from '../stages/ingest';
 import { deliver, type ChangeRow, type Disposition } from '../stages/deliver';
 import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
 import { processMonth, type Event } from '../stages/month';
@@ -24,7 +24,7 @@ import { ageGroup } from './contracts';
 export interface MonthOptions { data: string; input: string; month?: string; encoding?: 'utf-8' | 'windows-1250'; settlements?: string; log: RunLog; dedupeLookbackMonths?: number }
 export interface MonthRunResult { status: 'processed' | 'unchanged'; fileMonth: string; months: string[]; quality: Record<string, Quality> }
 
-interface DeliveryRecord {
+export interface DeliveryRecord {
   delivery: string; file: string; sha256: string; file_month: string; seq: number; encoding: string;
   forms_read: number; accepted: number; duplicates: number; corrections_to_closed: number; quarantined: number; carried_forward: number;
   by_month: Record<string, number>;
@@ -35,7 +35,7 @@ interface DeliveryRecord {
 /** The record index stores this hash of a form's content (contentKey), never the content itself. */
 const contentHash = (content: string): string => crypto.createHash('sha1').update(content).digest('hex');
 
-const addMonths = (m: string, k: number): string => {
+export const addMonths = (m: string, k: number): string => {
   const t = +m.slice(0, 4) * 12 + (+m.slice(5, 7) - 1) + k;
   return `${Math.floor(t / 12)}-${String((t % 12) + 1).padStart(2, '0')}`;
 };
@@ -59,57 +59,88 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
       return { status: 'unchanged', fileMonth, months: [], quality: {} };
     }
     if (store.isClosed(fileMonth)) throw new Error(`month ${fileMonth} is closed (its results are final); rerunning it is refused. Late forms for it are carried forward when you run the next month.`);
-    const key = pseudonymKey();
-    opts.log.log({ stage: 'ingest', event: 'start', file: name, sha256: digest, file_month: fileMonth, pseudonym_key: key.source, key_fingerprint: key.fingerprint, ...(key.source === 'demo' ? { warning: 'using the fixed DEMO pseudonymisation key: set MIGSTAT_PSEUDONYM_KEY or MIGSTAT_PSEUDONYM_KEY_FILE in production' } : {}) }, key.source === 'demo' ? 'warn' : 'info');
-
-    // ingest
-    const t0 = Date.now();
-    const text = decodeExtract(bytes, opts.input, opts.encoding ?? 'utf-8');
-    const parsed = parseExtract(text, opts.input);
-    const { forms, quarantine } = toForms(parsed, fileMonth, new Pseudonymiser(key.key));
-    opts.log.log({ stage: 'ingest', event: 'done', file: name, forms_read: parsed.formsRead, schema_ok: forms.record_id!.length, quarantined: quarantine.length, duration_ms: Date.now() - t0 });
-
-    // deliver: duplicates, systemic corrections, attribution
-    const t1 = Date.now();
+    const ing = ingestExtract({ bytes, name, digest, input: opts.input, fileMonth, encoding: opts.encoding ?? 'utf-8', log: opts.log });
     // the index keeps a hash of each form's content; deliver compares hashes
     const prior = loadPriorIndex(store, fileMonth, opts.dedupeLookbackMonths ?? 12);
-    // months before the store's first month (this one, on a fresh store) were published before the store existed
+    // read the closed months once: the lock keeps them fixed for this run (deliver asks per form).
+    // Months before the store's first month (this one, on a fresh store) were published before the store existed.
     const first = store.firstMonth() ?? fileMonth;
-    const closed = (m: string): boolean => store.isClosed(m) || m < first;
-    const earliestOpenFrom = (m: string): string => { let x = m; while (closed(x)) x = addMonths(x, 1); return x; };
-    const dr = deliver({ forms, quarantine, fileMonth }, { prior: (id) => prior.get(id), contentHash, isClosed: closed, earliestOpenFrom, rules: L.rules, corrections: L.corrections, classification: C, systemic: L.config.systemic });
-    const seq = Object.keys(ingested).length + 1;
-    const delivery = `${String(seq).padStart(4, '0')}-${name.replace(/\.csv$/i, '')}-${digest.slice(0, 8)}`;
-    const byMonth: Record<string, number[]> = {};
-    dr.forms.ref_month!.forEach((m, i) => (byMonth[m] ??= []).push(i));
-    for (const [m, idx] of Object.entries(byMonth)) {
-      const part: Columns = {};
-      for (const [k, v] of Object.entries(dr.forms)) part[k] = idx.map((i) => v[i]!);
-      writeFileAtomic(store.p('forms', m, `${delivery}.json`), JSON.stringify(part));
-    }
-    const ids: string[] = [];
-    for (let i = 0; i < dr.forms.record_id!.length; i++) ids.push(`${dr.forms.record_id![i]}\t${dr.forms.ref_month![i]}\t${contentHash(contentKey(dr.forms, i))}`);
-    writeFileAtomic(store.p('state', 'ids', `${fileMonth}--${delivery}.tsv`), ids.join('\n') + '\n');
-    const rec: DeliveryRecord = {
-      delivery, file: name, sha256: digest, file_month: fileMonth, seq, encoding: opts.encoding ?? 'utf-8', forms_read: parsed.formsRead,
-      accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
-      carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries(Object.entries(byMonth).map(([m, a]) => [m, a.length])),
-      quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic,
-    };
+    const closedNow = store.closedMonths();
+    const closed = (m: string): boolean => m in closedNow || m < first;
+    const d = deliverExtract(ing, { L, C, prior: (id) => prior.get(id), closed, seq: Object.keys(ingested).length + 1, log: opts.log });
+    writeDelivery(store, d);
     if (!store.firstMonth()) store.setFirstMonth(fileMonth);
-    writeJsonAtomic(store.p('deliveries', `${delivery}.json`), rec);
-    ingested[digest] = { file: name, month: fileMonth, delivery };
+    ingested[digest] = { file: name, month: fileMonth, delivery: d.rec.delivery };
     writeJsonAtomic(ingestedFile, ingested);
-    const identity = rec.forms_read === rec.accepted + rec.quarantined + rec.duplicates + rec.corrections_to_closed;
-    opts.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');
-    if (!identity) throw new Error(`row-count identity broken for ${name}: read ${rec.forms_read} ≠ accepted ${rec.accepted} + quarantined ${rec.quarantined} + duplicates ${rec.duplicates} + corrections to closed months ${rec.corrections_to_closed}`);
-    for (const s of dr.systemic) opts.log.log({ stage: 'systemic', event: 'escalated', rule: s.rule, office: s.office, share: s.share, items: s.items, action: s.action }, 'warn');
-
-    const months = [...new Set([fileMonth, ...Object.keys(byMonth)])].filter((m) => !closed(m)).sort();
+    const months = d.months.filter((m) => !closed(m));
     const quality: Record<string, Quality> = {};
     for (const m of months) quality[m] = buildMonth(store, m, L, C, opts.log);
     return { status: 'processed', fileMonth, months, quality };
   });
+}
+
+/** A stage log: the run's RunLog, or (in a rebuild worker) a proxy that hands lines to the main thread. */
+export interface StageLog { log(e: StageEvent, level?: 'info' | 'warn' | 'error'): void }
+
+export interface Ingested { name: string; digest: string; fileMonth: string; encoding: string; formsRead: number; forms: Columns; quarantine: QuarantineRow[] }
+
+/** Ingest: decode, parse, check every row against the record schema, pseudonymise the JMBG. */
+export function ingestExtract(o: { bytes: Buffer; name: string; digest: string; input: string; fileMonth: string; encoding: 'utf-8' | 'windows-1250'; log: StageLog }): Ingested {
+  const key = pseudonymKey();
+  o.log.log({ stage: 'ingest', event: 'start', file: o.name, sha256: o.digest, file_month: o.fileMonth, pseudonym_key: key.source, key_fingerprint: key.fingerprint, ...(key.source === 'demo' ? { warning: 'using the fixed DEMO pseudonymisation key: set MIGSTAT_PSEUDONYM_KEY or MIGSTAT_PSEUDONYM_KEY_FILE in production' } : {}) }, key.source === 'demo' ? 'warn' : 'info');
+  const t0 = Date.now();
+  const text = decodeExtract(o.bytes, o.input, o.encoding);
+  const parsed = parseExtract(text, o.input);
+  const { forms, quarantine } = toForms(parsed, o.fileMonth, new Pseudonymiser(key.key));
+  o.log.log({ stage: 'ingest', event: 'done', file: o.name, forms_read: parsed.formsRead, schema_ok: forms.record_id!.length, quarantined: quarantine.length, duration_ms: Date.now() - t0 });
+  return { name: o.name, digest: o.digest, fileMonth: o.fileMonth, encoding: o.encoding, formsRead: parsed.formsRead, forms, quarantine };
+}
+
+export interface Delivered {
+  rec: DeliveryRecord;
+  /** accepted forms by reference month */
+  parts: Map<string, Columns>;
+  /** record index lines: record id, reference month, hash of content */
+  ids: string[];
+  /** the months this delivery touches (its own month and the months it attributed forms to), sorted */
+  months: string[];
+}
+
+/** Deliver: duplicates against the record index, systemic corrections, attribution; checks the row-count identity. */
+export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification; prior: (id: string) => { month: string; content: string } | undefined; closed: (m: string) => boolean; seq: number; log: StageLog }): Delivered {
+  const t1 = Date.now();
+  const earliestOpenFrom = (m: string): string => { let x = m; while (o.closed(x)) x = addMonths(x, 1); return x; };
+  const dr = deliver({ forms: ing.forms, quarantine: ing.quarantine, fileMonth: ing.fileMonth }, { prior: o.prior, contentHash, isClosed: o.closed, earliestOpenFrom, rules: o.L.rules, corrections: o.L.corrections, classification: o.C, systemic: o.L.config.systemic });
+  const delivery = `${String(o.seq).padStart(4, '0')}-${ing.name.replace(/\.csv$/i, '')}-${ing.digest.slice(0, 8)}`;
+  const byMonth: Record<string, number[]> = {};
+  dr.forms.ref_month!.forEach((m, i) => (byMonth[m] ??= []).push(i));
+  const parts = new Map<string, Columns>();
+  for (const [m, idx] of Object.entries(byMonth)) {
+    const part: Columns = {};
+    for (const [k, v] of Object.entries(dr.forms)) part[k] = idx.map((i) => v[i]!);
+    parts.set(m, part);
+  }
+  const ids: string[] = [];
+  for (let i = 0; i < dr.forms.record_id!.length; i++) ids.push(`${dr.forms.record_id![i]}\t${dr.forms.ref_month![i]}\t${contentHash(contentKey(dr.forms, i))}`);
+  const rec: DeliveryRecord = {
+    delivery, file: ing.name, sha256: ing.digest, file_month: ing.fileMonth, seq: o.seq, encoding: ing.encoding, forms_read: ing.formsRead,
+    accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
+    carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries(Object.entries(byMonth).map(([m, a]) => [m, a.length])),
+    quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic,
+  };
+  const identity = rec.forms_read === rec.accepted + rec.quarantined + rec.duplicates + rec.corrections_to_closed;
+  o.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');
+  if (!identity) throw new Error(`row-count identity broken for ${ing.name}: read ${rec.forms_read} ≠ accepted ${rec.accepted} + quarantined ${rec.quarantined} + duplicates ${rec.duplicates} + corrections to closed months ${rec.corrections_to_closed}`);
+  for (const s of dr.systemic) o.log.log({ stage: 'systemic', event: 'escalated', rule: s.rule, office: s.office, share: s.share, items: s.items, action: s.action }, 'warn');
+  return { rec, parts, ids, months: [...new Set([ing.fileMonth, ...Object.keys(byMonth)])].sort() };
+}
+
+/** Write what a delivery gave to the store: the forms by reference month, the record index, the delivery record. */
+export function writeDelivery(store: Store, d: Delivered): void {
+  const { delivery, file_month: fileMonth } = d.rec;
+  for (const [m, part] of d.parts) writeFileAtomic(store.p('forms', m, `${delivery}.json`), JSON.stringify(part));
+  writeFileAtomic(store.p('state', 'ids', `${fileMonth}--${delivery}.tsv`), d.ids.join('\n') + '\n');
+  writeJsonAtomic(store.p('deliveries', `${fileMonth}--${delivery}.json`), d.rec);
 }
 
 function loadPriorIndex(store: Store, fileMonth: string, lookback: number): Map<string, { month: string; content: string }> {
@@ -130,7 +161,7 @@ function loadPriorIndex(store: Store, fileMonth: string, lookback: number): Map<
 }
 
 /** Rebuild months/<month>/ from all forms attributed to it. */
-export function buildMonth(store: Store, month: string, L: Loaded, C: Classification, log: RunLog): Quality {
+export function buildMonth(store: Store, month: string, L: Loaded, C: Classification, log: StageLog): Quality {
   const t0 = Date.now();
   const partDir = store.formsDir(month);
   const parts = fs.existsSync(partDir) ? fs.readdirSync(partDir).filter((f) => f.endsWith('.json')).sort() : [];
@@ -145,7 +176,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   const { tables, imputed } = tabulate(out.events, C, year);
   const checks = checkTables(tables, C, year);
   // the deliveries of this month's extract(s)
-  const own: DeliveryRecord[] = fs.existsSync(store.p('deliveries')) ? fs.readdirSync(store.p('deliveries')).sort().map((f) => readJson<DeliveryRecord>(store.p('deliveries', f))).filter((d) => d.file_month === month) : [];
+  const own: DeliveryRecord[] = fs.existsSync(store.p('deliveries')) ? fs.readdirSync(store.p('deliveries')).filter((f) => f.startsWith(`${month}--`)).sort().map((f) => readJson<DeliveryRecord>(store.p('deliveries', f))) : [];
   const sum = (k: keyof DeliveryRecord): number => own.reduce((a, d) => a + (d[k] as number), 0);
   const attributedElsewhere = own.reduce((a, d) => a + Object.entries(d.by_month).filter(([m]) => m !== month).reduce((x, [, v]) => x + v, 0), 0);
   const fromOther = forms.file!.length - own.reduce((a, d) => a + (d.by_month[month] ?? 0), 0);

@@ -15,11 +15,17 @@ export function jmbgCheckDigit(j: string): number {
   return m > 9 ? 0 : m;
 }
 
+const DIGIT = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : -100);
+const DAYS_IN_MONTH = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** An ISO date YYYY-MM-DD that exists in the calendar. Called for every date of every form: no allocation. */
 export function isValidDate(iso: string): boolean {
-  if (iso.length !== 10 || iso[4] !== '-' || iso[7] !== '-') return false;
-  const y = +iso.slice(0, 4), m = +iso.slice(5, 7), d = +iso.slice(8, 10);
-  if (!(m >= 1 && m <= 12 && d >= 1)) return false;
-  const dim = m === 2 ? ((y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28) : [4, 6, 9, 11].includes(m) ? 30 : 31;
+  if (iso.length !== 10 || iso.charCodeAt(4) !== 45 || iso.charCodeAt(7) !== 45) return false;
+  const y = DIGIT(iso.charCodeAt(0)) * 1000 + DIGIT(iso.charCodeAt(1)) * 100 + DIGIT(iso.charCodeAt(2)) * 10 + DIGIT(iso.charCodeAt(3));
+  const m = DIGIT(iso.charCodeAt(5)) * 10 + DIGIT(iso.charCodeAt(6));
+  const d = DIGIT(iso.charCodeAt(8)) * 10 + DIGIT(iso.charCodeAt(9));
+  if (y < 0 || !(m >= 1 && m <= 12 && d >= 1)) return false;
+  const dim = m === 2 && ((y % 4 === 0 && y % 100 !== 0) || y % 400 === 0) ? 29 : DAYS_IN_MONTH[m]!;
   return d <= dim;
 }
 

@@ -5,7 +5,7 @@
  * Every changed cell goes to the change log; every form gets a disposition.
  */
 import * as crypto from 'node:crypto';
-import { differenceInMonths } from 'date-fns';
+import { differenceInMonths } from 'date-fns/differenceInMonths'; // the subpath: the whole of date-fns costs 50 ms at start-up
 import type { Columns } from './ingest';
 import type { ChangeRow, Disposition } from './deliver';
 import { isValidDate } from './jmbg';
