@@ -3,6 +3,7 @@
  *   month   ingest an extract → deliver (dedupe, systemic fix, attribution) → process each touched open month → months/<m>/
  *   close   make a month final (later forms for it are carried forward)
  *   year    Σ twelve months → years/<y>/ (tables, quality, workbook, SDMX, report)
+ *   rebuild the whole history from archived extracts into a new store, on every core (worker threads)
  *   release publish due releases from the calendar into published/<id>/ (cron)
  *   audit   re-hash every artefact against its manifest; --explain a published cell
  *   demo    generate a year and run the whole chain (npm start)
@@ -60,6 +61,21 @@ export async function main(argv: string[]): Promise<number> {
       const { runYear } = await import('./year'); // loaded on demand: exceljs, vega and the SDMX writers cost 0.2 s at start-up
       const q = await runYear({ data: o.data, year, provisional: o.provisional, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log: logFor(o.data) });
       say(`year ${year}${q.provisional ? ' (provisional)' : ''}: ${q.events} events, identity ${q.identity.holds ? 'holds' : 'BROKEN'}, ${q.yoy_flags?.length ?? 0} year-on-year flags`);
+    });
+
+  dataOpt(program.command('rebuild').description('rebuild the whole history from archived extracts into a new store, on every core'))
+    .requiredOption('--input-dir <dir>', 'the directory of extracts moi_YYYY_MM.csv')
+    .option('--from <YYYY-MM>', 'first extract month').option('--to <YYYY-MM>', 'last extract month')
+    .option('--workers <n>', 'worker threads (default: the number of cores)')
+    .option('--no-years', 'do not build the annual results of complete years')
+    .option('--no-progress', 'no progress bar even on a terminal')
+    .option('--settlements <file>', 'the settlements list (default: the bundled one)')
+    .action(async (o: { data: string; inputDir: string; from?: string; to?: string; workers?: string; years: boolean; progress: boolean; settlements?: string }) => {
+      for (const [k, v] of [['--from', o.from], ['--to', o.to]] as const) if (v !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(v)) throw new UsageError(`${k} must be YYYY-MM, not ${v}`);
+      if (o.workers !== undefined && !/^[1-9]\d*$/.test(o.workers)) throw new UsageError(`--workers must be a positive whole number, not ${o.workers}`);
+      const { runRebuild } = await import('./rebuild');
+      const r = await runRebuild({ data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, progress: o.progress && Boolean(process.stderr.isTTY), settlements: o.settlements ? path.resolve(o.settlements) : undefined });
+      say(`rebuilt ${r.months} months and ${r.years.length} years from ${r.units} extracts (${r.unchanged} already ingested): ${r.forms} forms, ${r.events} events in ${r.seconds.toFixed(1)} s on ${r.workers} workers`);
     });
 
   dataOpt(program.command('release').description('publish every release whose time has come and that is not yet published'))

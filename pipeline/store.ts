@@ -58,6 +58,25 @@ export class LockError extends Error {}
  * message naming the holder. A lock left by a process that no longer exists is taken over.
  */
 export function withLock<T>(store: Store, what: string, fn: () => T): T {
+  takeLock(store, what);
+  try {
+    return fn();
+  } finally {
+    fs.rmSync(store.p('.lock'), { recursive: true, force: true });
+  }
+}
+
+/** withLock for a long asynchronous run (rebuild): the lock is held until the promise settles. */
+export async function withLockAsync<T>(store: Store, what: string, fn: () => Promise<T>): Promise<T> {
+  takeLock(store, what);
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(store.p('.lock'), { recursive: true, force: true });
+  }
+}
+
+function takeLock(store: Store, what: string): void {
   store.ensure();
   const dir = store.p('.lock');
   const info = path.join(dir, 'owner.json');
@@ -75,11 +94,6 @@ export function withLock<T>(store: Store, what: string, fn: () => T): T {
       if (!owner && attempt < 20) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25); continue; }
       throw new LockError(`the store ${store.root} is in use by another migstat run (${owner ? `pid ${owner.pid}: ${owner.what}` : 'starting'}); try again when it has finished`);
     }
-  }
-  try {
-    return fn();
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -8,17 +8,20 @@ import * as path from 'node:path';
 import { IMPUTED_HEADERS, TABLE_HEADERS, type Quality } from './contracts';
 import { readCsvText, type Row } from './csv';
 import { sha256 } from './fsutil';
-import type { RunLog } from './log';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig } from './config';
-import { tableFiles, writeResultsDir } from './month';
+import { tableFiles, writeResultsDir, type StageLog } from './month';
 import { checkTables, sumTables, TABLE_KEY_COLS, type Table, type Tables } from '../stages/tabulate';
 import { loadClassification, seriesOf } from '../stages/territory';
 import { buildSdmx } from '../stages/sdmx';
 import { buildReport } from '../stages/report';
 import { buildWorkbook } from '../stages/excel';
 
-export interface YearOptions { data: string; year: number; provisional?: boolean; settlements?: string; log: RunLog }
+export interface YearOptions {
+  data: string; year: number; provisional?: boolean; settlements?: string; log: StageLog;
+  /** the caller already holds the store's lock (rebuild) */
+  lockHeld?: boolean;
+}
 
 const rowsToTable = (rows: Row[], header: readonly string[]): Table => rows.map((r) => header.map((h) => r[h]!));
 const tableToRows = (t: Table, header: readonly string[]): Row[] => t.map((r) => Object.fromEntries(header.map((h, i) => [h, String(r[i])])));
@@ -61,13 +64,14 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   files.set('report.html', buildReport({ title: `Internal migration ${y}${missing.length ? ' (provisional)' : ''}`, period: String(y), quality, territory: rows('territory'), monthly }));
   const wb = await buildWorkbook({ year: y, series: seriesOf(y), provisional: missing.length > 0, tables: Object.fromEntries(Object.keys(tables).map((k) => [k, rows(k)])) });
   files.set('tables.xlsx', wb as unknown as string);
-  withLock(store, `year ${y}`, () => {
+  const write = (): void => {
     writeResultsDir(store.yearDir(y), files, {
       kind: 'year', id: String(y), code_version: codeVersion(), parameters: { provisional: missing.length > 0, config: L.digests, months: present },
       inputs: present.map((m) => ({ path: `months/${m}/manifest.json`, sha256: sha256(fs.readFileSync(path.join(store.monthDir(m), 'manifest.json'))) })),
       counts: { months: present.length, events: quality.events },
     });
-  });
+  };
+  if (opts.lockHeld) write(); else withLock(store, `year ${y}`, write);
   const failed = checks.filter((c) => !c.ok);
   opts.log.log({ stage: 'year', event: 'done', year: y, months: present.length, missing, provisional: missing.length > 0, events: quality.events, identity_holds: quality.identity.holds, checks_failed: failed.map((c) => c.id), yoy_flags: quality.yoy_flags?.length ?? 0, duration_ms: Date.now() - t0 }, failed.length ? 'error' : 'info');
   if (failed.length) throw new Error(`consistency checks failed for ${y}: ${failed.map((c) => `${c.id} (${c.detail})`).join('; ')}`);

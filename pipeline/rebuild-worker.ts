@@ -1,0 +1,69 @@
+/**
+ * One worker thread of `migstat rebuild` (see rebuild.ts): the same ingest → deliver → month pieces as
+ * `migstat month`, with the record-index lookups answered by the main thread, and `migstat year`.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parentPort } from 'node:worker_threads';
+import { loadConfig, type Loaded } from './config';
+import { sha256 } from './fsutil';
+import type { StageEvent } from './log';
+import { buildMonth, deliverExtract, ingestExtract, writeDelivery, type Ingested, type StageLog } from './month';
+import type { FromWorker, ToWorker } from './rebuild';
+import { Store } from './store';
+import { loadClassification, type Classification } from '../stages/territory';
+
+const port = parentPort!;
+const send = (m: FromWorker): void => port.postMessage(m);
+const log: StageLog = { log: (e: StageEvent, level: 'info' | 'warn' | 'error' = 'info') => send({ type: 'log', e, level }) };
+
+let store: Store, L: Loaded, C: Classification, settlements: string | undefined;
+let held: { k: number; fileMonth: string; ing: Ingested } | undefined;
+
+async function handle(m: ToWorker): Promise<void> {
+  switch (m.type) {
+    case 'init':
+      store = new Store(m.store);
+      settlements = m.settlements;
+      L = loadConfig();
+      C = loadClassification(m.settlements);
+      return;
+    case 'unit': {
+      const bytes = fs.readFileSync(m.file);
+      const digest = sha256(bytes);
+      const ing = ingestExtract({ bytes, name: path.basename(m.file), digest, input: m.file, fileMonth: m.fileMonth, encoding: 'utf-8', log });
+      held = { k: m.k, fileMonth: m.fileMonth, ing };
+      send({ type: 'ingested', k: m.k, digest, ids: ing.forms.record_id!, forms: ing.formsRead });
+      return;
+    }
+    case 'prior': {
+      const h = held!;
+      held = undefined;
+      let events = 0;
+      if (!m.skip) {
+        const prior = new Map(m.prior.map(([id, month, content]) => [id, { month, content }]));
+        // as in the monthly cadence: when an extract arrives, every month before its own is closed
+        const closed = (x: string): boolean => x < h.fileMonth;
+        const d = deliverExtract(h.ing, { L, C, prior: (id) => prior.get(id), closed, seq: m.seq, log });
+        writeDelivery(store, d);
+        send({ type: 'delivered', k: m.k, index: d.ids, delivery: d.rec.delivery, months: d.months });
+        if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);
+      }
+      if (m.build) events = buildMonth(store, h.fileMonth, L, C, log).events;
+      send({ type: 'unit-done', k: m.k, events, built: m.build });
+      return;
+    }
+    case 'year': {
+      const { runYear } = await import('./year');
+      const q = await runYear({ data: store.root, year: m.year, settlements, log, lockHeld: true });
+      send({ type: 'year-done', year: m.year, events: q.events });
+      return;
+    }
+  }
+}
+
+// one message at a time, in order
+let chain = Promise.resolve();
+port.on('message', (m: ToWorker) => {
+  chain = chain.then(() => handle(m)).catch((e: Error) => send({ type: 'error', message: e.message }));
+});

@@ -1,0 +1,249 @@
+/**
+ * `migstat rebuild`: rebuild the whole history (e.g. 1991–2025, ~10 million forms) from archived extracts
+ * into a fresh store, on every core, with results byte-identical to running `migstat month` + `migstat close`
+ * file by file in month order, then `migstat year` for each complete year.
+ *
+ * Months are independent except for one thing: the duplicate check of an extract looks up the record index
+ * of the 12 months before it. So each worker thread takes one extract at a time and
+ *   ingests it (parse, schema, pseudonym)             ── in parallel with the other workers
+ *   asks the main thread for the prior index entries  ── the main thread answers in extract order
+ *   delivers it and hands back its own index entries  ── the only sequential step (tens of ms)
+ *   builds its month (rules, linkage, imputation, tables, atomic results dir)  ── in parallel
+ * and a complete year is built by the next free worker once its months and the year before are done
+ * (the year-on-year comparison reads the previous year).
+ *
+ * The new store is written beside --data in a staging directory and moved into place only when everything
+ * succeeded: a failed or killed rebuild never leaves a half store under --data.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { RunLog, type StageEvent } from './log';
+import { Store, withLockAsync } from './store';
+import { addMonths } from './month';
+import { fileMonthOf } from '../stages/ingest';
+
+export interface RebuildOptions {
+  data: string;
+  inputDir: string;
+  from?: string;
+  to?: string;
+  workers?: number;
+  /** build the annual results of every complete year (default true) */
+  years?: boolean;
+  settlements?: string;
+  /** show a progress bar (default: when stderr is a terminal) */
+  progress?: boolean;
+  say?: (msg: string) => void;
+}
+export interface RebuildResult { units: number; months: number; years: number[]; forms: number; events: number; unchanged: number; seconds: number; workers: number; peakRssMb: number }
+
+/** Messages between the main thread and the workers (rebuild-worker.ts). */
+export type ToWorker =
+  | { type: 'init'; store: string; settlements?: string }
+  | { type: 'unit'; k: number; file: string; fileMonth: string }
+  | { type: 'prior'; k: number; skip: boolean; seq: number; build: boolean; prior: [string, string, string][] }
+  | { type: 'year'; year: number };
+export type FromWorker =
+  | { type: 'log'; e: StageEvent; level: 'info' | 'warn' | 'error' }
+  | { type: 'ingested'; k: number; digest: string; ids: string[]; forms: number }
+  | { type: 'delivered'; k: number; index: string[]; delivery: string; months: string[] }
+  | { type: 'unit-done'; k: number; events: number; built: boolean }
+  | { type: 'year-done'; year: number; events: number }
+  | { type: 'error'; message: string };
+
+interface Unit { k: number; file: string; name: string; fileMonth: string; lastOfMonth: boolean }
+
+export function listExtracts(inputDir: string, from?: string, to?: string): Unit[] {
+  if (!fs.existsSync(inputDir)) throw new Error(`input directory ${inputDir} does not exist`);
+  const files = fs.readdirSync(inputDir).filter((f) => fileMonthOf(f) !== undefined)
+    .map((f) => ({ file: path.join(inputDir, f), name: f, fileMonth: fileMonthOf(f)! }))
+    .filter((u) => (!from || u.fileMonth >= from) && (!to || u.fileMonth <= to))
+    .sort((a, b) => (a.fileMonth < b.fileMonth ? -1 : a.fileMonth > b.fileMonth ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  if (!files.length) throw new Error(`no extracts moi_YYYY_MM.csv in ${inputDir}${from || to ? ` between ${from ?? 'the start'} and ${to ?? 'the end'}` : ''}`);
+  return files.map((u, k) => ({ ...u, k, lastOfMonth: files[k + 1]?.fileMonth !== u.fileMonth }));
+}
+
+export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
+  const t0 = Date.now();
+  const target = path.resolve(o.data);
+  if (fs.existsSync(target) && fs.readdirSync(target).some((f) => f !== '.lock')) throw new Error(`rebuild writes a new store: ${o.data} must not exist or be empty (rebuild into a new directory and swap it in when it has been checked)`);
+  const units = listExtracts(o.inputDir, o.from, o.to);
+  fs.mkdirSync(target, { recursive: true });
+  return withLockAsync(new Store(target), 'rebuild', async () => {
+    const staging = path.join(path.dirname(target), `.${path.basename(target)}.staging-${process.pid}`);
+    fs.rmSync(staging, { recursive: true, force: true });
+    fs.mkdirSync(staging, { recursive: true });
+    const store = new Store(staging);
+    const log = new RunLog(store.logFile());
+    const nWorkers = Math.max(1, Math.min(o.workers ?? os.availableParallelism(), units.length));
+    log.log({ stage: 'rebuild', event: 'start', input_dir: o.inputDir, extracts: units.length, from: units[0]!.fileMonth, to: units[units.length - 1]!.fileMonth, workers: nWorkers });
+    try {
+      const r = await drive(units, store, log, nWorkers, o);
+      fs.rmSync(path.join(target, '.lock'), { recursive: true, force: true });
+      fs.rmdirSync(target);
+      fs.renameSync(staging, target);
+      const res: RebuildResult = { ...r, seconds: (Date.now() - t0) / 1000, workers: nWorkers, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) };
+      new RunLog(new Store(target).logFile(), log.runId).log({ stage: 'rebuild', event: 'done', extracts: res.units, unchanged: res.unchanged, months: res.months, years: res.years, forms: res.forms, events: res.events, seconds: res.seconds, peak_rss_mb: res.peakRssMb });
+      return res;
+    } catch (e) {
+      fs.rmSync(staging, { recursive: true, force: true });
+      throw e;
+    }
+  });
+}
+
+async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number, o: RebuildOptions): Promise<Omit<RebuildResult, 'seconds' | 'workers' | 'peakRssMb'>> {
+  const workerFile = path.join(__dirname, 'rebuild-worker.js');
+  if (!fs.existsSync(workerFile)) throw new Error(`internal: ${workerFile} is missing (run npm run build)`);
+  const years = new Set(units.map((u) => +u.fileMonth.slice(0, 4)));
+  const monthsOf = (y: number): string[] => Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
+  const monthSet = new Set(units.map((u) => u.fileMonth));
+  let completeYears = o.years === false ? [] : [...years].filter((y) => monthsOf(y).every((m) => monthSet.has(m))).sort();
+  const bar = progressBar(o.progress ?? Boolean(process.stderr.isTTY), units.length + completeYears.length);
+
+  // the record index window: per delivered extract, its entries; lookups go newest first (as loadPriorIndex)
+  const window: { fileMonth: string; map: Map<string, [string, string]> }[] = [];
+  const digests = new Map<string, { file: string; month: string; delivery: string }>();
+  const inFlight = new Map<number, string>(); // extract → its digest, between its index request and its delivery
+  const deliveredMonths = new Set<string>();
+  const builtMonths = new Set<string>();
+  const yearsDone = new Set<number>();
+  let nextUnit = 0, nextDeliver = 0, seq = 0, forms = 0, events = 0, unchanged = 0, done = 0;
+  const pendingIds = new Map<number, { w: Worker; digest: string; ids: string[] }>();
+  const busy = new Set<Worker>();
+  const yearQueue: number[] = [];
+  const yearDispatched = new Set<number>();
+  let first: string | undefined;
+
+  return new Promise((resolve, reject) => {
+    const workers: Worker[] = [];
+    let failed = false;
+    const fail = (e: Error): void => {
+      if (failed) return;
+      failed = true;
+      bar?.stop();
+      for (const w of workers) void w.terminate();
+      reject(e);
+    };
+    const finishIfDone = (): void => {
+      if (done < units.length || yearsDone.size < completeYears.length || failed) return;
+      bar?.stop();
+      for (const w of workers) void w.terminate();
+      // the store's state, as the month-by-month cadence leaves it: every extract ingested, every month closed
+      fs.mkdirSync(store.p('state'), { recursive: true });
+      fs.writeFileSync(store.p('state', 'ingested.json'), JSON.stringify(Object.fromEntries(digests), null, 2) + '\n');
+      if (first) fs.writeFileSync(store.p('state', 'first-month.json'), JSON.stringify({ month: first }, null, 2) + '\n');
+      store.close([...builtMonths].sort(), 'rebuild');
+      resolve({ units: units.length, months: builtMonths.size, years: completeYears, forms, events, unchanged });
+    };
+    const yearReady = (y: number): boolean => monthsOf(y).every((m) => builtMonths.has(m)) && (!completeYears.includes(y - 1) || yearsDone.has(y - 1));
+    const dispatch = (w: Worker): void => {
+      if (failed) return;
+      const y = yearQueue.find((x) => !yearDispatched.has(x) && yearReady(x));
+      if (y !== undefined) { yearDispatched.add(y); busy.add(w); w.postMessage({ type: 'year', year: y } satisfies ToWorker); return; }
+      if (nextUnit < units.length) {
+        const u = units[nextUnit++]!;
+        busy.add(w);
+        w.postMessage({ type: 'unit', k: u.k, file: u.file, fileMonth: u.fileMonth } satisfies ToWorker);
+        return;
+      }
+      busy.delete(w);
+    };
+    const kickIdle = (): void => { for (const w of workers) if (!busy.has(w)) dispatch(w); };
+    // answer the prior-index requests strictly in extract order
+    const answer = (): void => {
+      for (;;) {
+        const p = pendingIds.get(nextDeliver);
+        if (!p) return;
+        pendingIds.delete(nextDeliver);
+        const u = units[nextDeliver]!;
+        if (digests.has(p.digest)) {
+          unchanged++;
+          log.log({ stage: 'ingest', event: 'unchanged', file: u.name, sha256: p.digest, reason: `already ingested as ${digests.get(p.digest)!.delivery}` });
+          // the month is still built by its last extract (as in the cadence, where the earlier one built it)
+          p.w.postMessage({ type: 'prior', k: u.k, skip: true, seq: 0, build: u.lastOfMonth && deliveredMonths.has(u.fileMonth), prior: [] } satisfies ToWorker);
+          nextDeliver++;
+          continue;
+        }
+        const from = addMonths(u.fileMonth, -12);
+        while (window.length && window[0]!.fileMonth < from) window.shift();
+        const prior: [string, string, string][] = [];
+        for (const id of p.ids) {
+          for (let j = window.length - 1; j >= 0; j--) {
+            const hit = window[j]!.map.get(id);
+            if (hit) { prior.push([id, hit[0], hit[1]]); break; }
+          }
+        }
+        seq++;
+        first ??= u.fileMonth;
+        inFlight.set(u.k, p.digest);
+        p.w.postMessage({ type: 'prior', k: u.k, skip: false, seq, build: u.lastOfMonth, prior } satisfies ToWorker);
+        return; // the next extract waits for this one's index entries
+      }
+    };
+    const onMessage = (w: Worker, m: FromWorker): void => {
+      try {
+        switch (m.type) {
+          case 'log': log.log(m.e, m.level); break;
+          case 'ingested': pendingIds.set(m.k, { w, digest: m.digest, ids: m.ids }); forms += m.forms; answer(); break;
+          case 'delivered': {
+            const u = units[m.k]!;
+            const map = new Map<string, [string, string]>();
+            for (const line of m.index) { const [id, month, h] = line.split('\t'); map.set(id!, [month!, h!]); }
+            window.push({ fileMonth: u.fileMonth, map });
+            digests.set(inFlight.get(m.k)!, { file: u.name, month: u.fileMonth, delivery: m.delivery });
+            inFlight.delete(m.k);
+            deliveredMonths.add(u.fileMonth);
+            nextDeliver++;
+            answer();
+            break;
+          }
+          case 'unit-done': {
+            const u = units[m.k]!;
+            events += m.events;
+            const y = +u.fileMonth.slice(0, 4);
+            if (u.lastOfMonth && m.built) builtMonths.add(u.fileMonth);
+            else if (u.lastOfMonth) completeYears = completeYears.filter((x) => x !== y); // nothing delivered for that month
+            if (completeYears.includes(y) && !yearQueue.includes(y) && monthsOf(y).every((x) => builtMonths.has(x))) yearQueue.push(y);
+            done++;
+            bar?.increment(1, { what: u.fileMonth });
+            dispatch(w);
+            kickIdle();
+            finishIfDone();
+            break;
+          }
+          case 'year-done':
+            yearsDone.add(m.year);
+            bar?.increment(1, { what: String(m.year) });
+            dispatch(w);
+            kickIdle();
+            finishIfDone();
+            break;
+          case 'error': fail(new Error(m.message)); break;
+        }
+      } catch (e) {
+        fail(e as Error);
+      }
+    };
+    for (let i = 0; i < nWorkers; i++) {
+      const w = new Worker(workerFile);
+      workers.push(w);
+      w.on('message', (m: FromWorker) => onMessage(w, m));
+      w.on('error', (e) => fail(e));
+      w.on('exit', (c) => { if (c !== 0 && !failed && (done < units.length || yearsDone.size < completeYears.length)) fail(new Error(`a rebuild worker stopped (exit code ${c})`)); });
+      w.postMessage({ type: 'init', store: store.root, settlements: o.settlements } satisfies ToWorker);
+    }
+    kickIdle();
+  });
+}
+
+/** A progress bar on a terminal (cli-progress); nothing when output goes to a file or a pipe. */
+function progressBar(show: boolean, total: number): { increment(n: number, p: { what: string }): void; stop(): void } | undefined {
+  if (!show) return undefined;
+  const { SingleBar, Presets } = require('cli-progress') as typeof import('cli-progress');
+  const bar = new SingleBar({ format: 'rebuild [{bar}] {value}/{total} extracts+years | {what} | {duration_formatted} elapsed, ETA {eta_formatted}', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+  bar.start(total, 0, { what: '' });
+  return bar;
+}
