@@ -228,7 +228,7 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
       }
     };
     for (let i = 0; i < nWorkers; i++) {
-      const w = new Worker(workerFile);
+      const w = new Worker(workerFile, { resourceLimits: { maxYoungGenerationSizeMb: 192 } }); // as --max-semi-space-size=64 (bin/migstat.js)
       workers.push(w);
       w.on('message', (m: FromWorker) => onMessage(w, m));
       w.on('error', (e) => fail(e));
