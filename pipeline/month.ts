@@ -61,7 +61,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     if (store.isClosed(fileMonth)) throw new Error(`month ${fileMonth} is closed (its results are final); rerunning it is refused. Late forms for it are carried forward when you run the next month.`);
     const ing = ingestExtract({ bytes, name, digest, input: opts.input, fileMonth, encoding: opts.encoding ?? 'utf-8', log: opts.log });
     // the index keeps a hash of each form's content; deliver compares hashes
-    const prior = loadPriorIndex(store, fileMonth, opts.dedupeLookbackMonths ?? 12);
+    const prior = loadPriorIndex(store, fileMonth, opts.dedupeLookbackMonths ?? 12, new Set(ing.forms.record_id));
     // read the closed months once: the lock keeps them fixed for this run (deliver asks per form).
     // Months before the store's first month (this one, on a fresh store) were published before the store existed.
     const first = store.firstMonth() ?? fileMonth;
@@ -143,7 +143,8 @@ export function writeDelivery(store: Store, d: Delivered): void {
   writeJsonAtomic(store.p('deliveries', `${fileMonth}--${delivery}.json`), d.rec);
 }
 
-function loadPriorIndex(store: Store, fileMonth: string, lookback: number): Map<string, { month: string; content: string }> {
+/** The record-index entries of the last `lookback` months for the ids of this extract only: memory stays flat however long the history. */
+function loadPriorIndex(store: Store, fileMonth: string, lookback: number, wanted: Set<string>): Map<string, { month: string; content: string }> {
   const dir = store.p('state', 'ids');
   const out = new Map<string, { month: string; content: string }>();
   if (!fs.existsSync(dir)) return out;
@@ -151,10 +152,16 @@ function loadPriorIndex(store: Store, fileMonth: string, lookback: number): Map<
   for (const f of fs.readdirSync(dir).sort()) {
     const fm = f.slice(0, 7);
     if (fm < from || fm > fileMonth) continue;
-    for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) {
-      if (!line) continue;
-      const [id, month, h] = line.split('\t');
-      out.set(id!, { month: month!, content: h! });
+    const text = fs.readFileSync(path.join(dir, f), 'utf8');
+    for (let a = 0; a < text.length; ) {
+      let b = text.indexOf('\n', a);
+      if (b < 0) b = text.length;
+      const t1 = text.indexOf('\t', a);
+      if (t1 > a && t1 < b && wanted.has(text.slice(a, t1))) {
+        const [id, month, h] = text.slice(a, b).split('\t');
+        out.set(id!, { month: month!, content: h! });
+      }
+      a = b + 1;
     }
   }
   return out;
