@@ -45,6 +45,21 @@ export interface MonthOutcome {
 }
 
 const DAY = 86400000;
+const SIDES = ['to', 'from'] as const;
+const SETTLEMENT_COL = { to: 'to_settlement', from: 'from_settlement' } as const;
+const MUNI_COL = { to: 'to_municipality', from: 'from_municipality' } as const;
+/** Whole months between move and registration (date-fns), memoised: a month has a few thousand distinct date pairs. */
+const delayMemo = new Map<string, number>();
+function delayMonths(reg: string, mv: string): number {
+  const k = reg + mv;
+  let d = delayMemo.get(k);
+  if (d === undefined) {
+    d = differenceInMonths(new Date(reg + 'T00:00:00Z'), new Date(mv + 'T00:00:00Z'));
+    if (delayMemo.size > 100000) delayMemo.clear();
+    delayMemo.set(k, d);
+  }
+  return d;
+}
 const RESEND_FIELDS = ['form_type', 'registration_date', 'move_date', 'pid', 'citizenship', 'sex', 'birth_date', 'origin_country', 'from_settlement', 'from_municipality', 'destination_country', 'to_settlement', 'to_municipality', 'registering_office', 'nationality', 'economic_activity', 'occupation'];
 const dayNum = (d: string): number => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / DAY;
 
@@ -142,9 +157,9 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       prov[i].add('deduced');
     }
     // 4d. municipalities from settlements, codes through territorial changes, offices
-    for (const side of ['to', 'from'] as const) {
-      const s = f[`${side}_settlement`]![i]!;
-      const code = f[`${side}_municipality`]![i]!;
+    for (const side of SIDES) {
+      const s = f[SETTLEMENT_COL[side]]![i]!;
+      const code = f[MUNI_COL[side]]![i]!;
       let fin: string | undefined;
       let how = '';
       const onReg = s ? C.settlementMunicipality(s, reg[i]!) : undefined;
@@ -169,10 +184,10 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
           if (ft[i] === 'R') count(`${side}_municipality`, how);
           prov[i].add('deduced');
         }
-        f[`${side}_municipality`]![i] = fin;
+        f[MUNI_COL[side]]![i] = fin;
         if (side === 'to') toFinal[i] = fin; else fromFinal[i] = fin;
       } else if (code && !C.isMunicipality(code)) {
-        f[`${side}_municipality`]![i] = ''; // unknown code counts as missing
+        f[MUNI_COL[side]]![i] = ''; // unknown code counts as missing
       }
     }
     // 4e. economic activity is not applicable under 15; occupation only for the employed
@@ -207,7 +222,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     if (prov[i].size === 0) prov[i].add('reported');
     return {
       record_id: rid[i]!, registration_date: reg[i]!, to: toFinal[i]!, from, sex: sex[i]!, age: age[i] ?? -1,
-      activity: act[i]!, nationality: f.nationality![i] || '99', delay: mvOk ? differenceInMonths(new Date(reg[i]! + 'T00:00:00Z'), new Date(mv[i]! + 'T00:00:00Z')) : null,
+      activity: act[i]!, nationality: f.nationality![i] || '99', delay: mvOk ? delayMonths(reg[i]!, mv[i]!) : null,
       carried_forward: cf, provenance: prov[i]!, donor: new Set<string>(),
     };
   });
