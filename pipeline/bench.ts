@@ -10,7 +10,8 @@
  *   annual           `migstat year` on that year: wall, peak RSS
  *   history          `migstat rebuild` of 1991–2025 (~10 million forms) on 2 worker threads: wall, peak RSS
  *
- * Options: --quick (no history), --history-years N (the last N years up to 2025; default 35), --workers N.
+ * Options: --quick (no history), --history-years N (the last N years up to 2025; default 35), --workers N,
+ * --prepare (only generate the inputs).
  */
 import { spawnSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -28,6 +29,7 @@ import { ROOT } from './paths';
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
 const QUICK = args.includes('--quick');
+const PREPARE = args.includes('--prepare');
 const HISTORY_YEARS = +(opt('--history-years') ?? 35);
 const WORKERS = +(opt('--workers') ?? Math.min(2, os.availableParallelism()));
 const BENCH = path.join(ROOT, 'output', 'bench');
@@ -91,6 +93,12 @@ async function main(): Promise<void> {
 
   // 1. ingest throughput on a 30 000-form month
   const m30 = generated('month-30k', 2024, 245000, [1]);
+  if (PREPARE) {
+    generated('year-150k', 2023, 150000);
+    if (!QUICK) await generateHistory(Array.from({ length: HISTORY_YEARS }, (_, i) => 2025 - HISTORY_YEARS + 1 + i));
+    out('inputs ready in output/bench/');
+    return;
+  }
   const f30 = path.join(m30, 'moi_2024_01.csv');
   const bytes = fs.readFileSync(f30);
   const key = pseudonymKey();

@@ -18,7 +18,7 @@ import { parse } from 'csv-parse/sync';
 import { SCHEMAS } from '../pipeline/paths';
 import { dataJson, structureJson } from './sdmx/json';
 import {
-  ATTRIBUTES, type AttrId, DATASET_ATTRIBUTES, DIMENSIONS, type DataModel, MEASURE, type SdmxInput, buildDataModel, buildStructureModel, dataflowRef,
+  ATTRIBUTES, type AttrId, type DATASET_ATTRIBUTES, DIMENSIONS, type DataModel, MEASURE, type SdmxInput, buildDataModel, buildStructureModel, dataflowRef,
 } from './sdmx/model';
 import { dataXml, structureXml } from './sdmx/xml';
 
