@@ -176,7 +176,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       }
     }
     // 4e. economic activity is not applicable under 15; occupation only for the employed
-    if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { log(i, 'deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', 'economic_activity', act[i]!, 'NA'); if (act[i]) count('economic_activity', 'age_under_15'); act[i] = 'NA'; }
+    if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { log(i, 'deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', 'economic_activity', act[i]!, 'NA'); if (act[i]) { count('economic_activity', 'age_under_15'); prov[i].add('deduced'); } act[i] = 'NA'; }
     if (occ[i] && act[i] !== '1' && act[i] !== '') { log(i, 'deductive', 'rule', 'R19_OCCUPATION_EMPLOYED', 'occupation', occ[i]!, ''); occ[i] = ''; }
   }
 
