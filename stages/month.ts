@@ -264,7 +264,9 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChange: (e: E
       for (const g of gaps) {
         if (g === 'sex') { logChange(e, 'sex', '', d.sex, d.record_id); e.sex = d.sex; }
         else if (g === 'age') { logChange(e, 'age', '', String(d.age), d.record_id); e.age = d.age; }
-        else if (g === 'from') { logChange(e, 'from', '', d.from, d.record_id); e.from = d.from; }
+        // the donor's origin relative to its destination: its origin with the two destinations exchanged (a move within the
+        // donor's municipality is one within the recipient's; a donor from the recipient's municipality came from the donor's)
+        else if (g === 'from') { const v = d.from === d.to ? e.to : d.from === e.to ? d.to : d.from; logChange(e, 'from', '', v, d.record_id); e.from = v; }
         else if (g === 'economic_activity') { logChange(e, 'economic_activity', '', d.activity, d.record_id); e.activity = d.activity; }
         e.donor.add(g);
       }
