@@ -191,7 +191,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       }
     }
     // 4e. economic activity is not applicable under 15; occupation only for the employed
-    if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { log(i, 'deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', 'economic_activity', act[i]!, 'NA'); if (act[i]) count('economic_activity', 'age_under_15'); act[i] = 'NA'; }
+    if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { log(i, 'deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', 'economic_activity', act[i]!, 'NA'); if (act[i]) { count('economic_activity', 'age_under_15'); prov[i].add('deduced'); } act[i] = 'NA'; }
     if (occ[i] && act[i] !== '1' && act[i] !== '') { log(i, 'deductive', 'rule', 'R19_OCCUPATION_EMPLOYED', 'occupation', occ[i]!, ''); occ[i] = ''; }
   }
 
@@ -279,7 +279,9 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChange: (e: E
       for (const g of gaps) {
         if (g === 'sex') { logChange(e, 'sex', '', d.sex, d.record_id); e.sex = d.sex; }
         else if (g === 'age') { logChange(e, 'age', '', String(d.age), d.record_id); e.age = d.age; }
-        else if (g === 'from') { logChange(e, 'from', '', d.from, d.record_id); e.from = d.from; }
+        // the donor's origin relative to its destination: its origin with the two destinations exchanged (a move within the
+        // donor's municipality is one within the recipient's; a donor from the recipient's municipality came from the donor's)
+        else if (g === 'from') { const v = d.from === d.to ? e.to : d.from === e.to ? d.to : d.from; logChange(e, 'from', '', v, d.record_id); e.from = v; }
         else if (g === 'economic_activity') { logChange(e, 'economic_activity', '', d.activity, d.record_id); e.activity = d.activity; }
         e.donor.add(g);
       }
