@@ -227,8 +227,8 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     };
   });
   for (const e of events) dispositions.push({ file: '', line: '', record_id: e.record_id, form_type: 'R', disposition: 'event', reason: '' });
-  donorImpute(events, ctx, (e, variable, oldV, newV, donor) => {
-    changes.push({ step: 'donor', method: 'hot_deck', rule: '', record_id: e.record_id, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
+  donorImpute(events, ctx, (e, variable, oldV, newV, donor, cls) => {
+    changes.push({ step: 'donor', method: 'hot_deck', rule: cls, record_id: e.record_id, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
     count(variable === 'from' ? 'previous_residence' : variable, 'donor');
   });
 
@@ -249,7 +249,8 @@ function needs(e: Event): string[] {
 }
 
 /** Hot-deck donor imputation: one donor per record, by class, seeded. */
-export function donorImpute(events: Event[], ctx: MonthContext, logChange: (e: Event, variable: string, oldV: string, newV: string, donor: string) => void): void {
+/** `cls` in the change log names the imputation class that gave the donor, e.g. "class 2 of 7: sex×age_group×to_region". */
+export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e: Event, variable: string, oldV: string, newV: string, donor: string, cls: string) => void): void {
   const C = ctx.classification;
   const key = (e: Event, vars: string[]): string | undefined => {
     const parts: string[] = [];
@@ -276,6 +277,9 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChange: (e: E
       if (!pool || !pool.length) continue;
       const h = crypto.createHash('sha256').update(`${ctx.seed}|${ctx.month}|${e.record_id}`).digest().readUInt32BE(0);
       const d = pool[h % pool.length]!;
+      const classes = ctx.imputation.classes;
+      const cls = `class ${c + 1} of ${classes.length}: ${classes[c]!.join('×') || 'all events of the month'}`;
+      const logChange = (ev: Event, variable: string, oldV: string, newV: string, donor: string): void => logChangeOf(ev, variable, oldV, newV, donor, cls);
       for (const g of gaps) {
         if (g === 'sex') { logChange(e, 'sex', '', d.sex, d.record_id); e.sex = d.sex; }
         else if (g === 'age') { logChange(e, 'age', '', String(d.age), d.record_id); e.age = d.age; }

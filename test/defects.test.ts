@@ -456,6 +456,9 @@ describe('rules, linkage, deduction and donors against the ground truth (a gener
       const known = (v: string): boolean => (v === 'sex' ? knownSex : v === 'age_group' ? knownAge : true);
       const cls = imputation.classes.find((vars) => vars.every(known) && donorsOf.get(m)!.some((x) => vars.every((v) => value(x, v) === value(e, v))));
       if (!cls) { wrong.push(`${id}: no class with a donor`); continue; }
+      // the change log names that class (an auditor sees every fallback)
+      const logged = `class ${imputation.classes.indexOf(cls) + 1} of ${imputation.classes.length}: ${cls.join('×') || 'all events of the month'}`;
+      if (cs.some((c) => c.rule !== logged)) wrong.push(`${id}: change log names ${cs[0]!.rule}, expected ${logged}`);
       const mismatch = cls.filter((v) => value(d, v) !== value(e, v));
       if (mismatch.length) wrong.push(`${id}: donor ${d.record_id} differs in ${mismatch.join(',')} of class [${cls.join(',')}]`);
       for (const c of cs) {
