@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IMPUTED_HEADERS, TABLE_HEADERS, type Quality } from './contracts';
-import { readCsvText, type Row } from './csv';
+import { readCsvText, readTable, type Row } from './csv';
 import { sha256 } from './fsutil';
 import type { RunLog } from './log';
 import { Store, withLock } from './store';
@@ -20,7 +20,6 @@ import { buildWorkbook } from '../stages/excel';
 
 export interface YearOptions { data: string; year: number; provisional?: boolean; settlements?: string; log: RunLog }
 
-const rowsToTable = (rows: Row[], header: readonly string[]): Table => rows.map((r) => header.map((h) => r[h]!));
 const tableToRows = (t: Table, header: readonly string[]): Row[] => t.map((r) => Object.fromEntries(header.map((h, i) => [h, String(r[i])])));
 
 export async function runYear(opts: YearOptions): Promise<Quality> {
@@ -36,7 +35,7 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   const t0 = Date.now();
   const tables: Tables = {}, imputed: Tables = {};
   for (const [name, header] of Object.entries({ ...TABLE_HEADERS, ...IMPUTED_HEADERS })) {
-    const parts = present.filter((m) => fs.existsSync(path.join(store.monthDir(m), 'tables', `${name}.csv`))).map((m) => rowsToTable(readCsvText(fs.readFileSync(path.join(store.monthDir(m), 'tables', `${name}.csv`), 'utf8')), header));
+    const parts = present.filter((m) => fs.existsSync(path.join(store.monthDir(m), 'tables', `${name}.csv`))).map((m) => readTable(path.join(store.monthDir(m), 'tables', `${name}.csv`), header) as Table);
     if (!parts.length) continue;
     const sum = sumTables(parts, TABLE_KEY_COLS[name as keyof typeof TABLE_KEY_COLS]);
     if (name in IMPUTED_HEADERS) imputed[name] = sum; else tables[name] = sum;
@@ -46,8 +45,8 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   const quality = sumQuality(qs, String(y), seriesOf(y), missing.length > 0, checks);
   quality.yoy_flags = yoyFlags(store, y, tables.territory!, L.config.yoy);
   const monthly = present.flatMap((m) => {
-    const rows = readCsvText(fs.readFileSync(path.join(store.monthDir(m), 'tables', 'territory.csv'), 'utf8'));
-    return rows.filter((r) => r.level === 'region' && r.sex === 'T').map((r) => ({ month: m, region: r.code!, immigrants: +r.immigrants!, emigrants: +r.emigrants!, net: +r.net! }));
+    const rows = readTable(path.join(store.monthDir(m), 'tables', 'territory.csv'), TABLE_HEADERS.territory);
+    return rows.filter((r) => r[1] === 'region' && r[3] === 'T').map((r) => ({ month: m, region: r[2]!, immigrants: +r[4]!, emigrants: +r[5]!, net: +r[6]! }));
   });
   const files = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
