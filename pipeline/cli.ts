@@ -2,7 +2,7 @@
  * The `migstat` command line. The whole flow, one screen:
  *   month   ingest an extract → deliver (dedupe, systemic fix, attribution) → process each touched open month → months/<m>/
  *   close   make a month final (later forms for it are carried forward)
- *   year    Σ twelve months → years/<y>/ (tables, quality, workbook, SDMX, report)
+ *   year    Σ twelve months → years/<y>/ (tables, quality, workbook, SDMX, report; rates with --population)
  *   release publish due releases from the calendar into published/<id>/ (cron)
  *   audit   re-hash every artefact against its manifest; --explain a published cell
  *   demo    generate a year and run the whole chain (npm start)
@@ -57,10 +57,11 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('--year <YYYY>', 'the reference year')
     .option('--provisional', 'build provisional tables even if months are missing')
     .option('--settlements <file>', 'the settlements list (default: the bundled one)')
-    .action(async (o: { data: string; year: string; provisional?: boolean; settlements?: string }) => {
+    .option('--population <file>', 'CSV code,year,population (municipalities, 30 June): adds rates per 1 000 population (tables/rates.csv)')
+    .action(async (o: { data: string; year: string; provisional?: boolean; settlements?: string; population?: string }) => {
       const year = parseYear(o.year);
-      const q = await runYear({ data: o.data, year, provisional: o.provisional, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log: logFor(o.data) });
-      say(`year ${year}${q.provisional ? ' (provisional)' : ''}: ${q.events} events, identity ${q.identity.holds ? 'holds' : 'BROKEN'}, ${q.yoy_flags?.length ?? 0} year-on-year flags`);
+      const q = await runYear({ data: o.data, year, provisional: o.provisional, settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined, log: logFor(o.data) });
+      say(`year ${year}${q.provisional ? ' (provisional)' : ''}: ${q.events} events, identity ${q.identity.holds ? 'holds' : 'BROKEN'}, ${q.yoy_flags?.length ?? 0} year-on-year flags${o.population ? ', rates per 1 000 population' : ''}`);
     });
 
   dataOpt(program.command('release').description('publish every release whose time has come and that is not yet published'))
@@ -93,12 +94,12 @@ export async function main(argv: string[]): Promise<number> {
       if (!r.ok) { process.stderr.write(`migstat: audit found ${r.problems.length} problem(s): ${r.problems.slice(0, 3).map((p) => `${p.problem} ${p.path}`).join('; ')}\n`); code = 1; }
     });
 
-  program.command('generate').description('write seeded synthetic monthly extracts (and their ground truth)')
+  program.command('generate').description('write seeded synthetic monthly extracts (and their ground truth), and a synthetic population.csv')
     .requiredOption('--year <YYYY>', 'the reference year').requiredOption('--out <dir>', 'output directory')
     .option('--seed <n>', 'random seed', '1').option('--records <n>', 'events in the year (default 150000)')
     .action((o: { year: string; out: string; seed: string; records?: string }) => {
       const s = runGenerate({ year: parseYear(o.year), out: o.out, seed: parseInt(o.seed, 10), records: o.records ? parseInt(o.records, 10) : undefined });
-      say(`generated ${s.files.length} extracts, ${s.forms} forms, ${s.events} events in ${o.out}`);
+      say(`generated ${s.files.length} extracts, ${s.forms} forms, ${s.events} events in ${o.out}${s.population ? ` (population: ${s.population})` : ''}`);
     });
 
   dataOpt(program.command('demo').description('the embedded default: generate a realistic year and run the whole chain end to end'))

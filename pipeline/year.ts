@@ -1,7 +1,9 @@
 /**
  * `migstat year`: the annual tables of a reference year = the cell-by-cell sum of its twelve monthly tables
  * (never recounted), consistency checks, year-on-year flags (ESMS 11.2), the quality report, the SDMX
- * messages and the workbook, written atomically to years/<year>/ with a manifest.
+ * messages and the workbook, written atomically to years/<year>/ with a manifest. With a population file
+ * (stages/population.ts) also the rates per 1 000 population (tables/rates.csv, computed from the annual
+ * territory table: rates are not sums of monthly rates).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -17,8 +19,13 @@ import { loadClassification, seriesOf } from '../stages/territory';
 import { buildSdmx } from '../stages/sdmx';
 import { buildReport } from '../stages/report';
 import { buildWorkbook } from '../stages/excel';
+import { loadPopulation, ratesTable } from '../stages/population';
 
-export interface YearOptions { data: string; year: number; provisional?: boolean; settlements?: string; log: RunLog }
+export interface YearOptions {
+  data: string; year: number; provisional?: boolean; settlements?: string; log: RunLog;
+  /** CSV code,year,population (stages/population.ts): with it, tables/rates.csv and a rates sheet */
+  population?: string;
+}
 
 const tableToRows = (t: Table, header: readonly string[]): Row[] => t.map((r) => Object.fromEntries(header.map((h, i) => [h, String(r[i])])));
 
@@ -33,14 +40,18 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   if (missing.length && !opts.provisional) throw new Error(`year ${y} is incomplete: missing months ${missing.join(', ')} (use --provisional for provisional annual tables)`);
   if (!present.length) throw new Error(`year ${y} has no processed months`);
   const t0 = Date.now();
+  // a bad population file fails the run before any work
+  const population = opts.population ? loadPopulation(opts.population, C, y) : undefined;
   const tables: Tables = {}, imputed: Tables = {};
   for (const [name, header] of Object.entries({ ...TABLE_HEADERS, ...IMPUTED_HEADERS })) {
+    if (name === 'rates') continue; // computed from the annual counts below, never summed
     const parts = present.filter((m) => fs.existsSync(path.join(store.monthDir(m), 'tables', `${name}.csv`))).map((m) => readTable(path.join(store.monthDir(m), 'tables', `${name}.csv`), header) as Table);
     if (!parts.length) continue;
     const sum = sumTables(parts, TABLE_KEY_COLS[name as keyof typeof TABLE_KEY_COLS]);
     if (name in IMPUTED_HEADERS) imputed[name] = sum; else tables[name] = sum;
   }
   const qs = present.map((m) => JSON.parse(fs.readFileSync(path.join(store.monthDir(m), 'quality.json'), 'utf8')) as Quality);
+  if (population) tables.rates = ratesTable(tables.territory!, C, y, population);
   const checks = checkTables(tables, C, y);
   const quality = sumQuality(qs, String(y), seriesOf(y), missing.length > 0, checks);
   quality.yoy_flags = yoyFlags(store, y, tables.territory!, L.config.yoy);
@@ -62,9 +73,12 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   files.set('tables.xlsx', wb as unknown as string);
   withLock(store, `year ${y}`, () => {
     writeResultsDir(store.yearDir(y), files, {
-      kind: 'year', id: String(y), code_version: codeVersion(), parameters: { provisional: missing.length > 0, config: L.digests, months: present },
+      kind: 'year', id: String(y), code_version: codeVersion(), parameters: {
+        provisional: missing.length > 0, config: L.digests, months: present,
+        ...(opts.population ? { population: path.basename(opts.population), population_sha256: sha256(fs.readFileSync(opts.population)) } : {}),
+      },
       inputs: present.map((m) => ({ path: `months/${m}/manifest.json`, sha256: sha256(fs.readFileSync(path.join(store.monthDir(m), 'manifest.json'))) })),
-      counts: { months: present.length, events: quality.events },
+      counts: { months: present.length, events: quality.events, ...(population ? { population_municipalities: population.size } : {}) },
     });
   });
   const failed = checks.filter((c) => !c.ok);
