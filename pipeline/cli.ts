@@ -94,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
       if (!r.ok) { process.stderr.write(`migstat: audit found ${r.problems.length} problem(s): ${r.problems.slice(0, 3).map((p) => `${p.problem} ${p.path}`).join('; ')}\n`); code = 1; }
     });
 
-  program.command('generate').description('write seeded synthetic monthly extracts (and their ground truth), and a synthetic population.csv')
+  program.command('generate').description('write seeded synthetic monthly extracts (and their ground truth), and a synthetic truth/population.csv for year --population')
     .requiredOption('--year <YYYY>', 'the reference year').requiredOption('--out <dir>', 'output directory')
     .option('--seed <n>', 'random seed', '1').option('--records <n>', 'events in the year (default 150000)')
     .action((o: { year: string; out: string; seed: string; records?: string }) => {

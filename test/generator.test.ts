@@ -63,7 +63,8 @@ describe('generator, a default recent year (2024, 20 000 events)', () => {
     expect(h1.size).toBe(12 + 12 * 3 + 1 + 3 + 1 + 1);
     const h3 = hashDir(other.dir);
     expect(h3.get('moi_2024_01.csv')).not.toBe(h1.get('moi_2024_01.csv'));
-    expect(h3.get('population.csv')).not.toBe(h1.get('population.csv'));
+    expect(h3.get('truth/population.csv')).not.toBe(h1.get('truth/population.csv'));
+    expect(s.population).toBe(path.join(dir, 'truth', 'population.csv'));
     const rel = (x: GenerateSummary): object => ({ ...x, files: x.files.map((f) => path.basename(f)), population: path.basename(x.population) });
     expect(rel(again.s)).toEqual(rel(s));
   });

@@ -210,7 +210,7 @@ describe.each(YEARS.map((y) => [y]))('year %i against the generator truth', (y) 
       expect(qq.checks.filter((c) => !c.ok)).toEqual([]);
     }
     // and independently of the pipeline's own checks, on the annual table: every level is the sum of its municipalities
-    const terr = read(path.join(data, 'years', String(y), 'tables', 'territory.csv'));
+    const terr = readT(path.join(data, 'years', String(y), 'tables', 'territory.csv'), TERR);
     const munis = terr.filter((r) => r.level === 'municipality');
     for (const r of terr.filter((x) => x.level !== 'municipality')) {
       const members = munis.filter((m) => m.sex === r.sex && (r.level === 'republic' || (r.level === 'region' ? C.regionOf(m.code!) : C.areaOf(m.code!)) === r.code));
@@ -220,15 +220,17 @@ describe.each(YEARS.map((y) => [y]))('year %i against the generator truth', (y) 
 
   test(`series ${series}: ${y <= 1997 ? 'K&M is part of the Republic' : 'no K&M unit, arrivals from K&M shown as the separate origin'}`, () => {
     const dir = path.join(data, 'years', String(y), 'tables');
-    const terr = read(path.join(dir, 'territory.csv'));
-    const origin = read(path.join(dir, 'origin.csv'));
+    const terr = readT(path.join(dir, 'territory.csv'), TERR);
+    const origin = readT(path.join(dir, 'origin.csv'), TABLE_HEADERS.origin);
     const inKm = (r: Row): boolean => r.code === KM_REGION || (r.level === 'area' && C.areas.get(r.code!)?.region === KM_REGION) || (r.level === 'municipality' && C.isKM(r.code!));
     const tq = JSON.parse(fs.readFileSync(path.join(outs[y]!, 'truth', 'year', 'quality.json'), 'utf8'));
-    for (const name of Object.keys(TABLE_HEADERS)) {
+    const tables = new Map<string, Row[]>();
+    for (const [name, header] of Object.entries(TABLE_HEADERS)) {
       const f = path.join(dir, `${name}.csv`);
-      if (!fs.existsSync(f)) continue;
-      for (const r of read(f)) expect([name, r.series]).toEqual([name, series]);
+      if (fs.existsSync(f)) tables.set(name, readT(f, header));
     }
+    expect([...tables.keys()].sort()).toEqual(Object.keys(TABLE_HEADERS).sort());
+    for (const [name, rows] of tables) expect([name, rows.filter((r) => r.series !== series).length]).toEqual([name, 0]);
     const rs = (sex: string): Row => terr.find((r) => r.level === 'republic' && r.sex === sex)!;
     if (series === '1991-1997') {
       const kmMunis = C.unitsForYear(y).filter((m) => m.region === KM_REGION).map((m) => m.code);
@@ -241,10 +243,7 @@ describe.each(YEARS.map((y) => [y]))('year %i against the generator truth', (y) 
       expect(rs('T').immigrants).toBe(rs('T').emigrants);
       expect(tq.arrivals_from_km).toBe(0);
     } else {
-      for (const name of Object.keys(TABLE_HEADERS)) {
-        const f = path.join(dir, `${name}.csv`);
-        if (fs.existsSync(f)) expect([name, read(f).filter(inKm).map((r) => `${r.level}:${r.code}`)]).toEqual([name, []]);
-      }
+      for (const [name, rows] of tables) expect([name, rows.filter(inKm).map((r) => `${r.level}:${r.code}`)]).toEqual([name, []]);
       expect(tq.arrivals_from_km).toBeGreaterThan(0);
       // every unit has its K&M row; the count is the truth's (within the donor bound where an imputed origin is involved)
       const byUnit = new Map<string, number>();
@@ -267,23 +266,23 @@ describe.each(YEARS.map((y) => [y]))('year %i against the generator truth', (y) 
     }
   });
 
-  test('the annual datasets and workbook belong to one series and carry its note', () => {
+  test('the annual SDMX datasets belong to one series and carry its note, never the other\'s', () => {
     const sdmx = path.join(data, 'years', String(y), 'sdmx');
     const own = series === '1991-1997' ? 'IMIGR_1991_1997' : 'IMIGR_1998';
     const other = series === '1991-1997' ? 'IMIGR_1998' : 'IMIGR_1991_1997';
-    for (const f of fs.readdirSync(sdmx)) {
+    // (neither dataflow id is a substring of the other)
+    for (const f of ['data.csv', 'data.json', 'data.xml']) {
       const text = fs.readFileSync(path.join(sdmx, f), 'utf8');
-      if (f.startsWith('data.')) {
-        expect([f, text.includes(`DF_${own}`)]).toEqual([f, true]);
-        expect([f, new RegExp(`DF_${other}\\b`).test(text)]).toEqual([f, false]);
-      }
+      expect([f, text.includes(`DF_${own}`), text.includes(`DF_${other}`)]).toEqual([f, true, false]);
     }
-    const csv = read(path.join(sdmx, 'data.csv'));
+    // SDMX-CSV: every observation names this series' dataflow
+    const lines = fs.readFileSync(path.join(sdmx, 'data.csv'), 'utf8').trimEnd().split('\n').slice(1);
+    expect(lines.length).toBeGreaterThan(1000);
+    expect(lines.filter((l) => !l.startsWith(`dataflow,SORS:DF_${own}(`)).length).toBe(0);
     const dataJson = JSON.parse(fs.readFileSync(path.join(sdmx, 'data.json'), 'utf8'));
     // the dataset attribute SERIES_NOTE: this series' note, never the other's
     expect(JSON.stringify(dataJson).includes(JSON.stringify(SERIES_NOTE[series]))).toBe(true);
     expect(JSON.stringify(dataJson).includes(JSON.stringify(SERIES_NOTE[series === '1998-' ? '1991-1997' : '1998-']))).toBe(false);
-    expect(new Set(csv.map((r) => r.STRUCTURE_ID?.replace(/\(.*$/, '').replace(/^.*:/, '')))).toEqual(new Set([`DF_${own}`]));
   });
 
   test('carry-forward: every closed month of the year is byte-unchanged after the later months and the years ran', () => {
@@ -354,7 +353,7 @@ describe.each(YEARS.map((y) => [y]))('rates per 1 000 population, %i (the genera
   beforeAll(() => {
     // the population of every unit, summed here from the municipalities of the file
     pop = new Map();
-    for (const r of read(path.join(outs[y]!, 'population.csv'))) {
+    for (const r of read(path.join(outs[y]!, 'truth', 'population.csv'))) {
       const mu = C.municipalities.get(r.code!)!;
       for (const k of ['republic:RS', `region:${mu.region}`, `area:${mu.area}`, `municipality:${mu.code}`]) pop.set(k, (pop.get(k) ?? 0) + Number(r.population));
     }
@@ -419,7 +418,7 @@ describe.each(YEARS.map((y) => [y]))('rates per 1 000 population, %i (the genera
   test('the manifest records the population file by name and hash', () => {
     const man = JSON.parse(fs.readFileSync(path.join(data, 'years', String(y), 'manifest.json'), 'utf8'));
     expect(man.parameters.population).toBe('population.csv');
-    expect(man.parameters.population_sha256).toBe(crypto.createHash('sha256').update(fs.readFileSync(path.join(outs[y]!, 'population.csv'))).digest('hex'));
+    expect(man.parameters.population_sha256).toBe(crypto.createHash('sha256').update(fs.readFileSync(path.join(outs[y]!, 'truth', 'population.csv'))).digest('hex'));
     expect(man.outputs.some((o: { path: string }) => o.path === 'tables/rates.csv')).toBe(true);
   });
 });
