@@ -2,7 +2,7 @@
  * The `migstat` command line. The whole flow, one screen:
  *   month   ingest an extract → deliver (dedupe, systemic fix, attribution) → process each touched open month → months/<m>/
  *   close   make a month final (later forms for it are carried forward)
- *   year    Σ twelve months → years/<y>/ (tables, quality, workbook, SDMX, report)
+ *   year    Σ twelve months → years/<y>/ (tables, quality, workbook, SDMX, report; rates with --population)
  *   rebuild the whole history from archived extracts into a new store, on every core (worker threads)
  *   release publish due releases from the calendar into published/<id>/ (cron)
  *   audit   re-hash every artefact against its manifest; --explain a published cell
@@ -56,11 +56,12 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('--year <YYYY>', 'the reference year')
     .option('--provisional', 'build provisional tables even if months are missing')
     .option('--settlements <file>', 'the settlements list (default: the bundled one)')
-    .action(async (o: { data: string; year: string; provisional?: boolean; settlements?: string }) => {
+    .option('--population <file>', 'CSV code,year,population (municipalities, 30 June): adds rates per 1 000 population (tables/rates.csv)')
+    .action(async (o: { data: string; year: string; provisional?: boolean; settlements?: string; population?: string }) => {
       const year = parseYear(o.year);
       const { runYear } = await import('./year'); // loaded on demand: exceljs, vega and the SDMX writers cost 0.2 s at start-up
-      const q = await runYear({ data: o.data, year, provisional: o.provisional, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log: logFor(o.data) });
-      say(`year ${year}${q.provisional ? ' (provisional)' : ''}: ${q.events} events, identity ${q.identity.holds ? 'holds' : 'BROKEN'}, ${q.yoy_flags?.length ?? 0} year-on-year flags`);
+      const q = await runYear({ data: o.data, year, provisional: o.provisional, settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined, log: logFor(o.data) });
+      say(`year ${year}${q.provisional ? ' (provisional)' : ''}: ${q.events} events, identity ${q.identity.holds ? 'holds' : 'BROKEN'}, ${q.yoy_flags?.length ?? 0} year-on-year flags${o.population ? ', rates per 1 000 population' : ''}`);
     });
 
   dataOpt(program.command('rebuild').description('rebuild the whole history from archived extracts into a new store, on every core'))
@@ -70,11 +71,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-years', 'do not build the annual results of complete years')
     .option('--no-progress', 'no progress bar even on a terminal')
     .option('--settlements <file>', 'the settlements list (default: the bundled one)')
-    .action(async (o: { data: string; inputDir: string; from?: string; to?: string; workers?: string; years: boolean; progress: boolean; settlements?: string }) => {
+    .option('--population <file>', 'population file for the rates of the annual results (as year --population)')
+    .action(async (o: { data: string; inputDir: string; from?: string; to?: string; workers?: string; years: boolean; progress: boolean; settlements?: string; population?: string }) => {
       for (const [k, v] of [['--from', o.from], ['--to', o.to]] as const) if (v !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(v)) throw new UsageError(`${k} must be YYYY-MM, not ${v}`);
       if (o.workers !== undefined && !/^[1-9]\d*$/.test(o.workers)) throw new UsageError(`--workers must be a positive whole number, not ${o.workers}`);
       const { runRebuild } = await import('./rebuild');
-      const r = await runRebuild({ data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, progress: o.progress && Boolean(process.stderr.isTTY), settlements: o.settlements ? path.resolve(o.settlements) : undefined });
+      const r = await runRebuild({ data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, progress: o.progress && Boolean(process.stderr.isTTY), settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined });
       say(`rebuilt ${r.months} months and ${r.years.length} years from ${r.units} extracts (${r.unchanged} already ingested): ${r.forms} forms, ${r.events} events in ${r.seconds.toFixed(1)} s on ${r.workers} workers`);
     });
 
@@ -108,13 +110,13 @@ export async function main(argv: string[]): Promise<number> {
       if (!r.ok) { process.stderr.write(`migstat: audit found ${r.problems.length} problem(s): ${r.problems.slice(0, 3).map((p) => `${p.problem} ${p.path}`).join('; ')}\n`); code = 1; }
     });
 
-  program.command('generate').description('write seeded synthetic monthly extracts (and their ground truth)')
+  program.command('generate').description('write seeded synthetic monthly extracts (and their ground truth), and a synthetic truth/population.csv for year --population')
     .requiredOption('--year <YYYY>', 'the reference year').requiredOption('--out <dir>', 'output directory')
     .option('--seed <n>', 'random seed', '1').option('--records <n>', 'events in the year (default 150000)')
     .action(async (o: { year: string; out: string; seed: string; records?: string }) => {
       const { runGenerate } = await import('./demo');
       const s = runGenerate({ year: parseYear(o.year), out: o.out, seed: parseInt(o.seed, 10), records: o.records ? parseInt(o.records, 10) : undefined });
-      say(`generated ${s.files.length} extracts, ${s.forms} forms, ${s.events} events in ${o.out}`);
+      say(`generated ${s.files.length} extracts, ${s.forms} forms, ${s.events} events in ${o.out}${s.population ? ` (population: ${s.population})` : ''}`);
     });
 
   dataOpt(program.command('demo').description('the embedded default: generate a realistic year and run the whole chain end to end'))

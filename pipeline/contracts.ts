@@ -37,7 +37,11 @@ export const TABLE_HEADERS = {
   nationality: ['series', 'level', 'code', 'nationality', 'immigrants', 'emigrants', 'net'],
   /** origin of the migrants of each territory; `KM` = arrivals from Kosovo i Metohija (not covered), series 1998- only. */
   origin: ['series', 'level', 'code', 'origin', 'migrants'],
-  /** rates per 1 000 population, written only when a population file is given. */
+  /**
+   * rates per 1 000 population: annual only (years/YYYY/tables/rates.csv), written only when `migstat year
+   * --population FILE` is given; one row per territory (sex total), population summed from the
+   * municipalities; rates as text with one decimal (stages/population.ts, docs/conventions.md "Rates").
+   */
   rates: ['series', 'level', 'code', 'population', 'immigration_rate', 'emigration_rate', 'net_rate'],
 } as const;
 export type TableName = keyof typeof TABLE_HEADERS;

@@ -8,7 +8,7 @@ import { runYear } from './year';
 import { releaseDue } from '../stages/release';
 import { audit } from '../stages/audit';
 
-export interface GenerateSummary { year: number; files: string[]; forms: number; events: number; defects: Record<string, number> }
+export interface GenerateSummary { year: number; files: string[]; forms: number; events: number; defects: Record<string, number>; population?: string }
 
 export function runGenerate(o: { year: number; out: string; seed?: number; records?: number }): GenerateSummary {
   // the generator lives with the fixtures; it is loaded only when asked for
@@ -30,7 +30,7 @@ export async function runDemo(o: { data: string; year: number; records: number; 
     // the monthly cadence: the month is published, hence closed, before the next extract arrives
     if (r.fileMonth) store.close([r.fileMonth], 'demo cadence');
   }
-  const q = await runYear({ data: o.data, year: o.year, log });
+  const q = await runYear({ data: o.data, year: o.year, log, population: g.population });
   o.say(`year ${o.year}: ${q.events} internal migrants; results in ${path.join(o.data, 'years', String(o.year))}`);
   const now = new Date(Date.UTC(o.year + 1, 6, 10, 10, 0, 0));
   const rel = releaseDue({ store, now, log });

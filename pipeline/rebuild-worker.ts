@@ -17,7 +17,7 @@ const port = parentPort!;
 const send = (m: FromWorker): void => port.postMessage(m);
 const log: StageLog = { log: (e: StageEvent, level: 'info' | 'warn' | 'error' = 'info') => send({ type: 'log', e, level }) };
 
-let store: Store, L: Loaded, C: Classification, settlements: string | undefined;
+let store: Store, L: Loaded, C: Classification, settlements: string | undefined, population: string | undefined;
 let held: { k: number; fileMonth: string; ing: Ingested } | undefined;
 
 async function handle(m: ToWorker): Promise<void> {
@@ -25,6 +25,7 @@ async function handle(m: ToWorker): Promise<void> {
     case 'init':
       store = new Store(m.store);
       settlements = m.settlements;
+      population = m.population;
       L = loadConfig();
       C = loadClassification(m.settlements);
       return;
@@ -55,7 +56,7 @@ async function handle(m: ToWorker): Promise<void> {
     }
     case 'year': {
       const { runYear } = await import('./year');
-      const q = await runYear({ data: store.root, year: m.year, settlements, log, lockHeld: true });
+      const q = await runYear({ data: store.root, year: m.year, settlements, population, log, lockHeld: true });
       send({ type: 'year-done', year: m.year, events: q.events });
       return;
     }

@@ -33,6 +33,8 @@ export interface RebuildOptions {
   /** build the annual results of every complete year (default true) */
   years?: boolean;
   settlements?: string;
+  /** population file for the rates of the annual results (migstat year --population) */
+  population?: string;
   /** show a progress bar (default: when stderr is a terminal) */
   progress?: boolean;
   say?: (msg: string) => void;
@@ -41,7 +43,7 @@ export interface RebuildResult { units: number; months: number; years: number[];
 
 /** Messages between the main thread and the workers (rebuild-worker.ts). */
 export type ToWorker =
-  | { type: 'init'; store: string; settlements?: string }
+  | { type: 'init'; store: string; settlements?: string; population?: string }
   | { type: 'unit'; k: number; file: string; fileMonth: string }
   | { type: 'prior'; k: number; skip: boolean; seq: number; build: boolean; prior: [string, string, string][] }
   | { type: 'year'; year: number };
@@ -233,7 +235,7 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
       w.on('message', (m: FromWorker) => onMessage(w, m));
       w.on('error', (e) => fail(e));
       w.on('exit', (c) => { if (c !== 0 && !failed && (done < units.length || yearsDone.size < completeYears.length)) fail(new Error(`a rebuild worker stopped (exit code ${c})`)); });
-      w.postMessage({ type: 'init', store: store.root, settlements: o.settlements } satisfies ToWorker);
+      w.postMessage({ type: 'init', store: store.root, settlements: o.settlements, population: o.population } satisfies ToWorker);
     }
     kickIdle();
   });

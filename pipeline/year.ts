@@ -1,12 +1,14 @@
 /**
  * `migstat year`: the annual tables of a reference year = the cell-by-cell sum of its twelve monthly tables
  * (never recounted), consistency checks, year-on-year flags (ESMS 11.2), the quality report, the SDMX
- * messages and the workbook, written atomically to years/<year>/ with a manifest.
+ * messages and the workbook, written atomically to years/<year>/ with a manifest. With a population file
+ * (stages/population.ts) also the rates per 1 000 population (tables/rates.csv, computed from the annual
+ * territory table: rates are not sums of monthly rates).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IMPUTED_HEADERS, TABLE_HEADERS, type Quality } from './contracts';
-import { readCsvText, type Row } from './csv';
+import { readCsvText, readTable, type Row } from './csv';
 import { sha256 } from './fsutil';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig } from './config';
@@ -16,14 +18,16 @@ import { loadClassification, seriesOf } from '../stages/territory';
 import { buildSdmx } from '../stages/sdmx';
 import { buildReport } from '../stages/report';
 import { buildWorkbook } from '../stages/excel';
+import { loadPopulation, ratesTable } from '../stages/population';
 
 export interface YearOptions {
   data: string; year: number; provisional?: boolean; settlements?: string; log: StageLog;
   /** the caller already holds the store's lock (rebuild) */
   lockHeld?: boolean;
+  /** CSV code,year,population (stages/population.ts): with it, tables/rates.csv and a rates sheet */
+  population?: string;
 }
 
-const rowsToTable = (rows: Row[], header: readonly string[]): Table => rows.map((r) => header.map((h) => r[h]!));
 const tableToRows = (t: Table, header: readonly string[]): Row[] => t.map((r) => Object.fromEntries(header.map((h, i) => [h, String(r[i])])));
 
 export async function runYear(opts: YearOptions): Promise<Quality> {
@@ -37,20 +41,24 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   if (missing.length && !opts.provisional) throw new Error(`year ${y} is incomplete: missing months ${missing.join(', ')} (use --provisional for provisional annual tables)`);
   if (!present.length) throw new Error(`year ${y} has no processed months`);
   const t0 = Date.now();
+  // a bad population file fails the run before any work
+  const population = opts.population ? loadPopulation(opts.population, C, y) : undefined;
   const tables: Tables = {}, imputed: Tables = {};
   for (const [name, header] of Object.entries({ ...TABLE_HEADERS, ...IMPUTED_HEADERS })) {
-    const parts = present.filter((m) => fs.existsSync(path.join(store.monthDir(m), 'tables', `${name}.csv`))).map((m) => rowsToTable(readCsvText(fs.readFileSync(path.join(store.monthDir(m), 'tables', `${name}.csv`), 'utf8')), header));
+    if (name === 'rates') continue; // computed from the annual counts below, never summed
+    const parts = present.filter((m) => fs.existsSync(path.join(store.monthDir(m), 'tables', `${name}.csv`))).map((m) => readTable(path.join(store.monthDir(m), 'tables', `${name}.csv`), header) as Table);
     if (!parts.length) continue;
     const sum = sumTables(parts, TABLE_KEY_COLS[name as keyof typeof TABLE_KEY_COLS]);
     if (name in IMPUTED_HEADERS) imputed[name] = sum; else tables[name] = sum;
   }
   const qs = present.map((m) => JSON.parse(fs.readFileSync(path.join(store.monthDir(m), 'quality.json'), 'utf8')) as Quality);
+  if (population) tables.rates = ratesTable(tables.territory!, C, y, population);
   const checks = checkTables(tables, C, y);
   const quality = sumQuality(qs, String(y), seriesOf(y), missing.length > 0, checks);
   quality.yoy_flags = yoyFlags(store, y, tables.territory!, L.config.yoy);
   const monthly = present.flatMap((m) => {
-    const rows = readCsvText(fs.readFileSync(path.join(store.monthDir(m), 'tables', 'territory.csv'), 'utf8'));
-    return rows.filter((r) => r.level === 'region' && r.sex === 'T').map((r) => ({ month: m, region: r.code!, immigrants: +r.immigrants!, emigrants: +r.emigrants!, net: +r.net! }));
+    const rows = readTable(path.join(store.monthDir(m), 'tables', 'territory.csv'), TABLE_HEADERS.territory);
+    return rows.filter((r) => r[1] === 'region' && r[3] === 'T').map((r) => ({ month: m, region: r[2]!, immigrants: +r[4]!, emigrants: +r[5]!, net: +r[6]! }));
   });
   const files = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
@@ -66,9 +74,12 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   files.set('tables.xlsx', wb as unknown as string);
   const write = (): void => {
     writeResultsDir(store.yearDir(y), files, {
-      kind: 'year', id: String(y), code_version: codeVersion(), parameters: { provisional: missing.length > 0, config: L.digests, months: present },
+      kind: 'year', id: String(y), code_version: codeVersion(), parameters: {
+        provisional: missing.length > 0, config: L.digests, months: present,
+        ...(opts.population ? { population: path.basename(opts.population), population_sha256: sha256(fs.readFileSync(opts.population)) } : {}),
+      },
       inputs: present.map((m) => ({ path: `months/${m}/manifest.json`, sha256: sha256(fs.readFileSync(path.join(store.monthDir(m), 'manifest.json'))) })),
-      counts: { months: present.length, events: quality.events },
+      counts: { months: present.length, events: quality.events, ...(population ? { population_municipalities: population.size } : {}) },
     });
   };
   if (opts.lockHeld) write(); else withLock(store, `year ${y}`, write);

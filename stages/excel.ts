@@ -126,7 +126,7 @@ export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
         const cell = row.getCell(i + 1);
         if (!KEY_COLUMNS.has(c) && NUMERIC.test(raw)) {
           cell.value = Number(raw);
-          cell.numFmt = raw.includes('.') ? '0.00' : '#,##0';
+          cell.numFmt = c.endsWith('_rate') ? '0.0' : raw.includes('.') ? '0.00' : '#,##0';
         } else {
           cell.value = safeText(raw);
         }

@@ -11,6 +11,8 @@ import { DEFECT_NAMES, EXTRACT_HEADER, generate, TRUTH_RECORDS_HEADER, type Gene
 import { dayNumber, monthsBetween } from '../fixtures/gen/dates';
 import { jmbgCheck } from '../fixtures/gen/person';
 import { Rng } from '../fixtures/gen/rng';
+import { KM_POPULATION_1991, populationCsv, populationWithoutKm } from '../fixtures/gen/population';
+import { loadPopulation } from '../stages/population';
 import { loadClassification, mod11Ok } from '../stages/territory';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'migstat-gen-'));
@@ -58,10 +60,13 @@ describe('generator, a default recent year (2024, 20 000 events)', () => {
     const other = run('y2024c', 2024, 20000, 2);
     const h1 = hashDir(dir);
     expect(hashDir(again.dir)).toEqual(h1);
-    expect(h1.size).toBe(12 + 12 * 3 + 1 + 3 + 1);
+    expect(h1.size).toBe(12 + 12 * 3 + 1 + 3 + 1 + 1);
     const h3 = hashDir(other.dir);
     expect(h3.get('moi_2024_01.csv')).not.toBe(h1.get('moi_2024_01.csv'));
-    expect({ ...again.s, files: again.s.files.map((f) => path.basename(f)) }).toEqual({ ...s, files: s.files.map((f) => path.basename(f)) });
+    expect(h3.get('truth/population.csv')).not.toBe(h1.get('truth/population.csv'));
+    expect(s.population).toBe(path.join(dir, 'truth', 'population.csv'));
+    const rel = (x: GenerateSummary): object => ({ ...x, files: x.files.map((f) => path.basename(f)), population: path.basename(x.population) });
+    expect(rel(again.s)).toEqual(rel(s));
   });
 
   test('extract layout: exact header, 18 fields, LF, no BOM; truth rows one per line', () => {
@@ -339,6 +344,39 @@ describe('generator, territorial coverage by year', () => {
       expect(mod11Ok(r[14]!)).toBe(true);
       expect(c.isMunicipality(r[14]!)).toBe(true);
     }
+  });
+});
+
+describe('generator: the synthetic population file', () => {
+  const c = loadClassification();
+  test.each([[1997], [1998], [2019], [2024]])('%i: one row per municipality of the year, census-calibrated totals, seeded, accepted by the pipeline', (year) => {
+    const dir = path.join(tmp, `pop${year}`);
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'population.csv');
+    fs.writeFileSync(file, populationCsv(c, year, 5));
+    const rows = objects(file);
+    const units = c.unitsForYear(year);
+    expect(rows.map((r) => r.code)).toEqual(units.map((u) => u.code));
+    expect(rows.every((r) => r.year === String(year) && /^[1-9][0-9]*$/.test(r.population!))).toBe(true);
+    const sum = (f: (code: string) => boolean): number => rows.filter((r) => f(r.code!)).reduce((a, r) => a + Number(r.population), 0);
+    expect(sum((code) => !c.isKM(code))).toBe(populationWithoutKm(year));
+    expect(sum((code) => c.isKM(code))).toBe(year <= 1997 ? KM_POPULATION_1991 : 0);
+    const bg = sum((code) => c.areaOf(code) === 'RS110') / populationWithoutKm(year);
+    expect(bg).toBeGreaterThan(0.23);
+    expect(bg).toBeLessThan(0.25);
+    // plausible municipality sizes: a few thousand to a few hundred thousand
+    const sizes = rows.map((r) => Number(r.population)).sort((a, b) => a - b);
+    expect(sizes[0]).toBeGreaterThan(1000);
+    expect(sizes[sizes.length - 1]).toBeLessThan(600000);
+    expect(populationCsv(c, year, 5)).toBe(fs.readFileSync(file, 'utf8'));
+    expect(populationCsv(c, year, 6)).not.toBe(fs.readFileSync(file, 'utf8'));
+    expect(loadPopulation(file, c, year).size).toBe(units.length);
+  });
+  test('the totals follow the censuses (1991, 2002, 2011, 2022) and the last trend after them', () => {
+    expect([1991, 2002, 2011, 2022].map(populationWithoutKm)).toEqual([7822795, 7498001, 7186862, 6647003]);
+    expect(populationWithoutKm(2024)).toBeLessThan(6647003);
+    expect(populationWithoutKm(2024)).toBeGreaterThan(6500000);
+    expect(populationWithoutKm(1997)).toBeLessThan(7822795);
   });
 });
 
