@@ -170,6 +170,9 @@ function loadPriorIndex(store: Store, fileMonth: string, lookback: number, wante
 /** Rebuild months/<month>/ from all forms attributed to it. */
 export function buildMonth(store: Store, month: string, L: Loaded, C: Classification, log: StageLog): Quality {
   const t0 = Date.now();
+  const timings: Record<string, number> = {};
+  let tLap = process.hrtime.bigint();
+  const lap = (name: string): void => { const t = process.hrtime.bigint(); timings[name] = Math.round(Number(t - tLap) / 1e5) / 10; tLap = t; };
   const partDir = store.formsDir(month);
   const parts = fs.existsSync(partDir) ? fs.readdirSync(partDir).filter((f) => f.endsWith('.json')).sort() : [];
   const forms: Columns = {};
@@ -179,9 +182,13 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   }
   if (!forms.record_id) for (const k of ['record_id', 'file', 'line', 'form_type', 'carried_forward']) forms[k] = [];
   const year = +month.slice(0, 4);
+  lap('read');
   const out = processMonth(forms, { month, classification: C, rules: L.rules, scopeRules: L.scopeRules, imputation: L.imputation, seed: L.config.seed, linkageWindowDays: L.config.linkage.window_days });
+  for (const [k, v] of Object.entries(out.timings)) timings[k] = Math.round(v * 10) / 10;
+  lap('process');
   const { tables, imputed } = tabulate(out.events, C, year);
   const checks = checkTables(tables, C, year);
+  lap('tabulate');
   // the deliveries of this month's extract(s)
   const own: DeliveryRecord[] = fs.existsSync(store.p('deliveries')) ? fs.readdirSync(store.p('deliveries')).filter((f) => f.startsWith(`${month}--`)).sort().map((f) => readJson<DeliveryRecord>(store.p('deliveries', f))) : [];
   const sum = (k: keyof DeliveryRecord): number => own.reduce((a, d) => a + (d[k] as number), 0);
@@ -208,15 +215,18 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   };
   const changes = [...own.flatMap((d) => d.changes), ...out.changes];
   const dispositions = [...own.flatMap((d) => d.dispositions), ...out.dispositions];
+  lap('quality');
   const files = monthFiles(tables, imputed, quality, out.events, C, month, changes, out.violations, [...out.ruleResults, ...out.scopeResults].map((r) => ({ ...r.summary, rule_id: r.rule.id, severity: r.rule.severity, error: r.summary.error ?? '', expression: r.rule.condition, description: r.rule.description })), quarantine, dispositions);
+  lap('files');
   writeResultsDir(store.monthDir(month), files, {
     kind: 'month', id: month, code_version: codeVersion(),
     parameters: { config: L.digests, settlements: path.basename(C.settlementsFile), settlements_sha256: sha256(fs.readFileSync(C.settlementsFile)), seed: L.config.seed },
     inputs: parts.map((p) => ({ path: `forms/${month}/${p}`, sha256: sha256(fs.readFileSync(path.join(partDir, p))) })),
     counts: { forms: forms.file!.length, events: out.events.length, quarantined: quarantine.length },
   });
+  lap('write');
   const failed = checks.filter((c) => !c.ok);
-  log.log({ stage: 'month', event: 'done', month, forms_in: forms.file!.length, events: out.events.length, linked: out.counts.linked, unmatched: out.counts.unmatched, out_of_scope: outOfScope, quarantined: quarantine.length, imputed: out.imputed, rules_failed: Object.fromEntries(Object.entries(rules).filter(([, r]) => r.fails > 0).map(([k, r]) => [k, r.fails])), identity_holds: holds, checks_failed: failed.map((c) => c.id), duration_ms: Date.now() - t0 }, holds && !failed.length ? 'info' : 'error');
+  log.log({ stage: 'month', event: 'done', timings_ms: timings, month, forms_in: forms.file!.length, events: out.events.length, linked: out.counts.linked, unmatched: out.counts.unmatched, out_of_scope: outOfScope, quarantined: quarantine.length, imputed: out.imputed, rules_failed: Object.fromEntries(Object.entries(rules).filter(([, r]) => r.fails > 0).map(([k, r]) => [k, r.fails])), identity_holds: holds, checks_failed: failed.map((c) => c.id), duration_ms: Date.now() - t0 }, holds && !failed.length ? 'info' : 'error');
   if (!holds) throw new Error(`row-count identity broken for month ${month}: ${JSON.stringify(quality.identity)}`);
   if (failed.length) throw new Error(`consistency checks failed for month ${month}: ${failed.map((c) => `${c.id} (${c.detail})`).join('; ')}`);
   return quality;

@@ -42,6 +42,8 @@ export interface MonthOutcome {
   counts: { forms: number; replaced: number; linked: number; unmatched: number; out_of_scope: Record<string, number>; carried_forward: number; recoded: number };
   imputed: Record<string, number>;
   imputedByMethod: Record<string, Record<string, number>>;
+  /** milliseconds per step, for the stage log */
+  timings: Record<string, number>;
 }
 
 const DAY = 86400000;
@@ -64,6 +66,9 @@ const RESEND_FIELDS = ['form_type', 'registration_date', 'move_date', 'pid', 'ci
 const dayNum = (d: string): number => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / DAY;
 
 export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
+  const timings: Record<string, number> = {};
+  let tLap = process.hrtime.bigint();
+  const lap = (name: string): void => { const t = process.hrtime.bigint(); timings[name] = Number(t - tLap) / 1e6; tLap = t; };
   const C = ctx.classification;
   const year = +ctx.month.slice(0, 4);
   const yearEnd = `${year}-12-31`;
@@ -99,11 +104,13 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     changes.push({ step, method, rule, record_id: rid[i]!, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
   };
 
+  lap('versions');
   // 2. validation rules on the forms as received.
   const ruleResults = evaluateRules(ctx.rules, f, C);
   const violations: MonthOutcome['violations'] = [];
   for (const r of ruleResults) for (let i = 0; i < n; i++) if (r.outcome[i] === FAIL) violations.push({ record_id: rid[i]!, rule_id: r.rule.id, severity: r.rule.severity });
 
+  lap('rules');
   // 3. linkage D → R: same person, dates within the window, consistent residence; closest dates win.
   const ft = f.form_type!, pid = f.pid!, reg = f.registration_date!, mv = f.move_date!;
   const rByPerson = new Map<string, number[]>();
@@ -129,6 +136,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     if (best >= 0) { linkOfR[best] = d; linkOfD[d] = best; }
   }
 
+  lap('linkage');
   // 4. deductive imputation, in a fixed order.
   const sex = f.sex!, birth = f.birth_date!, act = f.economic_activity!, occ = f.occupation!;
   const age: (number | null)[] = new Array(n).fill(null);
@@ -195,6 +203,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     if (occ[i] && act[i] !== '1' && act[i] !== '') { log(i, 'deductive', 'rule', 'R19_OCCUPATION_EMPLOYED', 'occupation', occ[i]!, ''); occ[i] = ''; }
   }
 
+  lap('deduction');
   // 5. scope rules on the corrected forms, in the order of the rule file.
   const scopeResults = evaluateRules(ctx.scopeRules, f, C);
   const outReason: string[] = new Array(n).fill('');
@@ -213,6 +222,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     eventIdx.push(i);
   }
 
+  lap('scope');
   // 6. events, then donor imputation of what logic could not recover.
   const events: Event[] = eventIdx.map((i) => {
     const from = fromFinal[i] && year >= 1998 && C.isKM(fromFinal[i]!) ? 'KM' : fromFinal[i]!;
@@ -227,15 +237,17 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     };
   });
   for (const e of events) dispositions.push({ file: '', line: '', record_id: e.record_id, form_type: 'R', disposition: 'event', reason: '' });
+  lap('events');
   donorImpute(events, ctx, (e, variable, oldV, newV, donor, cls) => {
     changes.push({ step: 'donor', method: 'hot_deck', rule: cls, record_id: e.record_id, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
     count(variable === 'from' ? 'previous_residence' : variable, 'donor');
   });
+  lap('donors');
 
   return {
     events, changes, violations, ruleResults, scopeResults, dispositions, quarantine,
     counts: { forms: nIn, replaced: nIn - n, linked, unmatched, out_of_scope: outCounts, carried_forward: carried, recoded },
-    imputed, imputedByMethod: byMethod,
+    imputed, imputedByMethod: byMethod, timings,
   };
 }
 
