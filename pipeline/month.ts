@@ -14,7 +14,7 @@ import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig, type Loaded } from './config';
 import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentKey, type Columns, type QuarantineRow } from '../stages/ingest';
-import { deliver, type ChangeRow, type Disposition } from '../stages/deliver';
+import { deliver, take, type ChangeRow, type Disposition } from '../stages/deliver';
 import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
 import { processMonth, type Event } from '../stages/month';
 import { activityGroup, checkTables, moveType, tabulate, type Tables } from '../stages/tabulate';
@@ -33,7 +33,7 @@ export interface DeliveryRecord {
 }
 
 /** The record index stores this hash of a form's content (contentKey), never the content itself. */
-const contentHash = (content: string): string => crypto.createHash('sha1').update(content).digest('hex');
+const contentHash = (content: string): string => crypto.hash('sha1', content, 'hex') as string;
 
 export const addMonths = (m: string, k: number): string => {
   const t = +m.slice(0, 4) * 12 + (+m.slice(5, 7) - 1) + k;
@@ -115,11 +115,7 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   const byMonth: Record<string, number[]> = {};
   dr.forms.ref_month!.forEach((m, i) => (byMonth[m] ??= []).push(i));
   const parts = new Map<string, Columns>();
-  for (const [m, idx] of Object.entries(byMonth)) {
-    const part: Columns = {};
-    for (const [k, v] of Object.entries(dr.forms)) part[k] = idx.map((i) => v[i]!);
-    parts.set(m, part);
-  }
+  for (const [m, idx] of Object.entries(byMonth)) parts.set(m, take(dr.forms, idx));
   const ids: string[] = [];
   for (let i = 0; i < dr.forms.record_id!.length; i++) ids.push(`${dr.forms.record_id![i]}\t${dr.forms.ref_month![i]}\t${contentHash(contentKey(dr.forms, i))}`);
   const rec: DeliveryRecord = {

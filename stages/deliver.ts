@@ -28,9 +28,16 @@ export interface DeliveryResult {
   counts: { accepted: number; duplicates: number; corrections_to_closed: number; quarantined: number; carried_forward: number };
 }
 
-function take(cols: Columns, keep: number[]): Columns {
+/** The rows `keep` of every column (the columns themselves when every row is kept). */
+export function take(cols: Columns, keep: number[]): Columns {
   const out: Columns = {};
-  for (const [k, v] of Object.entries(cols)) out[k] = keep.map((i) => v[i]!);
+  const n = keep.length;
+  for (const [k, v] of Object.entries(cols)) {
+    if (n === v.length) { out[k] = v; continue; } // keep is increasing: all rows, in order
+    const a: string[] = new Array(n);
+    for (let j = 0; j < n; j++) a[j] = v[keep[j]!]!;
+    out[k] = a;
+  }
   return out;
 }
 
@@ -95,6 +102,7 @@ export function deliver(
           if (!old) continue;
           const nv = swapDayMonth(old);
           if (nv === old) continue;
+          if (forms[field] === f[field]) forms[field] = forms[field]!.slice(); // never change the caller's columns
           forms[field]![i] = nv;
           changes.push({ step: 'systemic', method: sc.action, rule: sc.id, record_id: forms.record_id![i]!, variable: field, old_value: old, new_value: nv, donor_record_id: '' });
         }
