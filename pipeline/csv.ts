@@ -53,11 +53,15 @@ export function readTable(file: string, header: readonly string[]): string[][] {
 const NUMERIC = /^-?\d+(\.\d+)?$/;
 
 /** Quote a cell per RFC 4180 and neutralise formula injection. */
+const NEEDS_QUOTES = /[",\n\r]/;
 export function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
+  if (typeof v === 'number') return String(v); // a number is never a formula (-3 stays -3)
   let s = typeof v === 'string' ? v : String(v);
-  if (s.length > 0 && '=+-@\t\r'.includes(s[0]!) && !NUMERIC.test(s)) s = `'${s}`;
-  if (/[",\n\r]/.test(s)) return `"${s.replace(/"/g, '""')}"`;
+  if (s.length === 0) return s;
+  const c = s.charCodeAt(0); // = + - @ tab CR
+  if ((c === 61 || c === 43 || c === 45 || c === 64 || c === 9 || c === 13) && !NUMERIC.test(s)) s = `'${s}`;
+  if (NEEDS_QUOTES.test(s)) return `"${s.replace(/"/g, '""')}"`;
   return s;
 }
 

@@ -68,13 +68,13 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     const closedNow = store.closedMonths();
     const closed = (m: string): boolean => m in closedNow || m < first;
     const d = deliverExtract(ing, { L, C, prior: (id) => prior.get(id), closed, seq: Object.keys(ingested).length + 1, log: opts.log });
-    writeDelivery(store, d);
+    const fresh = writeDelivery(store, d);
     if (!store.firstMonth()) store.setFirstMonth(fileMonth);
     ingested[digest] = { file: name, month: fileMonth, delivery: d.rec.delivery };
     writeJsonAtomic(ingestedFile, ingested);
     const months = d.months.filter((m) => !closed(m));
     const quality: Record<string, Quality> = {};
-    for (const m of months) quality[m] = buildMonth(store, m, L, C, opts.log);
+    for (const m of months) quality[m] = buildMonth(store, m, L, C, opts.log, fresh);
     return { status: 'processed', fileMonth, months, quality };
   });
 }
@@ -132,12 +132,21 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
 }
 
 /** Write what a delivery gave to the store: the forms by reference month, the record index, the delivery record. */
-export function writeDelivery(store: Store, d: Delivered): void {
+export function writeDelivery(store: Store, d: Delivered): FreshParts {
   const { delivery, file_month: fileMonth } = d.rec;
-  for (const [m, part] of d.parts) writeFileAtomic(store.p('forms', m, `${delivery}.json`), JSON.stringify(part));
+  const fresh: FreshParts = new Map();
+  for (const [m, part] of d.parts) {
+    const text = JSON.stringify(part);
+    writeFileAtomic(store.p('forms', m, `${delivery}.json`), text);
+    fresh.set(`${m}/${delivery}.json`, { cols: part, sha256: sha256(text) });
+  }
   writeFileAtomic(store.p('state', 'ids', `${fileMonth}--${delivery}.tsv`), d.ids.join('\n') + '\n');
   writeJsonAtomic(store.p('deliveries', `${fileMonth}--${delivery}.json`), d.rec);
+  return fresh;
 }
+
+/** Form partitions just written by this run ("<month>/<file>"), so building the month need not read them back. */
+export type FreshParts = Map<string, { cols: Columns; sha256: string }>;
 
 /** The record-index entries of the last `lookback` months for the ids of this extract only: memory stays flat however long the history. */
 function loadPriorIndex(store: Store, fileMonth: string, lookback: number, wanted: Set<string>): Map<string, { month: string; content: string }> {
@@ -164,7 +173,7 @@ function loadPriorIndex(store: Store, fileMonth: string, lookback: number, wante
 }
 
 /** Rebuild months/<month>/ from all forms attributed to it. */
-export function buildMonth(store: Store, month: string, L: Loaded, C: Classification, log: StageLog): Quality {
+export function buildMonth(store: Store, month: string, L: Loaded, C: Classification, log: StageLog, fresh?: FreshParts): Quality {
   const t0 = Date.now();
   const timings: Record<string, number> = {};
   let tLap = process.hrtime.bigint();
@@ -172,9 +181,14 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   const partDir = store.formsDir(month);
   const parts = fs.existsSync(partDir) ? fs.readdirSync(partDir).filter((f) => f.endsWith('.json')).sort() : [];
   const forms: Columns = {};
+  const partSha: string[] = [];
   for (const p of parts) {
-    const c = readJson<Columns>(path.join(partDir, p));
-    for (const [k, v] of Object.entries(c)) { const a = (forms[k] ??= []); for (const x of v) a.push(x); }
+    const f = fresh?.get(`${month}/${p}`);
+    let c: Columns;
+    if (f) { c = f.cols; partSha.push(f.sha256); }
+    else { const text = fs.readFileSync(path.join(partDir, p), 'utf8'); c = JSON.parse(text) as Columns; partSha.push(sha256(text)); }
+    if (parts.length === 1) Object.assign(forms, c); // processMonth copies what it keeps: no need to copy here
+    else for (const [k, v] of Object.entries(c)) { const a = (forms[k] ??= []); for (const x of v) a.push(x); }
   }
   if (!forms.record_id) for (const k of ['record_id', 'file', 'line', 'form_type', 'carried_forward']) forms[k] = [];
   const year = +month.slice(0, 4);
@@ -217,7 +231,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   writeResultsDir(store.monthDir(month), files, {
     kind: 'month', id: month, code_version: codeVersion(),
     parameters: { config: L.digests, settlements: path.basename(C.settlementsFile), settlements_sha256: sha256(fs.readFileSync(C.settlementsFile)), seed: L.config.seed },
-    inputs: parts.map((p) => ({ path: `forms/${month}/${p}`, sha256: sha256(fs.readFileSync(path.join(partDir, p))) })),
+    inputs: parts.map((p, i) => ({ path: `forms/${month}/${p}`, sha256: partSha[i]! })),
     counts: { forms: forms.file!.length, events: out.events.length, quarantined: quarantine.length },
   });
   lap('write');

@@ -8,7 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { loadConfig, type Loaded } from './config';
 import { sha256 } from './fsutil';
 import type { StageEvent } from './log';
-import { buildMonth, deliverExtract, ingestExtract, writeDelivery, type Ingested, type StageLog } from './month';
+import { buildMonth, deliverExtract, ingestExtract, writeDelivery, type FreshParts, type Ingested, type StageLog } from './month';
 import type { FromWorker, ToWorker } from './rebuild';
 import { Store } from './store';
 import { loadClassification, type Classification } from '../stages/territory';
@@ -41,16 +41,17 @@ async function handle(m: ToWorker): Promise<void> {
       const h = held!;
       held = undefined;
       let events = 0;
+      let fresh: FreshParts | undefined;
       if (!m.skip) {
         const prior = new Map(m.prior.map(([id, month, content]) => [id, { month, content }]));
         // as in the monthly cadence: when an extract arrives, every month before its own is closed
         const closed = (x: string): boolean => x < h.fileMonth;
         const d = deliverExtract(h.ing, { L, C, prior: (id) => prior.get(id), closed, seq: m.seq, log });
-        writeDelivery(store, d);
+        fresh = writeDelivery(store, d);
         send({ type: 'delivered', k: m.k, index: d.ids, delivery: d.rec.delivery, months: d.months });
         if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);
       }
-      if (m.build) events = buildMonth(store, h.fileMonth, L, C, log).events;
+      if (m.build) events = buildMonth(store, h.fileMonth, L, C, log, fresh).events;
       send({ type: 'unit-done', k: m.k, events, built: m.build });
       return;
     }
