@@ -97,6 +97,23 @@ export function loadRules(file: string, knownColumns: readonly string[]): { rule
   return { rules: rf.rules, scopeRules: rf.scope_rules };
 }
 
+type RowFn = (row: number, data: Record<string, unknown[]>, op?: unknown) => unknown;
+const compiled = new Map<string, RowFn | null>();
+
+/**
+ * An arquero expression compiled once per process (aq.parse, arquero's own parser and code generator) into its
+ * row function. null when it uses aggregate or window functions: such a rule is evaluated with table.derive.
+ */
+function rowFunction(expr: string, t: aq.ColumnTable): RowFn | null {
+  let f = compiled.get(expr);
+  if (f === undefined) {
+    const p = (aq as unknown as { parse: (v: object, o: object) => { exprs: RowFn[]; ops?: unknown[] } }).parse({ x: expr }, { table: t });
+    f = p.ops && p.ops.length ? null : p.exprs[0]!;
+    compiled.set(expr, f);
+  }
+  return f;
+}
+
 /** Evaluate rules on a table of columns. A rule that throws on the data becomes a summary row with its error. */
 export function evaluateRules(rules: Rule[], cols: Columns, classification: Classification, formTypeCol = 'form_type'): RuleResult[] {
   register();
@@ -104,25 +121,40 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
   const n = cols[formTypeCol]!.length;
   const needed = new Set<string>([formTypeCol]);
   for (const r of rules) for (const v of r.variables) needed.add(v);
-  const t = aq.table(Object.fromEntries([...needed].map((c) => [c, cols[c]!])));
+  const data = Object.fromEntries([...needed].map((c) => [c, cols[c]!])) as Record<string, string[]>;
+  const t = aq.table(data);
   const out: RuleResult[] = [];
+  const ft = cols[formTypeCol]!;
   for (const rule of rules) {
     const outcome = new Uint8Array(n).fill(NA);
     const summary: RuleSummary = { items: 0, passes: 0, fails: 0, na: 0, severity: rule.severity, expression: rule.condition };
     try {
-      const derived = t.derive(rule.when ? { c: rule.condition, w: rule.when } : { c: rule.condition });
-      const c = derived.array('c') as unknown[];
-      const w = rule.when ? (derived.array('w') as unknown[]) : undefined;
-      const ft = cols[formTypeCol]!;
       const types = rule.applies_to;
-      for (let i = 0; i < n; i++) {
-        if (types && !types.includes(ft[i] as 'R' | 'D')) continue;
-        if (w && w[i] !== true) continue;
-        const v = c[i];
-        if (v === true) outcome[i] = PASS;
-        else if (v === false) outcome[i] = FAIL;
+      const cf = rowFunction(rule.condition, t);
+      const wf = rule.when ? rowFunction(rule.when, t) : undefined;
+      if (cf && wf !== null) {
+        // the row functions straight over the columns: the when-condition first, the condition only where it holds
+        for (let i = 0; i < n; i++) {
+          if (types && !types.includes(ft[i] as 'R' | 'D')) continue;
+          if (wf && wf(i, data) !== true) continue;
+          const v = cf(i, data);
+          if (v === true) outcome[i] = PASS;
+          else if (v === false) outcome[i] = FAIL;
+        }
+      } else {
+        const derived = t.derive(rule.when ? { c: rule.condition, w: rule.when } : { c: rule.condition });
+        const c = derived.array('c') as unknown[];
+        const w = rule.when ? (derived.array('w') as unknown[]) : undefined;
+        for (let i = 0; i < n; i++) {
+          if (types && !types.includes(ft[i] as 'R' | 'D')) continue;
+          if (w && w[i] !== true) continue;
+          const v = c[i];
+          if (v === true) outcome[i] = PASS;
+          else if (v === false) outcome[i] = FAIL;
+        }
       }
     } catch (e) {
+      outcome.fill(NA);
       summary.error = (e as Error).message;
     }
     for (let i = 0; i < n; i++) {
