@@ -67,18 +67,24 @@ export function deliver(
     dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: f.record_id![i]!, form_type: f.form_type![i]!, disposition, reason });
   };
   // 1. duplicates: identical content seen before (in this file or in the store) is skipped.
-  const seen = new Map<string, string[]>(); // record_id → contents seen in this file
+  const seen = new Map<string, number[]>(); // record_id → the forms kept with it in this file
   const keep: number[] = [];
   let duplicates = 0, toClosed = 0;
   for (let i = 0; i < n; i++) {
     const id = f.record_id![i]!;
-    const content = contentKey(f, i);
     const inFile = seen.get(id);
-    if (inFile?.includes(content)) { duplicates++; disp(i, 'duplicate', 'same record_id and content earlier in this file'); continue; }
+    let content: string | undefined; // built only when the id was seen before: most forms never need it
+    if (inFile) {
+      content = contentKey(f, i);
+      if (inFile.some((j) => contentKey(f, j) === content)) { duplicates++; disp(i, 'duplicate', 'same record_id and content earlier in this file'); continue; }
+    }
     const prior = ctx.prior(id);
-    if (prior && prior.content === (ctx.contentHash ? ctx.contentHash(content) : content)) { duplicates++; disp(i, 'duplicate', `same record_id and content already ingested (month ${prior.month})`); continue; }
-    if (prior && ctx.isClosed(prior.month)) { toClosed++; disp(i, 'correction_to_closed', `corrects a form of closed month ${prior.month}: logged, not applied`); continue; }
-    if (inFile) inFile.push(content); else seen.set(id, [content]);
+    if (prior) {
+      content ??= contentKey(f, i);
+      if (prior.content === (ctx.contentHash ? ctx.contentHash(content) : content)) { duplicates++; disp(i, 'duplicate', `same record_id and content already ingested (month ${prior.month})`); continue; }
+      if (ctx.isClosed(prior.month)) { toClosed++; disp(i, 'correction_to_closed', `corrects a form of closed month ${prior.month}: logged, not applied`); continue; }
+    }
+    if (inFile) inFile.push(i); else seen.set(id, [i]);
     keep.push(i);
   }
   const forms = take(f, keep);
