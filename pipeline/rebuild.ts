@@ -75,7 +75,8 @@ export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
   fs.mkdirSync(target, { recursive: true });
   return withLockAsync(new Store(target), 'rebuild', async () => {
     const staging = path.join(path.dirname(target), `.${path.basename(target)}.staging-${process.pid}`);
-    fs.rmSync(staging, { recursive: true, force: true });
+    // a killed rebuild leaves its staging directory: we hold the lock, so any other one is dead
+    for (const f of fs.readdirSync(path.dirname(target))) if (f.startsWith(`.${path.basename(target)}.staging-`)) fs.rmSync(path.join(path.dirname(target), f), { recursive: true, force: true });
     fs.mkdirSync(staging, { recursive: true });
     const store = new Store(staging);
     const log = new RunLog(store.logFile());
@@ -230,7 +231,7 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
       }
     };
     for (let i = 0; i < nWorkers; i++) {
-      const w = new Worker(workerFile, { resourceLimits: { maxYoungGenerationSizeMb: 192 } }); // as --max-semi-space-size=64 (bin/migstat.js)
+      const w = new Worker(workerFile, { resourceLimits: { maxYoungGenerationSizeMb: 64 } }); // as --max-semi-space-size=64 (bin/migstat.js)
       workers.push(w);
       w.on('message', (m: FromWorker) => onMessage(w, m));
       w.on('error', (e) => fail(e));

@@ -4,7 +4,7 @@
  * with a re-sent identical extract, and it never leaves a half store behind.
  * The rebuild runs the compiled CLI (worker threads load dist/), which `npm test` builds first.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { generate } from '../fixtures/generator';
@@ -85,4 +85,27 @@ describe('rebuild = the monthly cadence, on two worker threads', () => {
     expect(fs.readdirSync(parent).filter((f) => f !== 'store')).toEqual([]); // no staging left
     expect(fs.existsSync(target) ? fs.readdirSync(target) : []).toEqual([]);
   });
+
+  test('killed in the middle, the rebuild leaves no store; run again, it gives the same bytes', async () => {
+    const parent = tmpDir();
+    const target = path.join(parent, 'store');
+    const child = spawn(process.execPath, [CLI, 'rebuild', '--data', target, '--input-dir', input, '--workers', '2'], { stdio: 'ignore' });
+    // wait until months are being written in the staging directory, then kill -9
+    const staging = (): string | undefined => fs.readdirSync(parent).find((f) => f.startsWith('.store.staging-'));
+    for (let i = 0; i < 600; i++) {
+      const st = staging();
+      if (st && fs.existsSync(path.join(parent, st, 'months')) && fs.readdirSync(path.join(parent, st, 'months')).length >= 2) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const killed = new Promise((r) => child.on('exit', r));
+    child.kill('SIGKILL');
+    await killed;
+    expect(staging()).toBeDefined(); // it was killed mid-run
+    expect(fs.readdirSync(target).filter((f) => f !== '.lock')).toEqual([]); // nothing under --data
+    const r = cli('rebuild', '--data', target, '--input-dir', input, '--workers', '2');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(staging()).toBeUndefined();
+    const keep = (f: string): boolean => /^(months|years|forms|deliveries|state\/ids)\//.test(f);
+    expect(snapshot(target, keep)).toEqual(snapshot(rebuilt, keep));
+  }, 120000);
 });
