@@ -96,7 +96,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     }
   }
   const f: Columns = {};
-  for (const [k, v] of Object.entries(input)) f[k] = keep.map((i) => v[i]!);
+  for (const [k, v] of Object.entries(input)) { const a: string[] = new Array(keep.length); for (let j = 0; j < keep.length; j++) a[j] = v[keep[j]!]!; f[k] = a; } // a copy: the input is not changed
   const n = keep.length;
   f.reference_year = new Array(n).fill(String(year));
   const rid = f.record_id!;
@@ -287,7 +287,7 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e:
       if (k === undefined) continue;
       const pool = pools[c]!.get(k);
       if (!pool || !pool.length) continue;
-      const h = crypto.createHash('sha256').update(`${ctx.seed}|${ctx.month}|${e.record_id}`).digest().readUInt32BE(0);
+      const h = (crypto.hash('sha256', `${ctx.seed}|${ctx.month}|${e.record_id}`, 'buffer') as unknown as Buffer).readUInt32BE(0);
       const d = pool[h % pool.length]!;
       const classes = ctx.imputation.classes;
       const cls = `class ${c + 1} of ${classes.length}: ${classes[c]!.join('×') || 'all events of the month'}`;
