@@ -19,6 +19,13 @@ export function ensureDir(dir: string): void {
   fs.mkdirSync(dir, { recursive: true });
 }
 
+/**
+ * Durability: by default every file is fsynced before its rename. A rebuild writes a whole new store in a
+ * staging directory that is discarded on any failure; it turns this off and syncs the file system once
+ * before moving the store into place (pipeline/rebuild.ts).
+ */
+export const durability = { fsyncEachFile: true };
+
 /** Write a file atomically (temp file + fsync + rename). */
 export function writeFileAtomic(file: string, data: string | Buffer): void {
   ensureDir(path.dirname(file));
@@ -26,7 +33,7 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
   const fd = fs.openSync(tmp, 'w');
   try {
     fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-    fs.fsyncSync(fd);
+    if (durability.fsyncEachFile) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { loadConfig, type Loaded } from './config';
-import { sha256 } from './fsutil';
+import { durability, sha256 } from './fsutil';
 import type { StageEvent } from './log';
 import { buildMonth, deliverExtract, ingestExtract, writeDelivery, type FreshParts, type Ingested, type StageLog } from './month';
 import type { FromWorker, ToWorker } from './rebuild';
@@ -23,6 +23,8 @@ let held: { k: number; fileMonth: string; ing: Ingested } | undefined;
 async function handle(m: ToWorker): Promise<void> {
   switch (m.type) {
     case 'init':
+      // the staging store is discarded on failure and synced once before it is moved into place (rebuild.ts)
+      durability.fsyncEachFile = false;
       store = new Store(m.store);
       settlements = m.settlements;
       population = m.population;

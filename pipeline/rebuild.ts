@@ -15,6 +15,7 @@
  * The new store is written beside --data in a staging directory and moved into place only when everything
  * succeeded: a failed or killed rebuild never leaves a half store under --data.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -84,6 +85,9 @@ export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
     log.log({ stage: 'rebuild', event: 'start', input_dir: o.inputDir, extracts: units.length, from: units[0]!.fileMonth, to: units[units.length - 1]!.fileMonth, workers: nWorkers });
     try {
       const r = await drive(units, store, log, nWorkers, o);
+      // the workers wrote without a fsync per file: make the whole new store durable before it goes live
+      const synced = spawnSync('sync', ['-f', staging]).status === 0 || spawnSync('sync').status === 0;
+      if (!synced) throw new Error('could not sync the file system before moving the rebuilt store into place');
       fs.rmSync(path.join(target, '.lock'), { recursive: true, force: true });
       fs.rmdirSync(target);
       fs.renameSync(staging, target);
