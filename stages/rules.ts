@@ -3,7 +3,8 @@
  * arquero expression strings: a rule file can only call arquero's `op` functions and the few domain
  * functions registered here, never arbitrary code. Each rule gives, per record, pass / fail / NA.
  */
-import * as aq from 'arquero';
+import { aq } from './arquero';
+import type * as AQ from 'arquero';
 import { loadJson } from '../pipeline/schemas';
 import type { RuleSummary } from '../pipeline/contracts';
 import { isValidDate } from './jmbg';
@@ -104,7 +105,7 @@ const compiled = new Map<string, RowFn | null>();
  * An arquero expression compiled once per process (aq.parse, arquero's own parser and code generator) into its
  * row function. null when it uses aggregate or window functions: such a rule is evaluated with table.derive.
  */
-function rowFunction(expr: string, t: aq.ColumnTable): RowFn | null {
+function rowFunction(expr: string, t: AQ.ColumnTable): RowFn | null {
   let f = compiled.get(expr);
   if (f === undefined) {
     const p = (aq as unknown as { parse: (v: object, o: object) => { exprs: RowFn[]; ops?: unknown[] } }).parse({ x: expr }, { table: t });
