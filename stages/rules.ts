@@ -126,45 +126,47 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
   const t = aq.table(data);
   const out: RuleResult[] = [];
   const ft = cols[formTypeCol]!;
+  const kind = new Uint8Array(n); // 1 R, 2 D
+  for (let i = 0; i < n; i++) kind[i] = ft[i] === 'R' ? 1 : ft[i] === 'D' ? 2 : 0;
   for (const rule of rules) {
     const outcome = new Uint8Array(n).fill(NA);
     const summary: RuleSummary = { items: 0, passes: 0, fails: 0, na: 0, severity: rule.severity, expression: rule.condition };
+    const types = rule.applies_to;
+    const mask = types ? (types.includes('R') ? 1 : 0) | (types.includes('D') ? 2 : 0) : 0;
+    let passes = 0, fails = 0;
     try {
-      const types = rule.applies_to;
       const cf = rowFunction(rule.condition, t);
       const wf = rule.when ? rowFunction(rule.when, t) : undefined;
       if (cf && wf !== null) {
         // the row functions straight over the columns: the when-condition first, the condition only where it holds
         for (let i = 0; i < n; i++) {
-          if (types && !types.includes(ft[i] as 'R' | 'D')) continue;
+          if (mask && !(mask & kind[i]!)) continue;
           if (wf && wf(i, data) !== true) continue;
           const v = cf(i, data);
-          if (v === true) outcome[i] = PASS;
-          else if (v === false) outcome[i] = FAIL;
+          if (v === true) { outcome[i] = PASS; passes++; }
+          else if (v === false) { outcome[i] = FAIL; fails++; }
         }
       } else {
         const derived = t.derive(rule.when ? { c: rule.condition, w: rule.when } : { c: rule.condition });
         const c = derived.array('c') as unknown[];
         const w = rule.when ? (derived.array('w') as unknown[]) : undefined;
         for (let i = 0; i < n; i++) {
-          if (types && !types.includes(ft[i] as 'R' | 'D')) continue;
+          if (mask && !(mask & kind[i]!)) continue;
           if (w && w[i] !== true) continue;
           const v = c[i];
-          if (v === true) outcome[i] = PASS;
-          else if (v === false) outcome[i] = FAIL;
+          if (v === true) { outcome[i] = PASS; passes++; }
+          else if (v === false) { outcome[i] = FAIL; fails++; }
         }
       }
     } catch (e) {
       outcome.fill(NA);
+      passes = fails = 0;
       summary.error = (e as Error).message;
     }
-    for (let i = 0; i < n; i++) {
-      const o = outcome[i];
-      if (o === PASS) summary.passes++;
-      else if (o === FAIL) summary.fails++;
-      else summary.na++;
-    }
     summary.items = n;
+    summary.passes = passes;
+    summary.fails = fails;
+    summary.na = n - passes - fails;
     out.push({ rule, outcome, summary });
   }
   return out;
