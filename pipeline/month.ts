@@ -54,8 +54,13 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     const digest = sha256(bytes);
     const ingestedFile = store.p('state', 'ingested.json');
     const ingested: Record<string, { file: string; month: string; delivery: string }> = fs.existsSync(ingestedFile) ? readJson(ingestedFile) : {};
+    // a run killed before its commit point (ingested.json, written last) is rolled back, and the months it touched rebuilt
+    const rolledBack = store.rollbackUncommitted(new Set(Object.values(ingested).map((x) => x.delivery))).filter((m) => !store.isClosed(m));
+    if (rolledBack.length) opts.log.log({ stage: 'recover', event: 'rolled_back', months: rolledBack }, 'warn');
     if (ingested[digest]) {
       opts.log.log({ stage: 'ingest', event: 'unchanged', file: name, sha256: digest, reason: `already ingested as ${ingested[digest]!.delivery}` });
+      for (const m of rolledBack) buildMonth(store, m, L, C, opts.log);
+      store.rebuilt();
       return { status: 'unchanged', fileMonth, months: [], quality: {} };
     }
     if (store.isClosed(fileMonth)) throw new Error(`month ${fileMonth} is closed (its results are final); rerunning it is refused. Late forms for it are carried forward when you run the next month.`);
@@ -96,10 +101,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
       carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries(Object.entries(byMonth).map(([m, a]) => [m, a.length])),
       quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic,
     };
-    if (!store.firstMonth()) store.setFirstMonth(fileMonth);
     writeJsonAtomic(store.p('deliveries', `${delivery}.json`), rec);
-    ingested[digest] = { file: name, month: fileMonth, delivery };
-    writeJsonAtomic(ingestedFile, ingested);
     const identity = rec.forms_read === rec.accepted + rec.quarantined + rec.duplicates + rec.corrections_to_closed;
     opts.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');
     if (!identity) throw new Error(`row-count identity broken for ${name}: read ${rec.forms_read} ≠ accepted ${rec.accepted} + quarantined ${rec.quarantined} + duplicates ${rec.duplicates} + corrections to closed months ${rec.corrections_to_closed}`);
@@ -108,6 +110,12 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     const months = [...new Set([fileMonth, ...Object.keys(byMonth)])].filter((m) => !closed(m)).sort();
     const quality: Record<string, Quality> = {};
     for (const m of months) quality[m] = buildMonth(store, m, L, C, opts.log);
+    for (const m of rolledBack) if (!months.includes(m) && !closed(m)) buildMonth(store, m, L, C, opts.log);
+    // the commit point: until ingested.json lists the delivery, a rerun rolls it back and does it again
+    if (!store.firstMonth()) store.setFirstMonth(fileMonth);
+    ingested[digest] = { file: name, month: fileMonth, delivery };
+    writeJsonAtomic(ingestedFile, ingested);
+    store.rebuilt();
     return { status: 'processed', fileMonth, months, quality };
   });
 }
