@@ -177,7 +177,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
     imputation_by_method: sortObj(out.imputedByMethod), systemic: own.flatMap((d) => d.systemic), identity: { holds, lhs: formsRead, rhs }, checks, provenance: sortObj(provenance),
   };
   const changes = [...own.flatMap((d) => d.changes), ...out.changes];
-  const dispositions = [...own.flatMap((d) => d.dispositions), ...out.dispositions];
+  const dispositions = [...own.flatMap((d) => d.dispositions), ...own.flatMap((d) => d.quarantine.map((q) => ({ file: q.file, line: String(q.line), record_id: q.record_id, form_type: '', disposition: 'quarantined', reason: q.reason }))), ...out.dispositions];
   const files = monthFiles(tables, imputed, quality, out.events, C, month, changes, out.violations, [...out.ruleResults, ...out.scopeResults].map((r) => ({ ...r.summary, rule_id: r.rule.id, severity: r.rule.severity, error: r.summary.error ?? '', expression: r.rule.condition, description: r.rule.description })), quarantine, dispositions);
   writeResultsDir(store.monthDir(month), files, {
     kind: 'month', id: month, code_version: codeVersion(),

@@ -211,7 +211,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       carried_forward: cf, provenance: prov[i]!, donor: new Set<string>(),
     };
   });
-  for (const e of events) dispositions.push({ file: '', line: '', record_id: e.record_id, form_type: 'R', disposition: 'event', reason: '' });
+  for (const i of eventIdx) dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: rid[i]!, form_type: 'R', disposition: 'event', reason: '' });
   donorImpute(events, ctx, (e, variable, oldV, newV, donor) => {
     changes.push({ step: 'donor', method: 'hot_deck', rule: '', record_id: e.record_id, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
     count(variable === 'from' ? 'previous_residence' : variable, 'donor');
