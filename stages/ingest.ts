@@ -35,6 +35,14 @@ export class InputError extends Error {
   }
 }
 
+/**
+ * In a malformed line the fields may be shifted, so a JMBG can sit in any column: quarantine rows (record id,
+ * detail) withhold every stand-alone run of 13 digits.
+ */
+export function withholdJmbg(s: string): string {
+  return s.replace(/(?<![0-9A-Za-z])[0-9]{13}(?![0-9A-Za-z])/g, '<13 digits withheld>');
+}
+
 export interface QuarantineRow { file: string; line: number; record_id: string; field: string; reason: string; detail: string }
 
 export interface ParsedExtract {
@@ -125,7 +133,7 @@ export function parseExtract(text: string, file: string): ParsedExtract {
     if (r.length !== n) {
       if (i === records.length - 1 && !endsWithNewline && r.length < n)
         throw new InputError(name, lines[i], undefined, `the last line is truncated (${r.length} of ${n} fields, no line end): the file was cut off; ask MoI to re-send it`);
-      quarantine.push({ file: name, line: lines[i]!, record_id: (r[0] ?? '').slice(0, 40), field: '', reason: 'field_count', detail: `${r.length} fields, expected ${n}` });
+      quarantine.push({ file: name, line: lines[i]!, record_id: withholdJmbg((r[0] ?? '').slice(0, 40)), field: '', reason: 'field_count', detail: `${r.length} fields, expected ${n}` });
       continue;
     }
     rows.push(r);
@@ -173,7 +181,7 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
     const bad = schemaCheck(r);
     if (bad) {
       const reason = bad.field === 'registration_date' ? 'unreadable_date' : 'schema';
-      quarantine.push({ file: p.file, line: p.lines[i]!, record_id: r[0]!.slice(0, 40), field: bad.field, reason, detail: bad.field === 'person_id' ? 'person_id is not 13 digits' : `${bad.detail} (value: ${JSON.stringify(r[INPUT_COLUMNS.indexOf(bad.field as never)]?.slice(0, 50) ?? '')})` });
+      quarantine.push({ file: p.file, line: p.lines[i]!, record_id: withholdJmbg(r[0]!.slice(0, 40)), field: bad.field, reason, detail: bad.field === 'person_id' ? 'person_id is not 13 digits' : withholdJmbg(`${bad.detail} (value: ${JSON.stringify(r[INPUT_COLUMNS.indexOf(bad.field as never)]?.slice(0, 50) ?? '')})`) });
       continue;
     }
     const j = decodeJmbg(r[4]!);
