@@ -34,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--settlements <file>', 'the settlements list (default: the bundled one)')
     .action((o: { data: string; input: string; month?: string; encoding: string; settlements?: string }) => {
       if (o.encoding !== 'utf-8' && o.encoding !== 'windows-1250') throw new UsageError(`--encoding must be utf-8 or windows-1250, not ${o.encoding}`);
+      if (o.month !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
       const log = logFor(o.data);
       const r = runMonth({ data: o.data, input: o.input, month: o.month, encoding: o.encoding, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log });
       say(r.status === 'unchanged' ? `${path.basename(o.input)} was already ingested: nothing changed` : `${path.basename(o.input)}: months ${r.months.join(', ')} processed (${r.months.map((m) => `${m}: ${r.quality[m]!.events} events`).join('; ')})`);
@@ -116,7 +117,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof UsageError) { process.stderr.write(`migstat: ${e.message}\n`); return 2; }
     const msg = e instanceof InputError ? e.message : (e as Error).message;
-    process.stderr.write(`migstat: ${msg.split('\n')[0]}\n`);
+    // one line: the first line of the message, with any control character from the input escaped
+    process.stderr.write(`migstat: ${msg.split('\n')[0]!.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}\n`);
     if (process.env.MIGSTAT_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
     code = 1;
   }

@@ -48,6 +48,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     const C = loadClassification(opts.settlements);
     const name = path.basename(opts.input);
     if (!fs.existsSync(opts.input)) throw new InputError(name, undefined, undefined, 'file not found');
+    if (!fs.statSync(opts.input).isFile()) throw new InputError(name, undefined, undefined, 'not a file (a directory?): give the path of the extract');
     const fileMonth = opts.month ?? fileMonthOf(opts.input);
     if (!fileMonth || !/^\d{4}-(0[1-9]|1[0-2])$/.test(fileMonth)) throw new InputError(name, undefined, undefined, 'cannot tell the month from the file name (moi_YYYY_MM.csv): give --month YYYY-MM');
     const bytes = fs.readFileSync(opts.input);

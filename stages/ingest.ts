@@ -93,6 +93,7 @@ export function parseExtract(text: string, file: string): ParsedExtract {
   const name = path.basename(file);
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.trim() === '') throw new InputError(name, 1, undefined, 'the file is empty (no header, no data)');
+  if (!text.includes('\n') && /\r[^\r]/.test(text)) throw new InputError(name, 1, undefined, 'the lines end in CR only (old Mac format): convert the file to LF or CRLF line ends');
   let records: string[][];
   let lines: number[];
   const endsWithNewline = text.endsWith('\n');
@@ -139,6 +140,7 @@ export function parseExtract(text: string, file: string): ParsedExtract {
     rows.push(r);
     rowLines.push(lines[i]!);
   }
+  if (formsRead === 0) throw new InputError(name, 2, undefined, 'the file has a header but no data rows (only blank lines)');
   return { file: name, rows, lines: rowLines, quarantine, formsRead };
 }
 
@@ -148,8 +150,10 @@ function checkHeader(header: string[], name: string): void {
   const missing = INPUT_COLUMNS.filter((c) => !got.includes(c));
   const extra = got.filter((c) => !(INPUT_COLUMNS as readonly string[]).includes(c));
   const parts: string[] = [];
-  if (missing.length) parts.push(`missing: ${missing.join(', ')}`);
-  if (extra.length) parts.push(`unexpected: ${extra.join(', ')}`);
+  // the names come from the file: at most 5, shortened, control characters and JMBGs not echoed
+  const list = (xs: string[]): string => xs.slice(0, 5).map((x) => withholdJmbg(JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x).slice(1, -1))).join(', ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
+  if (missing.length) parts.push(`missing: ${list(missing)}`);
+  if (extra.length) parts.push(`unexpected: ${list(extra)}`);
   if (!missing.length && !extra.length) {
     const moved = INPUT_COLUMNS.filter((c, i) => got[i] !== c);
     parts.push(`columns out of order: ${moved.join(', ')} (expected order: ${INPUT_COLUMNS.join(',')})`);
