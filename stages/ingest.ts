@@ -109,14 +109,19 @@ export function parseExtract(text: string, file: string): ParsedExtract {
       lines[i] = i + 1;
     }
   } else {
+    // csv-parse counts CR and LF as two lines inside a quoted field: give it LF line ends so its line numbers are right
+    const lf = text.replace(/\r\n/g, '\n');
     try {
-      const out = csvParse(text, { relax_column_count: true, info: true, skip_empty_lines: false }) as unknown as { record: string[]; info: { lines: number } }[];
+      const out = csvParse(lf, { relax_column_count: true, info: true, skip_empty_lines: false }) as unknown as { record: string[]; info: { lines: number } }[];
       records = out.map((o) => o.record);
-      lines = out.map((o) => o.info.lines);
+      lines = out.map((o, k) => (k === 0 ? 1 : out[k - 1]!.info.lines + 1)); // the line a record starts on (info.lines is where it ends)
     } catch (e) {
-      const err = e as Error & { lines?: number; code?: string };
-      const reason = err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'unbalanced quotes: a quoted field is never closed' : err.message;
-      throw new InputError(name, err.lines, undefined, reason);
+      const err = e as Error & { lines?: number; code?: string; index?: number };
+      const field = err.index !== undefined ? INPUT_COLUMNS[err.index] : undefined;
+      if (err.code === 'CSV_QUOTE_NOT_CLOSED') throw new InputError(name, openQuoteLine(lf), undefined, 'unbalanced quotes: a quoted field is never closed');
+      if (err.code === 'INVALID_OPENING_QUOTE') throw new InputError(name, err.lines, field, 'a quote inside an unquoted field (RFC 4180: quote the whole field and double the quote)');
+      if (err.code === 'CSV_INVALID_CLOSING_QUOTE') throw new InputError(name, err.lines, field, 'a quoted field is followed by other characters before the next comma or line end');
+      throw new InputError(name, err.lines, field, withholdJmbg(err.message.replace(/ at line \d+/, '')));
     }
   }
   const header = records[0]!;
@@ -142,6 +147,20 @@ export function parseExtract(text: string, file: string): ParsedExtract {
   }
   if (formsRead === 0) throw new InputError(name, 2, undefined, 'the file has a header but no data rows (only blank lines)');
   return { file: name, rows, lines: rowLines, quarantine, formsRead };
+}
+
+/** The line on which the quoted field that is never closed opens (RFC 4180: "" inside quotes is a quote). */
+function openQuoteLine(text: string): number {
+  let line = 1, open = 1, inQuotes = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) line++;
+    else if (c === 34) {
+      if (inQuotes && text.charCodeAt(i + 1) === 34) i++;
+      else { inQuotes = !inQuotes; if (inQuotes) open = line; }
+    }
+  }
+  return open;
 }
 
 function checkHeader(header: string[], name: string): void {
