@@ -13,17 +13,17 @@ const os = require('node:os');
 const path = require('node:path');
 const crypto = require('node:crypto');
 const Module = require('node:module');
-const swc = require('@swc/core');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CACHE = path.join(os.tmpdir(), 'migstat-swc-cache');
+const SWC_VERSION = require('@swc/core/package.json').version;
 const OPTIONS = { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' }, sourceMaps: false };
 
 function compile(src, file) {
-  const key = crypto.createHash('sha1').update(src).update(file).update(JSON.stringify(OPTIONS)).update(swc.version || '').digest('hex');
+  const key = crypto.createHash('sha1').update(src).update(file).update(JSON.stringify(OPTIONS)).update(SWC_VERSION).digest('hex');
   const cached = path.join(CACHE, `${key}.js`);
   try { return fs.readFileSync(cached, 'utf8'); } catch { /* not cached yet */ }
-  const { code } = swc.transformSync(src, { ...OPTIONS, filename: file });
+  const { code } = require('@swc/core').transformSync(src, { ...OPTIONS, filename: file }); // loaded only on a cache miss
   try {
     fs.mkdirSync(CACHE, { recursive: true });
     const tmp = `${cached}.${process.pid}`;
