@@ -7,7 +7,7 @@
  *  - throws an InputError whose message names the file and a line of it (never a TypeError, RangeError or
  *    other crash), and the store holds no results at all.
  *
- * Runs: MIGSTAT_FUZZ_RUNS (default 60, about 20 s), seed: MIGSTAT_FUZZ_SEED (default fixed; fast-check prints the
+ * Runs: MIGSTAT_FUZZ_RUNS (default 50, 10–15 s), seed: MIGSTAT_FUZZ_SEED (default fixed; fast-check prints the
  * seed, the path and the shrunk counterexample of a failure, to replay it with the same seed).
  *   MIGSTAT_FUZZ_RUNS=2000 MIGSTAT_FUZZ_SEED=$RANDOM npx jest test/fuzz
  */
@@ -24,7 +24,7 @@ import { audit } from '../stages/audit';
 import { InputError } from '../stages/ingest';
 import { logFor, snapshot, tmpDir } from './helpers/store';
 
-const RUNS = Number(process.env.MIGSTAT_FUZZ_RUNS ?? 60);
+const RUNS = Number(process.env.MIGSTAT_FUZZ_RUNS ?? 50);
 const SEED = Number(process.env.MIGSTAT_FUZZ_SEED ?? 20250710);
 const NAME = 'moi_2024_03.csv';
 const MONTH = '2024-03';
