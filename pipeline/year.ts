@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IMPUTED_HEADERS, TABLE_HEADERS, type Quality } from './contracts';
 import { readCsvText, type Row } from './csv';
-import { sha256 } from './fsutil';
+import { recoverDir, sha256 } from './fsutil';
 import type { RunLog } from './log';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig } from './config';
@@ -62,6 +62,7 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   const wb = await buildWorkbook({ year: y, series: seriesOf(y), provisional: missing.length > 0, tables: Object.fromEntries(Object.keys(tables).map((k) => [k, rows(k)])) });
   files.set('tables.xlsx', wb as unknown as string);
   withLock(store, `year ${y}`, () => {
+    for (const a of recoverDir(store.p('years'))) opts.log.log({ stage: 'recover', event: 'cleanup', action: a }, 'warn');
     writeResultsDir(store.yearDir(y), files, {
       kind: 'year', id: String(y), code_version: codeVersion(), parameters: { provisional: missing.length > 0, config: L.digests, months: present },
       inputs: present.map((m) => ({ path: `months/${m}/manifest.json`, sha256: sha256(fs.readFileSync(path.join(store.monthDir(m), 'manifest.json'))) })),

@@ -190,7 +190,8 @@ export function releaseDue(opts: ReleaseOptions): ReleaseResult {
   const res: ReleaseResult = { published: [], notYetDue: [], alreadyPublished: [], notReady: [], predatesStore: [] };
   return withLock(store, 'release --due', () => {
     const log = opts.log ?? new RunLog(store.logFile());
-    for (const a of recoverDir(store.publishedDir())) log.log({ stage: 'release', event: 'recovered', action: a }, 'warn');
+    // leftovers of killed runs: of a release in published/, of a year run in years/ (its previous results set aside)
+    for (const a of [...recoverDir(store.publishedDir()), ...recoverDir(store.p('years'))]) log.log({ stage: 'release', event: 'recovered', action: a }, 'warn');
     const first = store.firstMonth();
     for (const r of releases) {
       const at = releaseInstant(r);
