@@ -223,5 +223,5 @@ describe('fuzzing the monthly run with corrupted extracts', () => {
     // the campaign exercised both outcomes
     expect(outcomes.ok).toBeGreaterThan(RUNS / 10);
     expect(outcomes.input_error).toBeGreaterThan(RUNS / 20);
-  });
+  }, 60_000 + RUNS * 1_000);
 });
