@@ -129,7 +129,7 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof UsageError) { process.stderr.write(`migstat: ${e.message}\n`); return 2; }
     const msg = e instanceof InputError ? e.message : (e as Error).message;
     // one line: the first line of the message, with any control character from the input escaped
-    process.stderr.write(`migstat: ${msg.split('\n')[0]!.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}\n`);
+    process.stderr.write(`migstat: ${msg.split('\n')[0]!.replace(/[^ -~\u00a0-\uffff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}\n`);
     if (process.env.MIGSTAT_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
     code = 1;
   }

@@ -114,7 +114,7 @@ export function parseExtract(text: string, file: string): ParsedExtract {
     try {
       const out = csvParse(lf, { relax_column_count: true, info: true, skip_empty_lines: false }) as unknown as { record: string[]; info: { lines: number } }[];
       records = out.map((o) => o.record);
-      lines = out.map((o, k) => (k === 0 ? 1 : out[k - 1]!.info.lines + 1)); // the line a record starts on (info.lines is where it ends)
+      lines = out.map((_, k) => (k === 0 ? 1 : out[k - 1]!.info.lines + 1)); // the line a record starts on (info.lines is where it ends)
     } catch (e) {
       const err = e as Error & { lines?: number; code?: string; index?: number };
       const field = err.index !== undefined ? INPUT_COLUMNS[err.index] : undefined;

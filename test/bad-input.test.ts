@@ -81,6 +81,7 @@ const CASES: Case[] = [
   },
   // the file itself and the options
   { name: 'file not found', status: 1, message: `${F}: file not found` },
+  { name: 'a terminal escape sequence in the file name is not echoed raw', file: 'moi\u001b[2J.csv', args: ['--month', '2024-03'], status: 1, message: 'moi\\x1b[2J.csv: file not found' },
   { name: 'a directory instead of a file', setup: (_d, f) => fs.mkdirSync(f), status: 1, message: `${F}: not a file (a directory?): give the path of the extract` },
   { name: 'no month in the file name', file: 'extract.csv', bytes: LF(HEADER, ROW), status: 1, message: 'extract.csv: cannot tell the month from the file name (moi_YYYY_MM.csv): give --month YYYY-MM' },
   { name: '--month that is not a month', bytes: LF(HEADER, ROW), args: ['--month', '2024-13'], status: 2, message: '--month must be YYYY-MM, not 2024-13' },
