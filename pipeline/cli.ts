@@ -13,10 +13,16 @@ import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { RunLog } from './log';
 import { Store, withLock } from './store';
-import { runMonth } from './month';
 import { InputError } from '../stages/ingest';
-import { releaseDue, formatRelease } from '../stages/release';
-import { audit, explain } from '../stages/audit';
+// Each command loads its own stages when it runs (start-up of `migstat month` does not pay for the workbook,
+// SDMX and report libraries of `migstat year`).
+const lazy = {
+  month: () => import('./month'),
+  year: () => import('./year'),
+  release: () => import('../stages/release'),
+  audit: () => import('../stages/audit'),
+  demo: () => import('./demo'),
+};
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -31,8 +37,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--month <YYYY-MM>', 'the month of the extract (default: from the file name)')
     .option('--encoding <enc>', 'utf-8 or windows-1250', 'utf-8')
     .option('--settlements <file>', 'the settlements list (default: the bundled one)')
-    .action((o: { data: string; input: string; month?: string; encoding: string; settlements?: string }) => {
+    .action(async (o: { data: string; input: string; month?: string; encoding: string; settlements?: string }) => {
+      const { runMonth } = await lazy.month();
       if (o.encoding !== 'utf-8' && o.encoding !== 'windows-1250') throw new UsageError(`--encoding must be utf-8 or windows-1250, not ${o.encoding}`);
+      if (o.month !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
       const log = logFor(o.data);
       const r = runMonth({ data: o.data, input: o.input, month: o.month, encoding: o.encoding, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log });
       say(r.status === 'unchanged' ? `${path.basename(o.input)} was already ingested: nothing changed` : `${path.basename(o.input)}: months ${r.months.join(', ')} processed (${r.months.map((m) => `${m}: ${r.quality[m]!.events} events`).join('; ')})`);
@@ -59,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--population <file>', 'CSV code,year,population (municipalities, 30 June): adds rates per 1 000 population (tables/rates.csv)')
     .action(async (o: { data: string; year: string; provisional?: boolean; settlements?: string; population?: string }) => {
       const year = parseYear(o.year);
-      const { runYear } = await import('./year'); // loaded on demand: exceljs, vega and the SDMX writers cost 0.2 s at start-up
+      const { runYear } = await lazy.year();
       const q = await runYear({ data: o.data, year, provisional: o.provisional, settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined, log: logFor(o.data) });
       say(`year ${year}${q.provisional ? ' (provisional)' : ''}: ${q.events} events, identity ${q.identity.holds ? 'holds' : 'BROKEN'}, ${q.yoy_flags?.length ?? 0} year-on-year flags${o.population ? ', rates per 1 000 population' : ''}`);
     });
@@ -84,10 +92,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--due', 'publish the releases that are due (the only mode)')
     .option('--now <iso>', 'the current time (ISO 8601), for tests and replays')
     .option('--calendar <file>', 'the release calendar (default: config/calendar.json)')
-    .action((o: { data: string; due?: boolean; now?: string; calendar?: string }) => {
+    .action(async (o: { data: string; due?: boolean; now?: string; calendar?: string }) => {
       if (!o.due) throw new UsageError('release needs --due');
       const now = o.now ? new Date(o.now) : new Date();
       if (Number.isNaN(now.getTime())) throw new UsageError(`--now is not an ISO 8601 time: ${o.now}`);
+      const { releaseDue, formatRelease } = await lazy.release();
       const r = releaseDue({ store: new Store(o.data), calendarFile: o.calendar ? path.resolve(o.calendar) : undefined, now, log: logFor(o.data) });
       say(formatRelease(r));
       if (r.notReady.length) code = 1;
@@ -95,15 +104,17 @@ export async function main(argv: string[]): Promise<number> {
 
   dataOpt(program.command('audit').description('re-hash every artefact against the manifests and logs; --explain re-traces one published cell'))
     .option('--explain <cell>', 'PERIOD:LEVEL:CODE:SEX:MEASURE, e.g. 2024:municipality:70106:T:immigrants')
-    .action((o: { data: string; explain?: string }) => {
+    .action(async (o: { data: string; explain?: string }) => {
       const store = new Store(o.data);
       if (o.explain) {
         const [period, level, code, sex, measure] = o.explain.split(':');
         if (!period || !level || !code || !measure) throw new UsageError('--explain takes PERIOD:LEVEL:CODE:SEX:MEASURE');
+        const { explain } = await lazy.audit();
         const e = explain(store, { period, level, code, sex: (sex || 'T') as 'T' | 'M' | 'F', measure: measure as 'immigrants' | 'emigrants' });
         process.stdout.write(JSON.stringify(e, null, 2) + '\n');
         return;
       }
+      const { audit } = await lazy.audit();
       const r = audit(store);
       for (const p of r.problems) process.stdout.write(`${p.problem}\t${p.path}\t${p.detail}\n`);
       say(`audit: ${r.checked} files checked, ${r.problems.length} problems`);
@@ -114,7 +125,7 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('--year <YYYY>', 'the reference year').requiredOption('--out <dir>', 'output directory')
     .option('--seed <n>', 'random seed', '1').option('--records <n>', 'events in the year (default 150000)')
     .action(async (o: { year: string; out: string; seed: string; records?: string }) => {
-      const { runGenerate } = await import('./demo');
+      const { runGenerate } = await lazy.demo();
       const s = runGenerate({ year: parseYear(o.year), out: o.out, seed: parseInt(o.seed, 10), records: o.records ? parseInt(o.records, 10) : undefined });
       say(`generated ${s.files.length} extracts, ${s.forms} forms, ${s.events} events in ${o.out}${s.population ? ` (population: ${s.population})` : ''}`);
     });
@@ -122,7 +133,7 @@ export async function main(argv: string[]): Promise<number> {
   dataOpt(program.command('demo').description('the embedded default: generate a realistic year and run the whole chain end to end'))
     .option('--year <YYYY>', 'the demo year', '2024').option('--records <n>', 'events in the year', '150000')
     .action(async (o: { data: string; year: string; records: string }) => {
-      const { runDemo } = await import('./demo');
+      const { runDemo } = await lazy.demo();
       await runDemo({ data: o.data, year: parseYear(o.year), records: parseInt(o.records, 10), say });
     });
 
@@ -135,7 +146,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof UsageError) { process.stderr.write(`migstat: ${e.message}\n`); return 2; }
     const msg = e instanceof InputError ? e.message : (e as Error).message;
-    process.stderr.write(`migstat: ${msg.split('\n')[0]}\n`);
+    // one line: the first line of the message, with any control character from the input escaped
+    process.stderr.write(`migstat: ${msg.split('\n')[0]!.replace(/[^ -~\u00a0-\uffff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}\n`);
     if (process.env.MIGSTAT_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
     code = 1;
   }

@@ -15,6 +15,24 @@ export function sha256File(file: string): string {
   return sha256(fs.readFileSync(file));
 }
 
+/**
+ * Fault injection for the kill tests (test/faults.test.ts); inert unless the environment variable
+ * MIGSTAT_FAULT_AFTER_WRITES=n is set. Every file-system step that matters for crash safety counts as one
+ * fault point: each writeFileAtomic (reached after half of the data is in the temporary file, before fsync and
+ * rename) and each of the two renames of replaceDirAtomic (reached just before the rename). With the variable
+ * set, the process kills itself with SIGKILL at its n-th fault point, as kill -9 or a power cut would, with
+ * no clean-up of any kind. `faultPoints()` tells how many points a run passed (for the tests).
+ */
+const FAULT_AT = Number(process.env.MIGSTAT_FAULT_AFTER_WRITES ?? 0);
+let faultCount = 0;
+function faultPoint(): void {
+  faultCount++;
+  if (faultCount === FAULT_AT) process.kill(process.pid, 'SIGKILL');
+}
+export function faultPoints(): number {
+  return faultCount;
+}
+
 export function ensureDir(dir: string): void {
   fs.mkdirSync(dir, { recursive: true });
 }
@@ -32,7 +50,11 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
   const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const half = buf.length >> 1;
+    fs.writeSync(fd, buf, 0, half);
+    faultPoint();
+    fs.writeSync(fd, buf, half, buf.length - half);
     if (durability.fsyncEachFile) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -62,7 +84,9 @@ export function replaceDirAtomic(dir: string, fill: (staging: string) => void): 
   fs.mkdirSync(staging, { recursive: true });
   fill(staging);
   const old = path.join(parent, `.${base}.old-${process.pid}`);
+  faultPoint();
   if (fs.existsSync(dir)) fs.renameSync(dir, old);
+  faultPoint();
   fs.renameSync(staging, dir);
   fs.rmSync(old, { recursive: true, force: true });
 }

@@ -48,14 +48,20 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     const C = loadClassification(opts.settlements);
     const name = path.basename(opts.input);
     if (!fs.existsSync(opts.input)) throw new InputError(name, undefined, undefined, 'file not found');
+    if (!fs.statSync(opts.input).isFile()) throw new InputError(name, undefined, undefined, 'not a file (a directory?): give the path of the extract');
     const fileMonth = opts.month ?? fileMonthOf(opts.input);
     if (!fileMonth || !/^\d{4}-(0[1-9]|1[0-2])$/.test(fileMonth)) throw new InputError(name, undefined, undefined, 'cannot tell the month from the file name (moi_YYYY_MM.csv): give --month YYYY-MM');
     const bytes = fs.readFileSync(opts.input);
     const digest = sha256(bytes);
     const ingestedFile = store.p('state', 'ingested.json');
     const ingested: Record<string, { file: string; month: string; delivery: string }> = fs.existsSync(ingestedFile) ? readJson(ingestedFile) : {};
+    // a run killed before its commit point (ingested.json, written last) is rolled back, and the months it touched rebuilt
+    const rolledBack = store.rollbackUncommitted(new Set(Object.values(ingested).map((x) => x.delivery))).filter((m) => !store.isClosed(m));
+    if (rolledBack.length) opts.log.log({ stage: 'recover', event: 'rolled_back', months: rolledBack }, 'warn');
     if (ingested[digest]) {
       opts.log.log({ stage: 'ingest', event: 'unchanged', file: name, sha256: digest, reason: `already ingested as ${ingested[digest]!.delivery}` });
+      for (const m of rolledBack) buildMonth(store, m, L, C, opts.log);
+      store.rebuilt();
       return { status: 'unchanged', fileMonth, months: [], quality: {} };
     }
     if (store.isClosed(fileMonth)) throw new Error(`month ${fileMonth} is closed (its results are final); rerunning it is refused. Late forms for it are carried forward when you run the next month.`);
@@ -69,12 +75,15 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     const closed = (m: string): boolean => m in closedNow || m < first;
     const d = deliverExtract(ing, { L, C, prior: (id) => prior.get(id), closed, seq: Object.keys(ingested).length + 1, log: opts.log });
     const fresh = writeDelivery(store, d);
-    if (!store.firstMonth()) store.setFirstMonth(fileMonth);
-    ingested[digest] = { file: name, month: fileMonth, delivery: d.rec.delivery };
-    writeJsonAtomic(ingestedFile, ingested);
     const months = d.months.filter((m) => !closed(m));
     const quality: Record<string, Quality> = {};
     for (const m of months) quality[m] = buildMonth(store, m, L, C, opts.log, fresh);
+    for (const m of rolledBack) if (!months.includes(m) && !closed(m)) buildMonth(store, m, L, C, opts.log);
+    // the commit point: until ingested.json lists the delivery, a rerun rolls it back and does it again
+    if (!store.firstMonth()) store.setFirstMonth(fileMonth);
+    ingested[digest] = { file: name, month: fileMonth, delivery: d.rec.delivery };
+    writeJsonAtomic(ingestedFile, ingested);
+    store.rebuilt();
     return { status: 'processed', fileMonth, months, quality };
   });
 }
@@ -224,7 +233,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
     imputation_by_method: sortObj(out.imputedByMethod), systemic: own.flatMap((d) => d.systemic), identity: { holds, lhs: formsRead, rhs }, checks, provenance: sortObj(provenance),
   };
   const changes = [...own.flatMap((d) => d.changes), ...out.changes];
-  const dispositions = [...own.flatMap((d) => d.dispositions), ...out.dispositions];
+  const dispositions = [...own.flatMap((d) => d.dispositions), ...own.flatMap((d) => d.quarantine.map((q) => ({ file: q.file, line: String(q.line), record_id: q.record_id, form_type: '', disposition: 'quarantined', reason: q.reason }))), ...out.dispositions];
   lap('quality');
   const files = monthFiles(tables, imputed, quality, out.events, C, month, changes, out.violations, [...out.ruleResults, ...out.scopeResults].map((r) => ({ ...r.summary, rule_id: r.rule.id, severity: r.rule.severity, error: r.summary.error ?? '', expression: r.rule.condition, description: r.rule.description })), quarantine, dispositions);
   lap('files');

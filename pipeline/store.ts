@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as crypto from 'node:crypto';
 import { ensureDir, readJson, writeJsonAtomic } from './fsutil';
 
 export class Store {
@@ -46,6 +47,47 @@ export class Store {
     const d = this.p('months');
     return fs.existsSync(d) ? fs.readdirSync(d).filter((m) => /^\d{4}-\d{2}$/.test(m)).sort() : [];
   }
+  /**
+   * Undo what a killed `migstat month` wrote before its commit point (state/ingested.json lists the committed
+   * deliveries): the delivery record, the forms parts and the record-index file of every delivery not listed.
+   * Returns the months whose results may still include a rolled-back delivery and must be rebuilt; they are
+   * kept in state/rebuild.json until `rebuilt()` is called, so a run killed during the rebuild leaves them listed.
+   */
+  rollbackUncommitted(committed: Set<string>): string[] {
+    const pendingFile = this.p('state', 'rebuild.json');
+    const months = new Set<string>(fs.existsSync(pendingFile) ? readJson<{ months: string[] }>(pendingFile).months : []);
+    const doomed: string[] = [];
+    const ls = (...d: string[]): string[] => (fs.existsSync(this.p(...d)) ? fs.readdirSync(this.p(...d)).sort() : []);
+    for (const f of ls('deliveries')) {
+      // deliveries/<file-month>--<delivery>.json
+      if (!f.endsWith('.json') || committed.has(f.slice(0, -5).replace(/^\d{4}-\d{2}--/, ''))) continue;
+      months.add(readJson<{ file_month: string }>(this.p('deliveries', f)).file_month);
+      doomed.push(this.p('deliveries', f));
+    }
+    for (const m of ls('forms')) {
+      for (const f of ls('forms', m)) {
+        if (!f.endsWith('.json') || committed.has(f.slice(0, -5))) continue;
+        months.add(m);
+        doomed.push(this.p('forms', m, f));
+      }
+    }
+    for (const f of ls('state', 'ids')) {
+      const m = /^(\d{4}-\d{2})--(.+)\.tsv$/.exec(f);
+      if (!m || committed.has(m[2]!)) continue;
+      months.add(m[1]!);
+      doomed.push(this.p('state', 'ids', f));
+    }
+    const out = [...months].filter((m) => /^\d{4}-(0[1-9]|1[0-2])$/.test(m)).sort();
+    if (doomed.length) {
+      writeJsonAtomic(pendingFile, { months: out });
+      for (const f of doomed) fs.rmSync(f, { force: true });
+    }
+    return out;
+  }
+  /** The months returned by rollbackUncommitted have been rebuilt. */
+  rebuilt(): void {
+    fs.rmSync(this.p('state', 'rebuild.json'), { force: true });
+  }
   ensure(): void {
     ensureDir(this.root);
   }
@@ -53,47 +95,92 @@ export class Store {
 
 export class LockError extends Error {}
 
+interface LockOwner { pid: number; what: string; token?: string }
+const sleep = (ms: number): void => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); };
+const readText = (f: string): string | undefined => { try { return fs.readFileSync(f, 'utf8'); } catch { return undefined; } };
+const parseOwner = (t: string | undefined): LockOwner | undefined => { try { return t ? (JSON.parse(t) as LockOwner) : undefined; } catch { return undefined; } };
+
 /**
- * An exclusive lock on the store: a directory created atomically with mkdir. A second run gets a clear
- * message naming the holder. A lock left by a process that no longer exists is taken over.
+ * An exclusive lock on the store: the directory DIR/.lock holding owner.json (pid, command, a random token).
+ * It is prepared under a private name and renamed into place, so it never exists without its owner (a run
+ * killed at any instant leaves either no lock or a complete one). A second run gets a clear message naming
+ * the holder. A lock whose owner process no longer exists is taken over; the take-over itself is serialised
+ * (DIR/.lock.takeover), so two runs that find the same dead lock cannot both take it.
+ * Leftovers of killed runs (DIR/.lock.tmp-*) are removed by recoverDir.
  */
 export function withLock<T>(store: Store, what: string, fn: () => T): T {
-  takeLock(store, what);
+  const release = takeLock(store, what);
   try {
     return fn();
   } finally {
-    fs.rmSync(store.p('.lock'), { recursive: true, force: true });
+    release();
   }
 }
 
 /** withLock for a long asynchronous run (rebuild): the lock is held until the promise settles. */
 export async function withLockAsync<T>(store: Store, what: string, fn: () => Promise<T>): Promise<T> {
-  takeLock(store, what);
+  const release = takeLock(store, what);
   try {
     return await fn();
   } finally {
-    fs.rmSync(store.p('.lock'), { recursive: true, force: true });
+    release();
   }
 }
 
-function takeLock(store: Store, what: string): void {
+/** Take the lock; returns its release (which removes the lock only while it is still ours). */
+function takeLock(store: Store, what: string): () => void {
   store.ensure();
   const dir = store.p('.lock');
-  const info = path.join(dir, 'owner.json');
+  const token = crypto.randomBytes(6).toString('hex');
+  const mine = JSON.stringify({ pid: process.pid, what, token });
+  const aside = (): string => `${dir}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   for (let attempt = 0; ; attempt++) {
+    const tmp = aside();
     try {
-      fs.mkdirSync(dir);
-      fs.writeFileSync(info, JSON.stringify({ pid: process.pid, what }));
+      fs.mkdirSync(tmp);
+      fs.writeFileSync(path.join(tmp, 'owner.json'), mine);
+      fs.renameSync(tmp, dir);
       break;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let owner: { pid: number; what: string } | undefined;
-      try { owner = JSON.parse(fs.readFileSync(info, 'utf8')); } catch { owner = undefined; }
-      const alive = owner ? pidAlive(owner.pid) : true;
-      if (!alive && attempt < 3) { fs.rmSync(dir, { recursive: true, force: true }); continue; }
-      if (!owner && attempt < 20) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25); continue; }
-      throw new LockError(`the store ${store.root} is in use by another migstat run (${owner ? `pid ${owner.pid}: ${owner.what}` : 'starting'}); try again when it has finished`);
+      fs.rmSync(tmp, { recursive: true, force: true });
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && attempt < 20) continue; // our prepared lock was cleaned away by another run's recovery
+      if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
+      const seen = readText(path.join(dir, 'owner.json'));
+      const owner = parseOwner(seen);
+      if (owner && !pidAlive(owner.pid) && attempt < 20) { takeOver(dir, seen!, aside()); continue; }
+      if (!owner && attempt < 20) { sleep(25); continue; } // released or taken over just now
+      throw new LockError(`the store ${store.root} is in use by another migstat run (${owner ? `pid ${owner.pid}: ${owner.what}` : `${dir} has no owner; remove it if no migstat run is active`}); try again when it has finished`);
     }
+  }
+  return () => {
+    if (readText(path.join(dir, 'owner.json')) === mine) {
+      const gone = aside();
+      fs.renameSync(dir, gone);
+      fs.rmSync(gone, { recursive: true, force: true });
+    }
+  };
+}
+
+/** Remove the lock of a dead process, if it is still the one seen (`seen` = its owner.json). */
+function takeOver(dir: string, seen: string, gone: string): void {
+  const mutex = `${dir}.takeover`;
+  try {
+    fs.mkdirSync(mutex);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // another run is taking over right now; a take-over mutex older than 10 s belongs to a run that died in it
+    try { if (Date.now() - fs.statSync(mutex).mtimeMs > 10_000) fs.rmdirSync(mutex); } catch { /* gone already */ }
+    sleep(25);
+    return;
+  }
+  try {
+    if (readText(path.join(dir, 'owner.json')) === seen) {
+      fs.renameSync(dir, gone);
+      fs.rmSync(gone, { recursive: true, force: true });
+    }
+  } finally {
+    fs.rmdirSync(mutex);
   }
 }
 

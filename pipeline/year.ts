@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IMPUTED_HEADERS, TABLE_HEADERS, type Quality } from './contracts';
 import { readCsvText, readTable, type Row } from './csv';
-import { sha256 } from './fsutil';
+import { recoverDir, sha256 } from './fsutil';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig } from './config';
 import { tableFiles, writeResultsDir, type StageLog } from './month';
@@ -73,6 +73,7 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   const wb = await buildWorkbook({ year: y, series: seriesOf(y), provisional: missing.length > 0, tables: Object.fromEntries(Object.keys(tables).map((k) => [k, rows(k)])) });
   files.set('tables.xlsx', wb as unknown as string);
   const write = (): void => {
+    for (const a of recoverDir(store.p('years'))) opts.log.log({ stage: 'recover', event: 'cleanup', action: a }, 'warn');
     writeResultsDir(store.yearDir(y), files, {
       kind: 'year', id: String(y), code_version: codeVersion(), parameters: {
         provisional: missing.length > 0, config: L.digests, months: present,

@@ -101,7 +101,7 @@ export function checkResultsDir(dir: string, rel: string): { checked: number; pr
 }
 
 /** Latest manifest hash recorded in the log per store-relative manifest path, and the releases logged as published. */
-function logRecords(logFile: string): { manifests: Map<string, string>; published: Set<string> } {
+export function logRecords(logFile: string): { manifests: Map<string, string>; published: Set<string> } {
   const manifests = new Map<string, string>();
   const published = new Set<string>();
   if (!fs.existsSync(logFile)) return { manifests, published };

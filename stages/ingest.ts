@@ -35,6 +35,14 @@ export class InputError extends Error {
   }
 }
 
+/**
+ * In a malformed line the fields may be shifted, so a JMBG can sit in any column: quarantine rows (record id,
+ * detail) withhold every stand-alone run of 13 digits.
+ */
+export function withholdJmbg(s: string): string {
+  return s.replace(/(?<![0-9A-Za-z])[0-9]{13}(?![0-9A-Za-z])/g, '<13 digits withheld>');
+}
+
 export interface QuarantineRow { file: string; line: number; record_id: string; field: string; reason: string; detail: string }
 
 export interface ParsedExtract {
@@ -85,6 +93,7 @@ export function parseExtract(text: string, file: string): ParsedExtract {
   const name = path.basename(file);
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.trim() === '') throw new InputError(name, 1, undefined, 'the file is empty (no header, no data)');
+  if (!text.includes('\n') && /\r[^\r]/.test(text)) throw new InputError(name, 1, undefined, 'the lines end in CR only (old Mac format): convert the file to LF or CRLF line ends');
   let records: string[][];
   let lines: number[];
   const endsWithNewline = text.endsWith('\n');
@@ -100,14 +109,19 @@ export function parseExtract(text: string, file: string): ParsedExtract {
       lines[i] = i + 1;
     }
   } else {
+    // csv-parse counts CR and LF as two lines inside a quoted field: give it LF line ends so its line numbers are right
+    const lf = text.replace(/\r\n/g, '\n');
     try {
-      const out = csvParse(text, { relax_column_count: true, info: true, skip_empty_lines: false }) as unknown as { record: string[]; info: { lines: number } }[];
+      const out = csvParse(lf, { relax_column_count: true, info: true, skip_empty_lines: false }) as unknown as { record: string[]; info: { lines: number } }[];
       records = out.map((o) => o.record);
-      lines = out.map((o) => o.info.lines);
+      lines = out.map((_, k) => (k === 0 ? 1 : out[k - 1]!.info.lines + 1)); // the line a record starts on (info.lines is where it ends)
     } catch (e) {
-      const err = e as Error & { lines?: number; code?: string };
-      const reason = err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'unbalanced quotes: a quoted field is never closed' : err.message;
-      throw new InputError(name, err.lines, undefined, reason);
+      const err = e as Error & { lines?: number; code?: string; index?: number };
+      const field = err.index !== undefined ? INPUT_COLUMNS[err.index] : undefined;
+      if (err.code === 'CSV_QUOTE_NOT_CLOSED') throw new InputError(name, openQuoteLine(lf), undefined, 'unbalanced quotes: a quoted field is never closed');
+      if (err.code === 'INVALID_OPENING_QUOTE') throw new InputError(name, err.lines, field, 'a quote inside an unquoted field (RFC 4180: quote the whole field and double the quote)');
+      if (err.code === 'CSV_INVALID_CLOSING_QUOTE') throw new InputError(name, err.lines, field, 'a quoted field is followed by other characters before the next comma or line end');
+      throw new InputError(name, err.lines, field, withholdJmbg(err.message.replace(/ at line \d+/, '')));
     }
   }
   const header = records[0]!;
@@ -125,13 +139,28 @@ export function parseExtract(text: string, file: string): ParsedExtract {
     if (r.length !== n) {
       if (i === records.length - 1 && !endsWithNewline && r.length < n)
         throw new InputError(name, lines[i], undefined, `the last line is truncated (${r.length} of ${n} fields, no line end): the file was cut off; ask MoI to re-send it`);
-      quarantine.push({ file: name, line: lines[i]!, record_id: (r[0] ?? '').slice(0, 40), field: '', reason: 'field_count', detail: `${r.length} fields, expected ${n}` });
+      quarantine.push({ file: name, line: lines[i]!, record_id: withholdJmbg((r[0] ?? '').slice(0, 40)), field: '', reason: 'field_count', detail: `${r.length} fields, expected ${n}` });
       continue;
     }
     rows.push(r);
     rowLines.push(lines[i]!);
   }
+  if (formsRead === 0) throw new InputError(name, 2, undefined, 'the file has a header but no data rows (only blank lines)');
   return { file: name, rows, lines: rowLines, quarantine, formsRead };
+}
+
+/** The line on which the quoted field that is never closed opens (RFC 4180: "" inside quotes is a quote). */
+function openQuoteLine(text: string): number {
+  let line = 1, open = 1, inQuotes = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) line++;
+    else if (c === 34) {
+      if (inQuotes && text.charCodeAt(i + 1) === 34) i++;
+      else { inQuotes = !inQuotes; if (inQuotes) open = line; }
+    }
+  }
+  return open;
 }
 
 function checkHeader(header: string[], name: string): void {
@@ -140,8 +169,10 @@ function checkHeader(header: string[], name: string): void {
   const missing = INPUT_COLUMNS.filter((c) => !got.includes(c));
   const extra = got.filter((c) => !(INPUT_COLUMNS as readonly string[]).includes(c));
   const parts: string[] = [];
-  if (missing.length) parts.push(`missing: ${missing.join(', ')}`);
-  if (extra.length) parts.push(`unexpected: ${extra.join(', ')}`);
+  // the names come from the file: at most 5, shortened, control characters and JMBGs not echoed
+  const list = (xs: string[]): string => xs.slice(0, 5).map((x) => withholdJmbg(JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x).slice(1, -1))).join(', ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
+  if (missing.length) parts.push(`missing: ${list(missing)}`);
+  if (extra.length) parts.push(`unexpected: ${list(extra)}`);
   if (!missing.length && !extra.length) {
     const moved = INPUT_COLUMNS.filter((c, i) => got[i] !== c);
     parts.push(`columns out of order: ${moved.join(', ')} (expected order: ${INPUT_COLUMNS.join(',')})`);
@@ -173,7 +204,7 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
     const bad = schemaCheck(r);
     if (bad) {
       const reason = bad.field === 'registration_date' ? 'unreadable_date' : 'schema';
-      quarantine.push({ file: p.file, line: p.lines[i]!, record_id: r[0]!.slice(0, 40), field: bad.field, reason, detail: bad.field === 'person_id' ? 'person_id is not 13 digits' : `${bad.detail} (value: ${JSON.stringify(r[INPUT_COLUMNS.indexOf(bad.field as never)]?.slice(0, 50) ?? '')})` });
+      quarantine.push({ file: p.file, line: p.lines[i]!, record_id: withholdJmbg(r[0]!.slice(0, 40)), field: bad.field, reason, detail: bad.field === 'person_id' ? 'person_id is not 13 digits' : withholdJmbg(`${bad.detail} (value: ${JSON.stringify(r[INPUT_COLUMNS.indexOf(bad.field as never)]?.slice(0, 50) ?? '')})`) });
       continue;
     }
     const j = decodeJmbg(r[4]!);

@@ -6,7 +6,7 @@
  */
 import * as crypto from 'node:crypto';
 import { differenceInMonths } from 'date-fns/differenceInMonths'; // the subpath: the whole of date-fns costs 50 ms at start-up
-import type { Columns } from './ingest';
+import { InputError, type Columns } from './ingest';
 import type { ChangeRow, Disposition } from './deliver';
 import { isValidDate } from './jmbg';
 import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
@@ -236,12 +236,20 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       carried_forward: cf, provenance: prov[i]!, donor: new Set<string>(),
     };
   });
-  for (const e of events) dispositions.push({ file: '', line: '', record_id: e.record_id, form_type: 'R', disposition: 'event', reason: '' });
+  for (const i of eventIdx) dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: rid[i]!, form_type: 'R', disposition: 'event', reason: '' });
   lap('events');
   donorImpute(events, ctx, (e, variable, oldV, newV, donor, cls) => {
     changes.push({ step: 'donor', method: 'hot_deck', rule: cls, record_id: e.record_id, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
     count(variable === 'from' ? 'previous_residence' : variable, 'donor');
   });
+  // a gap with no donor in the whole month (a tiny or very incomplete extract) cannot be tabulated: stop clearly
+  const stuck = events.findIndex((e) => needs(e).length > 0);
+  if (stuck >= 0) {
+    const i = eventIdx[stuck]!;
+    const gaps = needs(events[stuck]!);
+    const field = { sex: 'sex', age: 'birth_date', from: 'from_municipality', economic_activity: 'economic_activity' }[gaps[0]!];
+    throw new InputError(f.file![i]!, +f.line![i]!, field, `form ${rid[i]}: ${gaps.join(', ')} unknown and no donor for it among the ${events.length} events of ${ctx.month}: too few complete forms in the month to impute from`);
+  }
   lap('donors');
 
   return {

@@ -24,7 +24,7 @@ import { RunLog } from '../pipeline/log';
 import { CONFIG, ROOT } from '../pipeline/paths';
 import { loadJson } from '../pipeline/schemas';
 import { type Store, withLock } from '../pipeline/store';
-import { checkResultsDir } from './audit';
+import { checkResultsDir, logRecords } from './audit';
 
 export const DEFAULT_CALENDAR = path.join(CONFIG, 'calendar.json');
 export const RELEASE_TIME = '12:00';
@@ -190,7 +190,8 @@ export function releaseDue(opts: ReleaseOptions): ReleaseResult {
   const res: ReleaseResult = { published: [], notYetDue: [], alreadyPublished: [], notReady: [], predatesStore: [] };
   return withLock(store, 'release --due', () => {
     const log = opts.log ?? new RunLog(store.logFile());
-    for (const a of recoverDir(store.publishedDir())) log.log({ stage: 'release', event: 'recovered', action: a }, 'warn');
+    // leftovers of killed runs: of a release in published/, of a year run in years/ (its previous results set aside)
+    for (const a of [...recoverDir(store.publishedDir()), ...recoverDir(store.p('years'))]) log.log({ stage: 'release', event: 'recovered', action: a }, 'warn');
     const first = store.firstMonth();
     for (const r of releases) {
       const at = releaseInstant(r);
@@ -207,7 +208,18 @@ export function releaseDue(opts: ReleaseOptions): ReleaseResult {
           continue;
         }
         res.alreadyPublished.push(r.id);
-        // A run killed between the rename and the closing of the months: finish the job.
+        // A run killed between the rename and the closing of the months: finish the job. Killed before it could
+        // log the publication: log it now, if what is published is exactly this release's content.
+        if (!logRecords(store.logFile()).published.has(r.id)) {
+          const c = inspectContent(store, r, opts.contentDir ? opts.contentDir(r) : store.yearDir(r.content.year));
+          const pub = checkResultsDir(target, `published/${r.id}`);
+          const same = c.files && pub.manifest && !pub.problems.length && pub.manifest.kind === 'release' && pub.manifest.id === r.id
+            && JSON.stringify(pub.manifest.outputs.map((o) => [o.path, o.sha256])) === JSON.stringify(c.files.map((f) => [f.path, f.sha256]));
+          if (same) {
+            const ms = sha256File(path.join(target, 'manifest.json'));
+            log.log({ stage: 'release', event: 'published', release_id: r.id, recovered: true, release_instant: at.toISOString(), now: now.toISOString(), files: c.files!.length, manifest_path: `published/${r.id}/manifest.json`, manifest_sha256: ms }, 'warn');
+          }
+        }
         const newly = store.close(months, r.id);
         if (newly.length) log.log({ stage: 'release', event: 'closed_months', release_id: r.id, months: newly });
         continue;

@@ -15,6 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { csvCell } from '../pipeline/csv';
 import { SCHEMAS } from '../pipeline/paths';
 import { dataJson, structureJson } from './sdmx/json';
 import {
@@ -30,9 +31,8 @@ export const SDMX_FILES = ['data.csv', 'data.json', 'data.xml', 'structure.json'
 /** SDMX-CSV 2.0 header: structure columns, dimensions in DSD order, the measure, the attributes. */
 export const CSV_HEADER = ['STRUCTURE', 'STRUCTURE_ID', 'ACTION', ...DIMENSIONS, MEASURE, ...ATTRIBUTES] as const;
 
-function csvField(s: string): string {
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
+/** RFC 4180 quoting, and spreadsheet formula neutralisation as in every CSV output (pipeline/csv.ts). */
+const csvField = (s: string): string => csvCell(s);
 
 /** RFC 4180, UTF-8 without BOM, CRLF line ends (as RFC 4180 says). Dataset-level attributes repeat on every row. */
 export function dataCsv(m: DataModel): string {
