@@ -235,7 +235,7 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
       }
     };
     for (let i = 0; i < nWorkers; i++) {
-      const w = new Worker(workerFile, { resourceLimits: { maxYoungGenerationSizeMb: 48, maxOldGenerationSizeMb: 384 } }); // a bounded heap per worker keeps the rebuild's memory flat over 35 years (a year build needs < 250 MB of old space)
+      const w = new Worker(workerFile, { resourceLimits: { maxYoungGenerationSizeMb: 192, maxOldGenerationSizeMb: 384 } }); // a bounded heap per worker keeps the rebuild's memory flat over 35 years (a year build needs < 250 MB of old space)
       workers.push(w);
       w.on('message', (m: FromWorker) => onMessage(w, m));
       w.on('error', (e) => fail(e));
