@@ -197,9 +197,10 @@ export function schemaCheck(r: string[]): { field: string; detail: string } | un
  * read here and nowhere else.
  */
 export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymiser): { forms: Columns; quarantine: QuarantineRow[] } {
-  const cols: Columns = Object.fromEntries(FORM_COLUMNS.map((c) => [c, [] as string[]]));
   const quarantine = [...p.quarantine];
-  const C = cols as Record<(typeof FORM_COLUMNS)[number], string[]>;
+  // 1. the record schema on every row; the rows that pass, in order
+  const ok: string[][] = [];
+  const okLines: number[] = [];
   for (let i = 0; i < p.rows.length; i++) {
     const r = p.rows[i]!;
     const bad = schemaCheck(r);
@@ -208,33 +209,33 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
       quarantine.push({ file: p.file, line: p.lines[i]!, record_id: withholdJmbg(r[0]!.slice(0, 40)), field: bad.field, reason, detail: bad.field === 'person_id' ? 'person_id is not 13 digits' : withholdJmbg(`${bad.detail} (value: ${JSON.stringify(r[INPUT_COLUMNS.indexOf(bad.field as never)]?.slice(0, 50) ?? '')})`) });
       continue;
     }
-    const j = decodeJmbg(r[4]!);
-    C.file.push(p.file);
-    C.line.push(String(p.lines[i]));
-    C.record_id.push(r[0]!);
-    C.form_type.push(r[1]!);
-    C.registration_date.push(r[2]!);
-    C.move_date.push(r[3]!);
-    C.pid.push(pseudo.of(r[4]!));
-    C.jmbg_valid.push(r[4] ? (j.valid ? '1' : '0') : '');
-    C.jmbg_sex.push(j.sex);
-    C.jmbg_birth.push(j.birthDate);
-    C.citizenship.push(r[5]!);
-    C.sex.push(r[6]!);
-    C.birth_date.push(r[7]!);
-    C.origin_country.push(r[8]!);
-    C.from_settlement.push(r[9]!);
-    C.from_municipality.push(r[10]!);
-    C.destination_country.push(r[11]!);
-    C.to_settlement.push(r[12]!);
-    C.to_municipality.push(r[13]!);
-    C.registering_office.push(r[14]!);
-    C.nationality.push(r[15]!);
-    C.economic_activity.push(r[16]!);
-    C.occupation.push(r[17]!);
-    C.file_month.push(fileMonth);
+    ok.push(r);
+    okLines.push(p.lines[i]!);
   }
-  return { forms: cols, quarantine };
+  // 2. columns, one pass each (preallocated); the JMBG is read here, decoded and pseudonymised, and dropped
+  const n = ok.length;
+  const col = (k: number): string[] => { const a: string[] = new Array(n); for (let i = 0; i < n; i++) a[i] = ok[i]![k]!; return a; };
+  const fill = (v: string): string[] => new Array<string>(n).fill(v);
+  const pid: string[] = new Array(n), valid: string[] = new Array(n), jsex: string[] = new Array(n), jbirth: string[] = new Array(n), line: string[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const jmbg = ok[i]![4]!;
+    const j = decodeJmbg(jmbg);
+    pid[i] = pseudo.of(jmbg);
+    valid[i] = jmbg ? (j.valid ? '1' : '0') : '';
+    jsex[i] = j.sex;
+    jbirth[i] = j.birthDate;
+    line[i] = String(okLines[i]);
+  }
+  const C: Record<(typeof FORM_COLUMNS)[number], string[]> = {
+    file: fill(p.file), line, record_id: col(0), form_type: col(1), registration_date: col(2), move_date: col(3),
+    pid, jmbg_valid: valid, jmbg_sex: jsex, jmbg_birth: jbirth, citizenship: col(5), sex: col(6), birth_date: col(7),
+    origin_country: col(8), from_settlement: col(9), from_municipality: col(10), destination_country: col(11),
+    to_settlement: col(12), to_municipality: col(13), registering_office: col(14), nationality: col(15),
+    economic_activity: col(16), occupation: col(17), file_month: fill(fileMonth),
+  };
+  // the columns in the order of FORM_COLUMNS (the forms partitions are written in that order)
+  const forms: Columns = Object.fromEntries(FORM_COLUMNS.map((c) => [c, C[c]]));
+  return { forms, quarantine };
 }
 
 /** Content of a form for duplicate detection: every input field (the JMBG as its pseudonym). */
