@@ -102,9 +102,10 @@ export function parseExtract(text: string, file: string): ParsedExtract {
     if (endsWithNewline) raw.pop();
     records = new Array(raw.length);
     lines = new Array(raw.length);
+    const crlf = text.includes('\r');
     for (let i = 0; i < raw.length; i++) {
       let l = raw[i]!;
-      if (l.endsWith('\r')) l = l.slice(0, -1);
+      if (crlf && l.endsWith('\r')) l = l.slice(0, -1);
       records[i] = l.split(',');
       lines[i] = i + 1;
     }

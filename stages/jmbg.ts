@@ -30,14 +30,24 @@ export function isValidDate(iso: string): boolean {
 }
 
 /** Sex and birth date encoded in a JMBG, and whether its check digit and date are valid. */
+/** 13 ASCII digits (a charCode loop: called for every form). */
+export function isThirteenDigits(j: string): boolean {
+  if (j.length !== 13) return false;
+  for (let i = 0; i < 13; i++) { const c = j.charCodeAt(i); if (c < 48 || c > 57) return false; }
+  return true;
+}
+
+const INVALID: JmbgInfo = Object.freeze({ valid: false, sex: '', birthDate: '' }) as JmbgInfo;
+
 export function decodeJmbg(j: string): JmbgInfo {
-  if (!/^[0-9]{13}$/.test(j)) return { valid: false, sex: '', birthDate: '' };
-  const yyy = +j.slice(4, 7);
+  if (!isThirteenDigits(j)) return INVALID;
+  const yyy = (j.charCodeAt(4) - 48) * 100 + (j.charCodeAt(5) - 48) * 10 + (j.charCodeAt(6) - 48);
   const year = yyy >= 800 ? 1000 + yyy : 2000 + yyy;
   const birthDate = `${year}-${j.slice(2, 4)}-${j.slice(0, 2)}`;
   const dateOk = isValidDate(birthDate);
   const valid = dateOk && jmbgCheckDigit(j) === j.charCodeAt(12) - 48;
-  const bbb = +j.slice(9, 12);
+  const bbb = (j.charCodeAt(9) - 48) * 100 + (j.charCodeAt(10) - 48) * 10 + (j.charCodeAt(11) - 48);
+  if (!valid) return INVALID;
   return { valid, sex: valid ? (bbb < 500 ? '1' : '2') : '', birthDate: valid ? birthDate : '' };
 }
 
@@ -78,7 +88,7 @@ export class Pseudonymiser {
     if (!j) return '';
     let p = this.cache.get(j);
     if (p === undefined) {
-      p = j.length === 13 && /^[0-9]{13}$/.test(j) ? this.fast(j) : crypto.createHmac('sha256', this.key).update(j).digest('hex').slice(0, 32);
+      p = isThirteenDigits(j) ? this.fast(j) : crypto.createHmac('sha256', this.key).update(j).digest('hex').slice(0, 32);
       if (this.cache.size > 200000) this.cache.clear();
       this.cache.set(j, p);
     }
@@ -86,7 +96,8 @@ export class Pseudonymiser {
   }
   private fast(j: string): string {
     this.inner.write(j, 64, 'latin1');
-    (crypto.hash('sha256', this.inner, 'buffer') as unknown as Buffer).copy(this.outer, 64);
+    // the inner digest as a latin1 string written into the outer block: no Buffer allocated per form
+    this.outer.write(crypto.hash('sha256', this.inner, 'binary'), 64, 'binary'); // binary = latin1
     return (crypto.hash('sha256', this.outer, 'hex') as string).slice(0, 32);
   }
 }
