@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeAjv, PRECOMPILED, schemaDigest } from './schemas';
+import { makeAjv, PRECOMPILED } from './schemas';
+import { sha256 } from './fsutil';
 import { SCHEMAS } from './paths';
 
 const standaloneCode = require('ajv/dist/standalone').default as (a: unknown, v: unknown) => string;
@@ -17,7 +18,7 @@ for (const f of fs.readdirSync(SCHEMAS).filter((x) => x.endsWith('.schema.json')
   const ajv = makeAjv({ code: { source: true } });
   const code = standaloneCode(ajv, ajv.compile(JSON.parse(text)));
   const out = path.join(PRECOMPILED, f.replace(/\.schema\.json$/, '.js'));
-  fs.writeFileSync(`${out}.tmp`, `${code}\nmodule.exports.schemaSha256 = ${JSON.stringify(schemaDigest(text))};\n`);
+  fs.writeFileSync(`${out}.tmp`, `${code}\nmodule.exports.schemaSha256 = ${JSON.stringify(sha256(text))};\n`);
   fs.renameSync(`${out}.tmp`, out);
   n++;
 }

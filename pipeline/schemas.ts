@@ -4,9 +4,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as crypto from 'node:crypto';
 import type Ajv from 'ajv';
 import type { ValidateFunction } from 'ajv';
+import { sha256 } from './fsutil';
 import { ROOT, SCHEMAS } from './paths';
 
 /** unicodeRegExp off: the patterns are ASCII, and without the u flag the per-row record check is faster */
@@ -38,15 +38,13 @@ export function validator(name: string): ValidateFunction {
     if (fs.existsSync(pre)) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const m = require(pre) as ValidateFunction & { schemaSha256?: string };
-      if (m.schemaSha256 === schemaDigest(text)) v = m;
+      if (m.schemaSha256 === sha256(text)) v = m;
     }
     v ??= (instance ??= makeAjv()).compile(JSON.parse(text));
     cache.set(name, v);
   }
   return v;
 }
-
-export const schemaDigest = (text: string): string => crypto.createHash('sha256').update(text).digest('hex');
 
 export class SchemaError extends Error {}
 
