@@ -16,7 +16,7 @@ import { codeVersion, loadConfig, type Loaded } from './config';
 import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentKey, type Columns, type QuarantineRow } from '../stages/ingest';
 import { deliver, take, type ChangeRow, type Disposition } from '../stages/deliver';
 import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
-import { processMonth, type Event } from '../stages/month';
+import { processMonth, stopwatch, type Event } from '../stages/month';
 import { activityGroup, checkTables, moveType, tabulate, type Tables } from '../stages/tabulate';
 import { type Classification, loadClassification, seriesOf } from '../stages/territory';
 import { ageGroup } from './contracts';
@@ -184,9 +184,7 @@ function loadPriorIndex(store: Store, fileMonth: string, lookback: number, wante
 /** Rebuild months/<month>/ from all forms attributed to it. */
 export function buildMonth(store: Store, month: string, L: Loaded, C: Classification, log: StageLog, fresh?: FreshParts): Quality {
   const t0 = Date.now();
-  const timings: Record<string, number> = {};
-  let tLap = process.hrtime.bigint();
-  const lap = (name: string): void => { const t = process.hrtime.bigint(); timings[name] = Math.round(Number(t - tLap) / 1e5) / 10; tLap = t; };
+  const { timings, lap } = stopwatch();
   const partDir = store.formsDir(month);
   const parts = fs.existsSync(partDir) ? fs.readdirSync(partDir).filter((f) => f.endsWith('.json')).sort() : [];
   const forms: Columns = {};
@@ -203,7 +201,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   const year = +month.slice(0, 4);
   lap('read');
   const out = processMonth(forms, { month, classification: C, rules: L.rules, scopeRules: L.scopeRules, imputation: L.imputation, seed: L.config.seed, linkageWindowDays: L.config.linkage.window_days });
-  for (const [k, v] of Object.entries(out.timings)) timings[k] = Math.round(v * 10) / 10;
+  Object.assign(timings, out.timings);
   lap('process');
   const { tables, imputed } = tabulate(out.events, C, year);
   const checks = checkTables(tables, C, year);

@@ -28,12 +28,12 @@ export interface DeliveryResult {
   counts: { accepted: number; duplicates: number; corrections_to_closed: number; quarantined: number; carried_forward: number };
 }
 
-/** The rows `keep` of every column (the columns themselves when every row is kept). */
-export function take(cols: Columns, keep: number[]): Columns {
+/** The rows `keep` (increasing) of every column; the columns themselves when every row is kept, unless `copy`. */
+export function take(cols: Columns, keep: number[], copy = false): Columns {
   const out: Columns = {};
   const n = keep.length;
   for (const [k, v] of Object.entries(cols)) {
-    if (n === v.length) { out[k] = v; continue; } // keep is increasing: all rows, in order
+    if (n === v.length && !copy) { out[k] = v; continue; } // keep is increasing: all rows, in order
     const a: string[] = new Array(n);
     for (let j = 0; j < n; j++) a[j] = v[keep[j]!]!;
     out[k] = a;

@@ -7,7 +7,7 @@
 import * as crypto from 'node:crypto';
 import { differenceInMonths } from 'date-fns/differenceInMonths'; // the subpath: the whole of date-fns costs 50 ms at start-up
 import { InputError, type Columns } from './ingest';
-import type { ChangeRow, Disposition } from './deliver';
+import { take, type ChangeRow, type Disposition } from './deliver';
 import { isValidDate } from './jmbg';
 import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
 import type { Classification } from './territory';
@@ -46,6 +46,13 @@ export interface MonthOutcome {
   timings: Record<string, number>;
 }
 
+/** Milliseconds (to 0.1) between successive laps, by name: the per-step timings of the stage log. */
+export function stopwatch(): { timings: Record<string, number>; lap: (name: string) => void } {
+  const timings: Record<string, number> = {};
+  let last = process.hrtime.bigint();
+  return { timings, lap: (name) => { const t = process.hrtime.bigint(); timings[name] = Math.round(Number(t - last) / 1e5) / 10; last = t; } };
+}
+
 const DAY = 86400000;
 const SIDES = ['to', 'from'] as const;
 const SETTLEMENT_COL = { to: 'to_settlement', from: 'from_settlement' } as const;
@@ -66,9 +73,7 @@ const RESEND_FIELDS = ['form_type', 'registration_date', 'move_date', 'pid', 'ci
 const dayNum = (d: string): number => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / DAY;
 
 export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
-  const timings: Record<string, number> = {};
-  let tLap = process.hrtime.bigint();
-  const lap = (name: string): void => { const t = process.hrtime.bigint(); timings[name] = Number(t - tLap) / 1e6; tLap = t; };
+  const { timings, lap } = stopwatch();
   const C = ctx.classification;
   const year = +ctx.month.slice(0, 4);
   const yearEnd = `${year}-12-31`;
@@ -95,8 +100,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) changes.push({ step: 'resend', method: 'correction_by_resend', rule: '', record_id: input.record_id![i]!, variable: v, old_value: v === 'pid' ? '(pseudonym)' : input[v]![i]!, new_value: v === 'pid' ? '(pseudonym)' : input[v]![j]!, donor_record_id: '' });
     }
   }
-  const f: Columns = {};
-  for (const [k, v] of Object.entries(input)) { const a: string[] = new Array(keep.length); for (let j = 0; j < keep.length; j++) a[j] = v[keep[j]!]!; f[k] = a; } // a copy: the input is not changed
+  const f: Columns = take(input, keep, true); // a copy: the steps below correct cells in place, the input is not changed
   const n = keep.length;
   f.reference_year = new Array(n).fill(String(year));
   const rid = f.record_id!;

@@ -135,28 +135,27 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
     const mask = types ? (types.includes('R') ? 1 : 0) | (types.includes('D') ? 2 : 0) : 0;
     let passes = 0, fails = 0;
     try {
+      // the row functions straight over the columns; an aggregate or window expression goes through table.derive
       const cf = rowFunction(rule.condition, t);
       const wf = rule.when ? rowFunction(rule.when, t) : undefined;
+      let cond: (i: number) => unknown, when: ((i: number) => unknown) | undefined;
       if (cf && wf !== null) {
-        // the row functions straight over the columns: the when-condition first, the condition only where it holds
-        for (let i = 0; i < n; i++) {
-          if (mask && !(mask & kind[i]!)) continue;
-          if (wf && wf(i, data) !== true) continue;
-          const v = cf(i, data);
-          if (v === true) { outcome[i] = PASS; passes++; }
-          else if (v === false) { outcome[i] = FAIL; fails++; }
-        }
+        cond = (i) => cf(i, data);
+        when = wf && ((i) => wf(i, data));
       } else {
         const derived = t.derive(rule.when ? { c: rule.condition, w: rule.when } : { c: rule.condition });
         const c = derived.array('c') as unknown[];
         const w = rule.when ? (derived.array('w') as unknown[]) : undefined;
-        for (let i = 0; i < n; i++) {
-          if (mask && !(mask & kind[i]!)) continue;
-          if (w && w[i] !== true) continue;
-          const v = c[i];
-          if (v === true) { outcome[i] = PASS; passes++; }
-          else if (v === false) { outcome[i] = FAIL; fails++; }
-        }
+        cond = (i) => c[i];
+        when = w && ((i) => w[i]);
+      }
+      // the when-condition first, the condition only where it holds
+      for (let i = 0; i < n; i++) {
+        if (mask && !(mask & kind[i]!)) continue;
+        if (when && when(i) !== true) continue;
+        const v = cond(i);
+        if (v === true) { outcome[i] = PASS; passes++; }
+        else if (v === false) { outcome[i] = FAIL; fails++; }
       }
     } catch (e) {
       outcome.fill(NA);
