@@ -49,9 +49,9 @@ async function handle(m: ToWorker): Promise<void> {
         // as in the monthly cadence: when an extract arrives, every month before its own is closed
         const closed = (x: string): boolean => x < h.fileMonth;
         const d = deliverExtract(h.ing, { L, C, prior: (id) => prior.get(id), closed, seq: m.seq, log });
-        fresh = writeDelivery(store, d);
-        send({ type: 'delivered', k: m.k, index: d.ids, delivery: d.rec.delivery, months: d.months });
         if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);
+        fresh = writeDelivery(store, d);
+        send({ type: 'delivered', k: m.k, index: d.ids, delivery: d.rec.delivery });
       }
       if (m.build) events = buildMonth(store, h.fileMonth, L, C, log, fresh).events;
       send({ type: 'unit-done', k: m.k, events, built: m.build });

@@ -51,7 +51,7 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'log'; e: StageEvent; level: 'info' | 'warn' | 'error' }
   | { type: 'ingested'; k: number; digest: string; ids: string[]; forms: number }
-  | { type: 'delivered'; k: number; index: string[]; delivery: string; months: string[] }
+  | { type: 'delivered'; k: number; index: string[]; delivery: string }
   | { type: 'unit-done'; k: number; events: number; built: boolean }
   | { type: 'year-done'; year: number; events: number }
   | { type: 'error'; message: string };
