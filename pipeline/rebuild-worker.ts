@@ -36,7 +36,7 @@ async function handle(m: ToWorker): Promise<void> {
       const digest = sha256(bytes);
       const ing = ingestExtract({ bytes, name: path.basename(m.file), digest, input: m.file, fileMonth: m.fileMonth, encoding: 'utf-8', log });
       held = { k: m.k, fileMonth: m.fileMonth, ing };
-      send({ type: 'ingested', k: m.k, digest, ids: ing.forms.record_id!, forms: ing.formsRead });
+      send({ type: 'ingested', k: m.k, digest, ids: ing.forms.record_id!.join('\n'), forms: ing.formsRead });
       return;
     }
     case 'prior': {
@@ -45,13 +45,14 @@ async function handle(m: ToWorker): Promise<void> {
       let events = 0;
       let fresh: FreshParts | undefined;
       if (!m.skip) {
-        const prior = new Map(m.prior.map(([id, month, content]) => [id, { month, content }]));
+        const prior = new Map<string, { month: string; content: string }>();
+        if (m.prior) for (const line of m.prior.split('\n')) { const [id, month, content] = line.split('\t'); prior.set(id!, { month: month!, content: content! }); }
         // as in the monthly cadence: when an extract arrives, every month before its own is closed
         const closed = (x: string): boolean => x < h.fileMonth;
         const d = deliverExtract(h.ing, { L, C, prior: (id) => prior.get(id), closed, seq: m.seq, log });
         if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);
         fresh = writeDelivery(store, d);
-        send({ type: 'delivered', k: m.k, index: d.ids, delivery: d.rec.delivery });
+        send({ type: 'delivered', k: m.k, index: d.ids.join('\n'), delivery: d.rec.delivery });
       }
       if (m.build) events = buildMonth(store, h.fileMonth, L, C, log, fresh).events;
       send({ type: 'unit-done', k: m.k, events, built: m.build });

@@ -46,12 +46,14 @@ export interface RebuildResult { units: number; months: number; years: number[];
 export type ToWorker =
   | { type: 'init'; store: string; settlements?: string; population?: string }
   | { type: 'unit'; k: number; file: string; fileMonth: string }
-  | { type: 'prior'; k: number; skip: boolean; seq: number; build: boolean; prior: [string, string, string][] }
+  /** prior: the record-index lines (id TAB month TAB hash) of the extract's ids, newline-joined (one string clones cheaply) */
+  | { type: 'prior'; k: number; skip: boolean; seq: number; build: boolean; prior: string }
   | { type: 'year'; year: number };
 export type FromWorker =
   | { type: 'log'; e: StageEvent; level: 'info' | 'warn' | 'error' }
-  | { type: 'ingested'; k: number; digest: string; ids: string[]; forms: number }
-  | { type: 'delivered'; k: number; index: string[]; delivery: string }
+  /** ids: the extract's record ids, newline-joined; index: its record-index lines, newline-joined */
+  | { type: 'ingested'; k: number; digest: string; ids: string; forms: number }
+  | { type: 'delivered'; k: number; index: string; delivery: string }
   | { type: 'unit-done'; k: number; events: number; built: boolean }
   | { type: 'year-done'; year: number; events: number }
   | { type: 'error'; message: string };
@@ -110,15 +112,18 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
   let completeYears = o.years === false ? [] : [...years].filter((y) => monthsOf(y).every((m) => monthSet.has(m))).sort();
   const bar = progressBar(o.progress ?? Boolean(process.stderr.isTTY), units.length + completeYears.length);
 
-  // the record index window: per delivered extract, its entries; lookups go newest first (as loadPriorIndex)
-  const window: { fileMonth: string; map: Map<string, [string, string]> }[] = [];
+  // the record index of the last 12 months, as loadPriorIndex reads it from state/ids: per record id its newest line
+  // (later deliveries override earlier ones) and the file month of the extract that wrote it; lines older than the
+  // window count as absent, and are dropped as the window moves on so memory stays flat over 35 years
+  const index = new Map<string, { fileMonth: string; line: string }>();
+  const indexed: { fileMonth: string; ids: string[] }[] = [];
   const digests = new Map<string, { file: string; month: string; delivery: string }>();
   const inFlight = new Map<number, string>(); // extract → its digest, between its index request and its delivery
   const deliveredMonths = new Set<string>();
   const builtMonths = new Set<string>();
   const yearsDone = new Set<number>();
   let nextUnit = 0, nextDeliver = 0, seq = 0, forms = 0, events = 0, unchanged = 0, done = 0;
-  const pendingIds = new Map<number, { w: Worker; digest: string; ids: string[] }>();
+  const pendingIds = new Map<number, { w: Worker; digest: string; ids: string }>();
   const busy = new Set<Worker>();
   const yearQueue: number[] = [];
   const yearDispatched = new Set<number>();
@@ -170,23 +175,24 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
           unchanged++;
           log.log({ stage: 'ingest', event: 'unchanged', file: u.name, sha256: p.digest, reason: `already ingested as ${digests.get(p.digest)!.delivery}` });
           // the month is still built by its last extract (as in the cadence, where the earlier one built it)
-          p.w.postMessage({ type: 'prior', k: u.k, skip: true, seq: 0, build: u.lastOfMonth && deliveredMonths.has(u.fileMonth), prior: [] } satisfies ToWorker);
+          p.w.postMessage({ type: 'prior', k: u.k, skip: true, seq: 0, build: u.lastOfMonth && deliveredMonths.has(u.fileMonth), prior: '' } satisfies ToWorker);
           nextDeliver++;
           continue;
         }
         const from = addMonths(u.fileMonth, -12);
-        while (window.length && window[0]!.fileMonth < from) window.shift();
-        const prior: [string, string, string][] = [];
-        for (const id of p.ids) {
-          for (let j = window.length - 1; j >= 0; j--) {
-            const hit = window[j]!.map.get(id);
-            if (hit) { prior.push([id, hit[0], hit[1]]); break; }
-          }
+        while (indexed.length && indexed[0]!.fileMonth < from) {
+          const old = indexed.shift()!;
+          for (const id of old.ids) if (index.get(id)?.fileMonth === old.fileMonth) index.delete(id);
+        }
+        const prior: string[] = [];
+        for (const id of p.ids.split('\n')) {
+          const hit = index.get(id);
+          if (hit && hit.fileMonth >= from) prior.push(hit.line);
         }
         seq++;
         first ??= u.fileMonth;
         inFlight.set(u.k, p.digest);
-        p.w.postMessage({ type: 'prior', k: u.k, skip: false, seq, build: u.lastOfMonth, prior } satisfies ToWorker);
+        p.w.postMessage({ type: 'prior', k: u.k, skip: false, seq, build: u.lastOfMonth, prior: prior.join('\n') } satisfies ToWorker);
         return; // the next extract waits for this one's index entries
       }
     };
@@ -197,9 +203,9 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
           case 'ingested': pendingIds.set(m.k, { w, digest: m.digest, ids: m.ids }); forms += m.forms; answer(); break;
           case 'delivered': {
             const u = units[m.k]!;
-            const map = new Map<string, [string, string]>();
-            for (const line of m.index) { const [id, month, h] = line.split('\t'); map.set(id!, [month!, h!]); }
-            window.push({ fileMonth: u.fileMonth, map });
+            const ids: string[] = [];
+            if (m.index) for (const line of m.index.split('\n')) { const id = line.slice(0, line.indexOf('\t')); ids.push(id); index.set(id, { fileMonth: u.fileMonth, line }); }
+            indexed.push({ fileMonth: u.fileMonth, ids });
             digests.set(inFlight.get(m.k)!, { file: u.name, month: u.fileMonth, delivery: m.delivery });
             inFlight.delete(m.k);
             deliveredMonths.add(u.fileMonth);
