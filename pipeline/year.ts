@@ -13,7 +13,7 @@ import { recoverDir, sha256 } from './fsutil';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig } from './config';
 import { tableFiles, writeResultsDir, type StageLog } from './month';
-import { checkTables, sumTables, TABLE_KEY_COLS, type Table, type Tables } from '../stages/tabulate';
+import { type Cell, checkTables, sumTables, TABLE_KEY_COLS, type Table, type Tables } from '../stages/tabulate';
 import { loadClassification, seriesOf } from '../stages/territory';
 import { buildSdmx } from '../stages/sdmx';
 import { buildReport } from '../stages/report';
@@ -28,7 +28,75 @@ export interface YearOptions {
   population?: string;
 }
 
-const tableToRows = (t: Table, header: readonly string[]): Row[] => t.map((r) => Object.fromEntries(header.map((h, i) => [h, String(r[i])])));
+function tableToRows(t: Table, header: readonly string[]): Row[] {
+  return t.map((r) => {
+    const row: Row = {};
+    for (let i = 0; i < header.length; i++) row[header[i]!] = String(r[i]);
+    return row;
+  });
+}
+
+/**
+ * Σ of one table over the months' files: the same table as sumTables(files.map(readTable)), without splitting
+ * every line of the eleven later months into cells. A later month's line must start with the same key
+ * columns as the first month's line (one string comparison); its numbers are parsed in place and added in
+ * month order, as sumTables does. Anything unusual (one file, quotes, CR, a BOM, a different header, key,
+ * field count or a non-integer) goes the general way, which also gives the usual error.
+ */
+function sumTableFiles(files: string[], header: readonly string[], keyCols: number): Table {
+  const general = (): Table => sumTables(files.map((f) => readTable(f, header) as Table), keyCols);
+  if (files.length < 2) return general();
+  const texts = files.map((f) => fs.readFileSync(f, 'utf8'));
+  const head = `${header.join(',')}\n`;
+  if (texts.some((t) => !t.startsWith(head) || t.includes('"') || t.includes('\r'))) return general();
+  const first = texts[0]!.slice(head.length).split('\n');
+  if (first.pop() !== '') return general();
+  const nNum = header.length - keyCols;
+  const out: Table = [], prefix: string[] = [];
+  for (const line of first) {
+    const cells = line.split(',');
+    if (cells.length !== header.length) return general();
+    const row: Cell[] = cells.slice(0, keyCols);
+    for (let k = keyCols; k < cells.length; k++) row.push(+cells[k]!);
+    out.push(row);
+    prefix.push(`${cells.slice(0, keyCols).join(',')},`);
+  }
+  for (let f = 1; f < texts.length; f++) {
+    const t = texts[f]!;
+    let pos = head.length;
+    for (let i = 0; i < out.length; i++) {
+      if (!t.startsWith(prefix[i]!, pos)) return general();
+      const eol = t.indexOf('\n', pos);
+      if (eol < 0) return general();
+      const row = out[i]!;
+      let start = pos + prefix[i]!.length;
+      for (let k = 0; k < nNum; k++) {
+        const end = k === nNum - 1 ? eol : t.indexOf(',', start);
+        if (end < 0 || end > eol) return general();
+        const v = parseInteger(t, start, end);
+        row[keyCols + k] = (row[keyCols + k] as number) + (v ?? +t.slice(start, end));
+        start = end + 1;
+      }
+      pos = eol + 1;
+    }
+    if (pos !== t.length) return general();
+  }
+  return out;
+}
+
+/** The value of text[start, end) if it is a plain integer of at most 15 digits (exact as a double), else undefined. */
+function parseInteger(text: string, start: number, end: number): number | undefined {
+  const neg = text.charCodeAt(start) === 45; // '-'
+  let i = neg ? start + 1 : start;
+  if (i === end || end - i > 15) return undefined;
+  let v = 0;
+  for (; i < end; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return undefined;
+    v = v * 10 + d;
+  }
+  return neg ? -v : v;
+}
 
 export async function runYear(opts: YearOptions): Promise<Quality> {
   const store = new Store(opts.data);
@@ -46,9 +114,9 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   const tables: Tables = {}, imputed: Tables = {};
   for (const [name, header] of Object.entries({ ...TABLE_HEADERS, ...IMPUTED_HEADERS })) {
     if (name === 'rates') continue; // computed from the annual counts below, never summed
-    const parts = present.filter((m) => fs.existsSync(path.join(store.monthDir(m), 'tables', `${name}.csv`))).map((m) => readTable(path.join(store.monthDir(m), 'tables', `${name}.csv`), header) as Table);
-    if (!parts.length) continue;
-    const sum = sumTables(parts, TABLE_KEY_COLS[name as keyof typeof TABLE_KEY_COLS]);
+    const files = present.map((m) => path.join(store.monthDir(m), 'tables', `${name}.csv`)).filter((f) => fs.existsSync(f));
+    if (!files.length) continue;
+    const sum = sumTableFiles(files, header, TABLE_KEY_COLS[name as keyof typeof TABLE_KEY_COLS]);
     if (name in IMPUTED_HEADERS) imputed[name] = sum; else tables[name] = sum;
   }
   const qs = present.map((m) => JSON.parse(fs.readFileSync(path.join(store.monthDir(m), 'quality.json'), 'utf8')) as Quality);
@@ -62,7 +130,13 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   });
   const files = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
-  const rows = (name: string): Row[] => tableToRows(tables[name]!, TABLE_HEADERS[name as keyof typeof TABLE_HEADERS]);
+  // row objects of each table, made once: the SDMX, the report and the workbook read (never change) them
+  const rowCache = new Map<string, Row[]>();
+  const rows = (name: string): Row[] => {
+    let r = rowCache.get(name);
+    if (!r) rowCache.set(name, (r = tableToRows(tables[name]!, TABLE_HEADERS[name as keyof typeof TABLE_HEADERS])));
+    return r;
+  };
   const sdmx = buildSdmx({
     year: y, series: seriesOf(y), classification: C, estimatedThreshold: L.config.tables.estimated_threshold, prepared: `${y + 1}-07-10T12:00:00+02:00`, provisional: missing.length > 0,
     tables: { territory: rows('territory'), age: rows('age'), move_type: rows('move_type') },

@@ -19,7 +19,7 @@ import { csvCell } from '../pipeline/csv';
 import { SCHEMAS } from '../pipeline/paths';
 import { dataJson, structureJson } from './sdmx/json';
 import {
-  ATTRIBUTES, type AttrId, type DATASET_ATTRIBUTES, DIMENSIONS, type DataModel, MEASURE, type SdmxInput, buildDataModel, buildStructureModel, dataflowRef,
+  ATTRIBUTES, type AttrId, type DATASET_ATTRIBUTES, DIMENSIONS, type DataModel, KeyedCache, MEASURE, type SdmxInput, buildDataModel, buildStructureModel, dataflowRef,
 } from './sdmx/model';
 import { dataXml, structureXml } from './sdmx/xml';
 
@@ -38,9 +38,15 @@ const csvField = (s: string): string => csvCell(s);
 export function dataCsv(m: DataModel): string {
   const ref = dataflowRef(m.series);
   const lines = [CSV_HEADER.join(',')];
+  // Every field is quoted/neutralised once per distinct value (the ~300-character series note repeats on
+  // every one of the ~35 000 rows): the structure columns, each dimension value, the attributes per status.
+  const head = ['dataflow', ref, 'I'].map(csvField).join(',');
+  const dims = DIMENSIONS.map(() => new KeyedCache(csvField));
+  const tail = new KeyedCache((status) => ATTRIBUTES.map((a: AttrId) => csvField(a === 'OBS_STATUS' ? status : m.datasetAttributes[a as (typeof DATASET_ATTRIBUTES)[number]])).join(','));
   for (const o of m.observations) {
-    const attr = (a: AttrId): string => (a === 'OBS_STATUS' ? o.status : m.datasetAttributes[a as (typeof DATASET_ATTRIBUTES)[number]]);
-    lines.push(['dataflow', ref, 'I', ...DIMENSIONS.map((d) => o.key[d]), String(o.value), ...ATTRIBUTES.map(attr)].map(csvField).join(','));
+    let line = head;
+    for (let i = 0; i < DIMENSIONS.length; i++) line += `,${dims[i]!.get(o.key[DIMENSIONS[i]!])}`;
+    lines.push(`${line},${csvField(String(o.value))},${tail.get(o.status)}`);
   }
   return lines.join('\r\n') + '\r\n';
 }

@@ -90,6 +90,8 @@ export function structureJson(m: StructureModel): string {
   return JSON.stringify(msg, null, 1) + '\n';
 }
 
+const OBSERVATIONS_PLACEHOLDER = '\u0000observations\u0000';
+
 export function dataJson(m: DataModel): string {
   const used = usedValues(m);
   const df = dataflowId(m.series);
@@ -114,10 +116,26 @@ export function dataJson(m: DataModel): string {
     return { id: a, ...nameable(conceptName(a)), isMandatory: true, relationship: { dataflow: {} }, ...(a === 'UNIT_MEASURE' || a === 'UNIT_MULT' ? { roles: [a] } : {}), values: [value] };
   });
   const index = obsDims.map((d) => new Map(used[d].map((v, i) => [v, i])));
-  const observations: Record<string, [number, number]> = {};
-  for (const o of m.observations) {
-    const k = obsDims.map((d, i) => index[i]!.get(o.key[d])!).join(':');
-    observations[k] = [o.value, statusIdx.get(o.status)!];
+  // The observations object ("i:j:k": [value, status]) is written as text and spliced into the message in
+  // place of a placeholder: JSON.stringify of a 35 000-key object costs far more. Its keys are unique (the
+  // single-valued dimensions are not in them) and, with two or more observation dimensions, not integer-like,
+  // so JSON.stringify would also keep them in insertion order; otherwise the object is built as before.
+  let observations: Record<string, [number, number]> | string = {};
+  let obsText: string | undefined;
+  if (obsDims.length >= 2) {
+    const parts: string[] = [];
+    for (const o of m.observations) {
+      let k = '';
+      for (let i = 0; i < obsDims.length; i++) k += (i ? ':' : '') + index[i]!.get(o.key[obsDims[i]!])!;
+      parts.push(`"${k}":[${JSON.stringify(o.value)},${statusIdx.get(o.status)!}]`);
+    }
+    obsText = `{${parts.join(',')}}`;
+    observations = OBSERVATIONS_PLACEHOLDER;
+  } else {
+    for (const o of m.observations) {
+      const k = obsDims.map((d, i) => index[i]!.get(o.key[d])!).join(':');
+      observations[k] = [o.value, statusIdx.get(o.status)!];
+    }
   }
   const msg = {
     meta: meta(`MIGR_${m.year}`, m.prepared, DATA_SCHEMA),
@@ -139,5 +157,6 @@ export function dataJson(m: DataModel): string {
       dataSets: [{ structure: 0, action: 'Information', links: [{ rel: 'dataflow', urn: maint('datastructure.Dataflow', df) }], attributes: DATASET_ATTRIBUTES.map(() => 0), observations }],
     },
   };
-  return JSON.stringify(msg) + '\n';
+  const json = JSON.stringify(msg);
+  return (obsText === undefined ? json : json.replace(JSON.stringify(OBSERVATIONS_PLACEHOLDER), () => obsText as string)) + '\n';
 }

@@ -283,16 +283,24 @@ export function buildDataModel(input: SdmxInput): DataModel {
   addImputed(input.imputed.age_imputed, 'age_imputed', true);
   const est = (imp: number, value: number): boolean => value > 0 && imp / value > input.estimatedThreshold;
 
-  const obs = new Map<string, Obs>();
+  // Observations go straight to their place in the publication order (codelist order of each dimension, in
+  // DSD order; FREQ and TIME_PERIOD have one value): a dense slot per possible key, so no sort and no key
+  // strings. Every code is validated against its codelist before it gets here.
+  const rank = (cl: Codelist): Map<string, number> => new Map(cl.codes.map((c, i) => [c.id, i]));
+  const staticRank = (d: DimId): Map<string, number> => rank(STATIC_CODELISTS.find((c) => c.id === codelistOf(d, series))!);
+  const areaR = rank(areas), flowR = staticRank('MIGR_FLOW'), sexR = staticRank('SEX'), ageR = staticRank('AGE'), mtR = staticRank('MOVE_TYPE');
+  const slots: (Obs | undefined)[] = new Array(areaR.size * flowR.size * sexR.size * ageR.size * mtR.size);
   const put = (key: Record<DimId, string>, value: number, estimated: boolean, where: string): void => {
-    const k = DIMENSIONS.map((d) => key[d]).join('.');
-    const prev = obs.get(k);
+    const slot = (((areaR.get(key.REF_AREA)! * flowR.size + flowR.get(key.MIGR_FLOW)!) * sexR.size + sexR.get(key.SEX)!) * ageR.size + ageR.get(key.AGE)!) * mtR.size + mtR.get(key.MOVE_TYPE)!;
+    const prev = slots[slot];
     if (prev) {
-      if (prev.value !== value) throw new SdmxInputError(`${where}: observation ${k} = ${value} contradicts an earlier value ${prev.value}`);
+      if (prev.value !== value) throw new SdmxInputError(`${where}: observation ${DIMENSIONS.map((d) => key[d]).join('.')} = ${value} contradicts an earlier value ${prev.value}`);
       return;
     }
-    obs.set(k, { key, value, status: provisional ? 'P' : estimated ? 'E' : 'A' });
+    slots[slot] = { key, value, status: provisional ? 'P' : estimated ? 'E' : 'A' };
   };
+  const obsKey = (code: string, flow: string, sex: string, age: string, mt: string): Record<DimId, string> =>
+    ({ FREQ: 'A', REF_AREA: code, MIGR_FLOW: flow, SEX: sex, AGE: age, MOVE_TYPE: mt, TIME_PERIOD: time });
   const flows = (rows: Row[], name: string, withAge: boolean): void => {
     rows.forEach((r, i) => {
       const where = `${name} row ${i + 1}`;
@@ -311,10 +319,9 @@ export function buildDataModel(input: SdmxInput): DataModel {
       const [ii, ie] = imputed.get(`${code}|${sex}|${age}`) ?? [0, 0];
       const eImm = est(ii, imm);
       const eEmi = est(ie, emi);
-      const base = { FREQ: 'A', REF_AREA: code, SEX: sex, AGE: age, MOVE_TYPE: '_T', TIME_PERIOD: time };
-      put({ ...base, MIGR_FLOW: 'IMM' }, imm, eImm, where);
-      put({ ...base, MIGR_FLOW: 'EMI' }, emi, eEmi, where);
-      put({ ...base, MIGR_FLOW: 'NET' }, net, eImm || eEmi, where);
+      put(obsKey(code, 'IMM', sex, age, '_T'), imm, eImm, where);
+      put(obsKey(code, 'EMI', sex, age, '_T'), emi, eEmi, where);
+      put(obsKey(code, 'NET', sex, age, '_T'), net, eImm || eEmi, where);
     });
   };
   flows(input.tables.territory, 'territory', false);
@@ -327,38 +334,34 @@ export function buildDataModel(input: SdmxInput): DataModel {
     const v = num(r, 'migrants', where);
     // the move type is not decided by an imputed value, but the total inherits the territory cell's status
     const [ii] = imputed.get(`${code}|T|_T`) ?? [0, 0];
-    put({ FREQ: 'A', REF_AREA: code, MIGR_FLOW: 'IMM', SEX: 'T', AGE: '_T', MOVE_TYPE: mt, TIME_PERIOD: time }, v, mt === '_T' && est(ii, v), where);
+    put(obsKey(code, 'IMM', 'T', '_T', mt), v, mt === '_T' && est(ii, v), where);
   });
-
-  // stable order: codelist order of each dimension, in DSD order
-  const order = new Map<string, Map<string, number>>();
-  const rank = (cl: Codelist): Map<string, number> => new Map(cl.codes.map((c, i) => [c.id, i]));
-  for (const d of DIMENSIONS) {
-    if (d === 'TIME_PERIOD') continue;
-    const clId = codelistOf(d, series)!;
-    order.set(d, rank(d === 'REF_AREA' ? areas : STATIC_CODELISTS.find((c) => c.id === clId)!));
-  }
-  const observations = [...obs.values()].sort((a, b) => {
-    for (const d of DIMENSIONS) {
-      if (d === 'TIME_PERIOD') continue;
-      const x = order.get(d)!.get(a.key[d])!;
-      const y = order.get(d)!.get(b.key[d])!;
-      if (x !== y) return x - y;
-    }
-    return 0;
-  });
+  const observations: Obs[] = [];
+  for (const o of slots) if (o) observations.push(o);
   return {
     year, series, prepared: input.prepared, provisional, areas, observations,
     datasetAttributes: { UNIT_MEASURE: 'PERS', UNIT_MULT: '0', SERIES_NOTE: SERIES_NOTE[series] },
   };
 }
 
+/** Memoised string function: the writers format each distinct dimension value once, not once per observation. */
+export class KeyedCache {
+  private readonly m = new Map<string, string>();
+  constructor(private readonly make: (v: string) => string) {}
+  get(v: string): string {
+    let s = this.m.get(v);
+    if (s === undefined) this.m.set(v, (s = this.make(v)));
+    return s;
+  }
+}
+
 /** Ids of the values of each dimension used in the data, in codelist order (TIME_PERIOD: the year). */
 export function usedValues(m: DataModel): Record<DimId, string[]> {
   const out = {} as Record<DimId, string[]>;
   for (const d of DIMENSIONS) {
-    const used = new Set(m.observations.map((o) => o.key[d]));
     if (d === 'TIME_PERIOD') { out[d] = [String(m.year)]; continue; }
+    const used = new Set<string>();
+    for (const o of m.observations) used.add(o.key[d]);
     const cl = d === 'REF_AREA' ? m.areas : STATIC_CODELISTS.find((c) => c.id === codelistOf(d, m.series))!;
     out[d] = cl.codes.map((c) => c.id).filter((id) => used.has(id));
   }

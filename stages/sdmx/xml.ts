@@ -2,7 +2,7 @@
 import type { Series } from '../territory';
 import {
   AGENCY, ATTRIBUTES, type Codelist, CONCEPT_SCHEME, CONCEPTS, DATAFLOW_NAME, DATASET_ATTRIBUTES, type DataModel, DIMENSIONS, DSD_NAME,
-  type StructureModel, type Text, VERSION, codelistOf, dataflowId, dsdId, LANGS,
+  KeyedCache, type StructureModel, type Text, VERSION, codelistOf, dataflowId, dsdId, LANGS,
 } from './model';
 
 const NS =
@@ -176,8 +176,11 @@ export function dataXml(m: DataModel): string {
   out.push('    <generic:Attributes>');
   for (const a of DATASET_ATTRIBUTES) out.push(`      <generic:Value id="${a}" value="${esc(m.datasetAttributes[a])}"/>`);
   out.push('    </generic:Attributes>');
+  // a year has ~35 000 observations but few distinct dimension values: each value's escaped element is built once
+  const frag = DIMENSIONS.map((d) => new KeyedCache((v) => `<generic:Value id="${d}" value="${esc(v)}"/>`));
   for (const o of m.observations) {
-    const key = DIMENSIONS.map((d) => `<generic:Value id="${d}" value="${esc(o.key[d])}"/>`).join('');
+    let key = '';
+    for (let i = 0; i < DIMENSIONS.length; i++) key += frag[i]!.get(o.key[DIMENSIONS[i]!]);
     out.push(`    <generic:Obs><generic:ObsKey>${key}</generic:ObsKey><generic:ObsValue value="${o.value}"/><generic:Attributes><generic:Value id="OBS_STATUS" value="${o.status}"/></generic:Attributes></generic:Obs>`);
   }
   out.push('  </message:DataSet>', '</message:GenericData>', '');
