@@ -52,36 +52,39 @@ function sumTableFiles(files: string[], header: readonly string[], keyCols: numb
   const first = texts[0]!.slice(head.length).split('\n');
   if (first.pop() !== '') return general();
   const nNum = header.length - keyCols;
-  const out: Table = [], prefix: string[] = [];
-  for (const line of first) {
-    const cells = line.split(',');
+  const keys: string[][] = [], prefix: string[] = [];
+  const sum = new Float64Array(first.length * nNum); // row-major, numeric columns only
+  for (let i = 0; i < first.length; i++) {
+    const cells = first[i]!.split(',');
     if (cells.length !== header.length) return general();
-    const row: Cell[] = cells.slice(0, keyCols);
-    for (let k = keyCols; k < cells.length; k++) row.push(+cells[k]!);
-    out.push(row);
-    prefix.push(`${cells.slice(0, keyCols).join(',')},`);
+    keys.push(cells.slice(0, keyCols));
+    prefix.push(`${keys[i]!.join(',')},`);
+    for (let k = 0; k < nNum; k++) sum[i * nNum + k] = +cells[keyCols + k]!;
   }
   for (let f = 1; f < texts.length; f++) {
     const t = texts[f]!;
     let pos = head.length;
-    for (let i = 0; i < out.length; i++) {
-      if (!t.startsWith(prefix[i]!, pos)) return general();
+    for (let i = 0; i < first.length; i++) {
+      const p = prefix[i]!;
+      if (t.slice(pos, pos + p.length) !== p) return general(); // (faster than startsWith here)
       const eol = t.indexOf('\n', pos);
       if (eol < 0) return general();
-      const row = out[i]!;
-      let start = pos + prefix[i]!.length;
+      let start = pos + p.length;
       for (let k = 0; k < nNum; k++) {
         const end = k === nNum - 1 ? eol : t.indexOf(',', start);
         if (end < 0 || end > eol) return general();
-        const v = parseInteger(t, start, end);
-        row[keyCols + k] = (row[keyCols + k] as number) + (v ?? +t.slice(start, end));
+        sum[i * nNum + k] += parseInteger(t, start, end) ?? +t.slice(start, end);
         start = end + 1;
       }
       pos = eol + 1;
     }
     if (pos !== t.length) return general();
   }
-  return out;
+  return keys.map((k, i) => {
+    const row: Cell[] = k;
+    for (let c = 0; c < nNum; c++) row.push(sum[i * nNum + c]!);
+    return row;
+  });
 }
 
 /** The value of text[start, end) if it is a plain integer of at most 15 digits (exact as a double), else undefined. */
