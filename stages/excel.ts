@@ -92,6 +92,18 @@ function sheetName(n: string): string {
   return n.replace(/[:\\/?*[\]]/g, '_').slice(0, 31) || 'table';
 }
 
+/** Shared style objects of data cells: number format (numbers only) × bold (total rows). Text and number cells never share one. */
+class SharedCellStyles {
+  private readonly m = new Map<string, Partial<ExcelJS.Style>>();
+  constructor(private readonly bold: Partial<ExcelJS.Font>) {}
+  get(numFmt: string | undefined, bold: boolean): Partial<ExcelJS.Style> {
+    const k = `${numFmt ?? ''}|${bold}`;
+    let st = this.m.get(k);
+    if (!st) this.m.set(k, (st = { ...(numFmt === undefined ? {} : { numFmt }), ...(bold ? { font: this.bold } : {}) }));
+    return st;
+  }
+}
+
 export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
   const wb = new ExcelJS.Workbook();
   wb.creator = 'migstat';
@@ -100,6 +112,8 @@ export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
   wb.modified = FIXED_DATE;
   const prov = input.provisional ? ' — privremeni podaci / provisional data' : '';
   const bold = { bold: true };
+  const rowStyles: Record<'plain' | 'bold', Partial<ExcelJS.Style>> = { plain: {}, bold: { font: bold } };
+  const cellStyles = new SharedCellStyles(bold);
 
   for (const table of sheetOrder(Object.keys(input.tables))) {
     const rows = input.tables[table]!;
@@ -121,18 +135,23 @@ export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
     const widths = cols.map((c) => Math.max((HEADERS[c]?.[0] ?? c).length, (HEADERS[c]?.[1] ?? c).length));
     rows.forEach((r, ri) => {
       const row = ws.getRow(ri + 4);
+      const total = isTotalRow(r);
+      // The same as `cell.numFmt = …` and `row.font = bold`, with one style object per distinct style instead
+      // of one per cell: exceljs then resolves each style once (its style ids are keyed by content, so the
+      // bytes do not change). Never mutate these objects (no row.font / cell.font on data rows).
+      (row as ExcelJS.Row & { style: Partial<ExcelJS.Style> }).style = total ? rowStyles.bold : rowStyles.plain; // (exceljs types omit Row.style)
       cols.forEach((c, i) => {
         const raw = c === 'name' && !(c in r) ? (input.names?.[r.code ?? ''] ?? '') : (r[c] ?? '');
         const cell = row.getCell(i + 1);
         if (!KEY_COLUMNS.has(c) && NUMERIC.test(raw)) {
           cell.value = Number(raw);
-          cell.numFmt = c.endsWith('_rate') ? '0.0' : raw.includes('.') ? '0.00' : '#,##0';
+          cell.style = cellStyles.get(c.endsWith('_rate') ? '0.0' : raw.includes('.') ? '0.00' : '#,##0', total);
         } else {
           cell.value = safeText(raw);
+          cell.style = cellStyles.get(undefined, total);
         }
         widths[i] = Math.max(widths[i]!, raw.length + (raw.includes('.') ? 0 : Math.floor(raw.length / 3)));
       });
-      if (isTotalRow(r)) row.font = bold;
     });
     cols.forEach((_, i) => (ws.getColumn(i + 1).width = Math.min(60, Math.max(8, widths[i]! + 2))));
   }
