@@ -123,13 +123,13 @@ export function dataJson(m: DataModel): string {
   let observations: Record<string, [number, number]> | string = {};
   let obsText: string | undefined;
   if (obsDims.length >= 2) {
-    const parts: string[] = [];
+    obsText = '{';
     for (const o of m.observations) {
-      let k = '';
-      for (let i = 0; i < obsDims.length; i++) k += (i ? ':' : '') + index[i]!.get(o.key[obsDims[i]!])!;
-      parts.push(`"${k}":[${JSON.stringify(o.value)},${statusIdx.get(o.status)!}]`);
+      obsText += obsText.length > 1 ? ',"' : '"';
+      for (let i = 0; i < obsDims.length; i++) obsText += (i ? ':' : '') + index[i]!.get(o.key[obsDims[i]!])!;
+      obsText += '":[' + JSON.stringify(o.value) + ',' + statusIdx.get(o.status)! + ']';
     }
-    obsText = `{${parts.join(',')}}`;
+    obsText += '}';
     observations = OBSERVATIONS_PLACEHOLDER;
   } else {
     for (const o of m.observations) {
