@@ -131,7 +131,7 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
     const rows = readTable(path.join(store.monthDir(m), 'tables', 'territory.csv'), TABLE_HEADERS.territory);
     return rows.filter((r) => r[1] === 'region' && r[3] === 'T').map((r) => ({ month: m, region: r[2]!, immigrants: +r[4]!, emigrants: +r[5]!, net: +r[6]! }));
   });
-  const files = tableFiles(tables, imputed);
+  const files: Map<string, string | Buffer> = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
   // row objects of each table, made once: the SDMX, the report and the workbook read (never change) them
   const rowCache = new Map<string, Row[]>();
@@ -145,10 +145,11 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
     tables: { territory: rows('territory'), age: rows('age'), move_type: rows('move_type') },
     imputed: { territory_imputed: tableToRows(imputed.territory_imputed!, IMPUTED_HEADERS.territory_imputed), age_imputed: tableToRows(imputed.age_imputed!, IMPUTED_HEADERS.age_imputed) },
   });
-  for (const [f, c] of sdmx) files.set(`sdmx/${f}`, c);
+  // encoded once here; as strings, hashing, measuring and writing the 28 MB would each encode them again
+  for (const [f, c] of sdmx) files.set(`sdmx/${f}`, Buffer.from(c, 'utf8'));
   files.set('report.html', buildReport({ title: `Internal migration ${y}${missing.length ? ' (provisional)' : ''}`, period: String(y), quality, territory: rows('territory'), monthly }));
   const wb = await buildWorkbook({ year: y, series: seriesOf(y), provisional: missing.length > 0, tables: Object.fromEntries(Object.keys(tables).map((k) => [k, rows(k)])) });
-  files.set('tables.xlsx', wb as unknown as string);
+  files.set('tables.xlsx', wb);
   const write = (): void => {
     for (const a of recoverDir(store.p('years'))) opts.log.log({ stage: 'recover', event: 'cleanup', action: a }, 'warn');
     writeResultsDir(store.yearDir(y), files, {
