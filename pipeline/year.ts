@@ -37,68 +37,76 @@ function tableToRows(t: Table, header: readonly string[]): Row[] {
 }
 
 /**
- * Σ of one table over the months' files: the same table as sumTables(files.map(readTable)), without splitting
- * every line of the eleven later months into cells. A later month's line must start with the same key
- * columns as the first month's line (one string comparison); its numbers are parsed in place and added in
- * month order, as sumTables does. Anything unusual (one file, quotes, CR, a BOM, a different header, key,
- * field count or a non-integer) goes the general way, which also gives the usual error.
+ * Σ of one table over the months' files: the same table as sumTables(files.map(readTable)), without making
+ * strings of the ~2 million cells. The files are scanned as bytes: each line of a later month must start with
+ * the same key columns as the first month's line (a byte comparison); its numbers are parsed in place and
+ * added in month order, as sumTables does. Anything unusual (one file, a different header, quotes, CR, a
+ * different key or field count) goes the general way, which also gives the usual error.
  */
 function sumTableFiles(files: string[], header: readonly string[], keyCols: number): Table {
   const general = (): Table => sumTables(files.map((f) => readTable(f, header) as Table), keyCols);
   if (files.length < 2) return general();
-  const texts = files.map((f) => fs.readFileSync(f, 'utf8'));
-  const head = `${header.join(',')}\n`;
-  if (texts.some((t) => !t.startsWith(head) || t.includes('"') || t.includes('\r'))) return general();
-  const first = texts[0]!.slice(head.length).split('\n');
-  if (first.pop() !== '') return general();
+  const bufs = files.map((f) => fs.readFileSync(f));
+  const head = Buffer.from(`${header.join(',')}\n`, 'utf8');
+  if (bufs.some((b) => !b.subarray(0, head.length).equals(head) || b.includes(0x22) || b.includes(0x0d))) return general();
   const nNum = header.length - keyCols;
-  const keys: string[][] = [], prefix: string[] = [];
-  const sum = new Float64Array(first.length * nNum); // row-major, numeric columns only
-  for (let i = 0; i < first.length; i++) {
-    const cells = first[i]!.split(',');
-    if (cells.length !== header.length) return general();
-    keys.push(cells.slice(0, keyCols));
-    prefix.push(`${keys[i]!.join(',')},`);
-    for (let k = 0; k < nNum; k++) sum[i * nNum + k] = +cells[keyCols + k]!;
+  // the first month: where each line's key columns end (just after their last comma), its keys and numbers
+  const first = bufs[0]!;
+  const lineStart: number[] = [], keyEnd: number[] = [], keys: string[][] = [];
+  const sums: number[] = [];
+  for (let pos = head.length; pos < first.length;) {
+    let k = pos, commas = 0;
+    while (commas < keyCols && k < first.length && first[k] !== 10) if (first[k++] === 44) commas++;
+    if (commas < keyCols) return general();
+    lineStart.push(pos);
+    keyEnd.push(k);
+    keys.push(first.toString('utf8', pos, k - 1).split(','));
+    const next = addNumbers(first, k, nNum, sums, sums.length, true);
+    if (next < 0) return general();
+    pos = next;
   }
-  for (let f = 1; f < texts.length; f++) {
-    const t = texts[f]!;
+  for (let f = 1; f < bufs.length; f++) {
+    const b = bufs[f]!;
     let pos = head.length;
-    for (let i = 0; i < first.length; i++) {
-      const p = prefix[i]!;
-      if (t.slice(pos, pos + p.length) !== p) return general(); // (faster than startsWith here)
-      const eol = t.indexOf('\n', pos);
-      if (eol < 0) return general();
-      let start = pos + p.length;
-      for (let k = 0; k < nNum; k++) {
-        const end = k === nNum - 1 ? eol : t.indexOf(',', start);
-        if (end < 0 || end > eol) return general();
-        sum[i * nNum + k] += parseInteger(t, start, end) ?? +t.slice(start, end);
-        start = end + 1;
-      }
-      pos = eol + 1;
+    for (let i = 0; i < lineStart.length; i++) {
+      const len = keyEnd[i]! - lineStart[i]!;
+      if (pos + len > b.length) return general();
+      for (let j = 0; j < len; j++) if (b[pos + j] !== first[lineStart[i]! + j]) return general();
+      pos = addNumbers(b, pos + len, nNum, sums, i * nNum, false);
+      if (pos < 0) return general();
     }
-    if (pos !== t.length) return general();
+    if (pos !== b.length) return general();
   }
   return keys.map((k, i) => {
     const row: Cell[] = k;
-    for (let c = 0; c < nNum; c++) row.push(sum[i * nNum + c]!);
+    for (let c = 0; c < nNum; c++) row.push(sums[i * nNum + c]!);
     return row;
   });
 }
 
-/** The value of text[start, end) if it is a plain integer of at most 15 digits (exact as a double), else undefined. */
-function parseInteger(text: string, start: number, end: number): number | undefined {
-  const neg = text.charCodeAt(start) === 45; // '-'
-  let i = neg ? start + 1 : start;
-  if (i === end || end - i > 15) return undefined;
-  let v = 0;
-  for (; i < end; i++) {
-    const d = text.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return undefined;
-    v = v * 10 + d;
+/**
+ * Parse the n comma-separated numbers at bytes[pos…] ending in a newline, setting (`init`) or adding them to
+ * sums[at…] as `+cell` would give them; the position after the newline, or -1 if the line has another shape.
+ */
+function addNumbers(bytes: Buffer, pos: number, n: number, sums: number[], at: number, init: boolean): number {
+  for (let k = 0; k < n; k++) {
+    const start = pos;
+    let neg = false, v = 0, digits = 0, plain = true;
+    if (bytes[pos] === 45) { neg = true; pos++; } // '-'
+    for (; pos < bytes.length; pos++) {
+      const c = bytes[pos]!;
+      if (c === 44 || c === 10) break; // ',' '\n'
+      if (c < 48 || c > 57) plain = false;
+      else { v = v * 10 + (c - 48); digits++; }
+    }
+    if (pos >= bytes.length || (bytes[pos] === 10) !== (k === n - 1)) return -1;
+    // a plain integer of up to 15 digits is exact as a double; anything else as Number() reads it
+    const x = plain && digits > 0 && digits <= 15 ? (neg ? -v : v) : +bytes.toString('utf8', start, pos);
+    if (init) sums[at + k] = x;
+    else sums[at + k] = sums[at + k]! + x;
+    pos++;
   }
-  return neg ? -v : v;
+  return pos;
 }
 
 export async function runYear(opts: YearOptions): Promise<Quality> {
