@@ -43,7 +43,7 @@ function tableToRows(t: Table, header: readonly string[]): Row[] {
  * added in month order, as sumTables does. Anything unusual (one file, a different header, quotes, CR, a
  * different key or field count) goes the general way, which also gives the usual error.
  */
-function sumTableFiles(files: string[], header: readonly string[], keyCols: number): Table {
+export function sumTableFiles(files: string[], header: readonly string[], keyCols: number): Table {
   const general = (): Table => sumTables(files.map((f) => readTable(f, header) as Table), keyCols);
   if (files.length < 2) return general();
   const bufs = files.map((f) => fs.readFileSync(f));
