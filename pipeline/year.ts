@@ -15,7 +15,7 @@ import { codeVersion, loadConfig } from './config';
 import { tableFiles, writeResultsDir, type StageLog } from './month';
 import { type Cell, checkTables, sumTables, TABLE_KEY_COLS, type Table, type Tables } from '../stages/tabulate';
 import { loadClassification, seriesOf } from '../stages/territory';
-import { buildSdmx } from '../stages/sdmx';
+import { buildSdmxFiles } from '../stages/sdmx';
 import { buildReport } from '../stages/report';
 import { buildWorkbook } from '../stages/excel';
 import { loadPopulation, ratesTable } from '../stages/population';
@@ -148,13 +148,13 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
     if (!r) rowCache.set(name, (r = tableToRows(tables[name]!, TABLE_HEADERS[name as keyof typeof TABLE_HEADERS])));
     return r;
   };
-  const sdmx = buildSdmx({
+  const sdmx = buildSdmxFiles({
     year: y, series: seriesOf(y), classification: C, estimatedThreshold: L.config.tables.estimated_threshold, prepared: `${y + 1}-07-10T12:00:00+02:00`, provisional: missing.length > 0,
     tables: { territory: rows('territory'), age: rows('age'), move_type: rows('move_type') },
     imputed: { territory_imputed: tableToRows(imputed.territory_imputed!, IMPUTED_HEADERS.territory_imputed), age_imputed: tableToRows(imputed.age_imputed!, IMPUTED_HEADERS.age_imputed) },
   });
-  // encoded once here; as strings, hashing, measuring and writing the 28 MB would each encode them again
-  for (const [f, c] of sdmx) files.set(`sdmx/${f}`, Buffer.from(c, 'utf8'));
+  // as bytes: hashing, measuring and writing the 28 MB as strings would each encode them again
+  for (const [f, c] of sdmx) files.set(`sdmx/${f}`, c);
   files.set('report.html', buildReport({ title: `Internal migration ${y}${missing.length ? ' (provisional)' : ''}`, period: String(y), quality, territory: rows('territory'), monthly }));
   const wb = await buildWorkbook({ year: y, series: seriesOf(y), provisional: missing.length > 0, tables: Object.fromEntries(Object.keys(tables).map((k) => [k, rows(k)])) });
   files.set('tables.xlsx', wb);
