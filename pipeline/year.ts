@@ -69,9 +69,9 @@ export function sumTableFiles(files: string[], header: readonly string[], keyCol
     const b = bufs[f]!;
     let pos = head.length;
     for (let i = 0; i < lineStart.length; i++) {
-      const len = keyEnd[i]! - lineStart[i]!;
+      const ls = lineStart[i]!, len = keyEnd[i]! - ls;
       if (pos + len > b.length) return general();
-      for (let j = 0; j < len; j++) if (b[pos + j] !== first[lineStart[i]! + j]) return general();
+      for (let j = 0; j < len; j++) if (b[pos + j] !== first[ls + j]) return general();
       pos = addNumbers(b, pos + len, nNum, sums, i * nNum, false);
       if (pos < 0) return general();
     }

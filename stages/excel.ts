@@ -78,7 +78,8 @@ const SERIES_NOTE_SR: Record<Series, string> = {
 
 function isTotalRow(r: Row): boolean {
   if (r.level === 'republic' || r.code === 'RS') return true;
-  return Object.entries(r).some(([k, v]) => KEY_COLUMNS.has(k) && k !== 'code' && (v === 'total' || v === '_T'));
+  for (const k in r) if ((r[k] === 'total' || r[k] === '_T') && KEY_COLUMNS.has(k) && k !== 'code') return true; // (no array per row)
+  return false;
 }
 
 function sheetOrder(names: string[]): string[] {
