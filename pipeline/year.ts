@@ -13,9 +13,9 @@ import { recoverDir, sha256 } from './fsutil';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig } from './config';
 import { tableFiles, writeResultsDir, type StageLog } from './month';
-import { checkTables, sumTables, TABLE_KEY_COLS, type Table, type Tables } from '../stages/tabulate';
+import { type Cell, checkTables, sumTables, TABLE_KEY_COLS, type Table, type Tables } from '../stages/tabulate';
 import { loadClassification, seriesOf } from '../stages/territory';
-import { buildSdmx } from '../stages/sdmx';
+import { buildSdmxFiles } from '../stages/sdmx';
 import { buildReport } from '../stages/report';
 import { buildWorkbook } from '../stages/excel';
 import { loadPopulation, ratesTable } from '../stages/population';
@@ -28,7 +28,86 @@ export interface YearOptions {
   population?: string;
 }
 
-const tableToRows = (t: Table, header: readonly string[]): Row[] => t.map((r) => Object.fromEntries(header.map((h, i) => [h, String(r[i])])));
+function tableToRows(t: Table, header: readonly string[]): Row[] {
+  return t.map((r) => {
+    const row: Row = {};
+    for (let i = 0; i < header.length; i++) row[header[i]!] = String(r[i]);
+    return row;
+  });
+}
+
+/**
+ * Σ of one table over the months' files: the same table as sumTables(files.map(readTable)), without making
+ * strings of the ~2 million cells. The files are scanned as bytes: each line of a later month must start with
+ * the same key columns as the first month's line (a byte comparison); its numbers are parsed in place and
+ * added in month order, as sumTables does. Anything unusual (one file, a different header, quotes, CR, a
+ * different key or field count) goes the general way, which also gives the usual error.
+ */
+export function sumTableFiles(files: string[], header: readonly string[], keyCols: number): Table {
+  const general = (): Table => sumTables(files.map((f) => readTable(f, header) as Table), keyCols);
+  if (files.length < 2) return general();
+  const bufs = files.map((f) => fs.readFileSync(f));
+  const head = Buffer.from(`${header.join(',')}\n`, 'utf8');
+  if (bufs.some((b) => !b.subarray(0, head.length).equals(head) || b.includes(0x22) || b.includes(0x0d))) return general();
+  const nNum = header.length - keyCols;
+  // the first month: where each line's key columns end (just after their last comma), its keys and numbers
+  const first = bufs[0]!;
+  const lineStart: number[] = [], keyEnd: number[] = [], keys: string[][] = [];
+  const sums: number[] = [];
+  for (let pos = head.length; pos < first.length;) {
+    let k = pos, commas = 0;
+    while (commas < keyCols && k < first.length && first[k] !== 10) if (first[k++] === 44) commas++;
+    if (commas < keyCols) return general();
+    lineStart.push(pos);
+    keyEnd.push(k);
+    keys.push(first.toString('utf8', pos, k - 1).split(','));
+    const next = addNumbers(first, k, nNum, sums, sums.length, true);
+    if (next < 0) return general();
+    pos = next;
+  }
+  for (let f = 1; f < bufs.length; f++) {
+    const b = bufs[f]!;
+    let pos = head.length;
+    for (let i = 0; i < lineStart.length; i++) {
+      const ls = lineStart[i]!, len = keyEnd[i]! - ls;
+      if (pos + len > b.length) return general();
+      for (let j = 0; j < len; j++) if (b[pos + j] !== first[ls + j]) return general();
+      pos = addNumbers(b, pos + len, nNum, sums, i * nNum, false);
+      if (pos < 0) return general();
+    }
+    if (pos !== b.length) return general();
+  }
+  return keys.map((k, i) => {
+    const row: Cell[] = k;
+    for (let c = 0; c < nNum; c++) row.push(sums[i * nNum + c]!);
+    return row;
+  });
+}
+
+/**
+ * Parse the n comma-separated numbers at bytes[pos…] ending in a newline, setting (`init`) or adding them to
+ * sums[at…] as `+cell` would give them; the position after the newline, or -1 if the line has another shape.
+ */
+function addNumbers(bytes: Buffer, pos: number, n: number, sums: number[], at: number, init: boolean): number {
+  for (let k = 0; k < n; k++) {
+    const start = pos;
+    let neg = false, v = 0, digits = 0, plain = true;
+    if (bytes[pos] === 45) { neg = true; pos++; } // '-'
+    for (; pos < bytes.length; pos++) {
+      const c = bytes[pos]!;
+      if (c === 44 || c === 10) break; // ',' '\n'
+      if (c < 48 || c > 57) plain = false;
+      else { v = v * 10 + (c - 48); digits++; }
+    }
+    if (pos >= bytes.length || (bytes[pos] === 10) !== (k === n - 1)) return -1;
+    // a plain integer of up to 15 digits is exact as a double; anything else as Number() reads it
+    const x = plain && digits > 0 && digits <= 15 ? (neg ? -v : v) : +bytes.toString('utf8', start, pos);
+    if (init) sums[at + k] = x;
+    else sums[at + k] = sums[at + k]! + x;
+    pos++;
+  }
+  return pos;
+}
 
 export async function runYear(opts: YearOptions): Promise<Quality> {
   const store = new Store(opts.data);
@@ -46,9 +125,9 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
   const tables: Tables = {}, imputed: Tables = {};
   for (const [name, header] of Object.entries({ ...TABLE_HEADERS, ...IMPUTED_HEADERS })) {
     if (name === 'rates') continue; // computed from the annual counts below, never summed
-    const parts = present.filter((m) => fs.existsSync(path.join(store.monthDir(m), 'tables', `${name}.csv`))).map((m) => readTable(path.join(store.monthDir(m), 'tables', `${name}.csv`), header) as Table);
-    if (!parts.length) continue;
-    const sum = sumTables(parts, TABLE_KEY_COLS[name as keyof typeof TABLE_KEY_COLS]);
+    const files = present.map((m) => path.join(store.monthDir(m), 'tables', `${name}.csv`)).filter((f) => fs.existsSync(f));
+    if (!files.length) continue;
+    const sum = sumTableFiles(files, header, TABLE_KEY_COLS[name as keyof typeof TABLE_KEY_COLS]);
     if (name in IMPUTED_HEADERS) imputed[name] = sum; else tables[name] = sum;
   }
   const qs = present.map((m) => JSON.parse(fs.readFileSync(path.join(store.monthDir(m), 'quality.json'), 'utf8')) as Quality);
@@ -60,18 +139,25 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
     const rows = readTable(path.join(store.monthDir(m), 'tables', 'territory.csv'), TABLE_HEADERS.territory);
     return rows.filter((r) => r[1] === 'region' && r[3] === 'T').map((r) => ({ month: m, region: r[2]!, immigrants: +r[4]!, emigrants: +r[5]!, net: +r[6]! }));
   });
-  const files = tableFiles(tables, imputed);
+  const files: Map<string, string | Buffer> = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
-  const rows = (name: string): Row[] => tableToRows(tables[name]!, TABLE_HEADERS[name as keyof typeof TABLE_HEADERS]);
-  const sdmx = buildSdmx({
+  // row objects of each table, made once: the SDMX, the report and the workbook read (never change) them
+  const rowCache = new Map<string, Row[]>();
+  const rows = (name: string): Row[] => {
+    let r = rowCache.get(name);
+    if (!r) rowCache.set(name, (r = tableToRows(tables[name]!, TABLE_HEADERS[name as keyof typeof TABLE_HEADERS])));
+    return r;
+  };
+  const sdmx = buildSdmxFiles({
     year: y, series: seriesOf(y), classification: C, estimatedThreshold: L.config.tables.estimated_threshold, prepared: `${y + 1}-07-10T12:00:00+02:00`, provisional: missing.length > 0,
     tables: { territory: rows('territory'), age: rows('age'), move_type: rows('move_type') },
     imputed: { territory_imputed: tableToRows(imputed.territory_imputed!, IMPUTED_HEADERS.territory_imputed), age_imputed: tableToRows(imputed.age_imputed!, IMPUTED_HEADERS.age_imputed) },
   });
+  // as bytes: hashing, measuring and writing the 28 MB as strings would each encode them again
   for (const [f, c] of sdmx) files.set(`sdmx/${f}`, c);
   files.set('report.html', buildReport({ title: `Internal migration ${y}${missing.length ? ' (provisional)' : ''}`, period: String(y), quality, territory: rows('territory'), monthly }));
   const wb = await buildWorkbook({ year: y, series: seriesOf(y), provisional: missing.length > 0, tables: Object.fromEntries(Object.keys(tables).map((k) => [k, rows(k)])) });
-  files.set('tables.xlsx', wb as unknown as string);
+  files.set('tables.xlsx', wb);
   const write = (): void => {
     for (const a of recoverDir(store.p('years'))) opts.log.log({ stage: 'recover', event: 'cleanup', action: a }, 'warn');
     writeResultsDir(store.yearDir(y), files, {

@@ -19,9 +19,10 @@ import { csvCell } from '../pipeline/csv';
 import { SCHEMAS } from '../pipeline/paths';
 import { dataJson, structureJson } from './sdmx/json';
 import {
-  ATTRIBUTES, type AttrId, type DATASET_ATTRIBUTES, DIMENSIONS, type DataModel, MEASURE, type SdmxInput, buildDataModel, buildStructureModel, dataflowRef,
+  ATTRIBUTES, type AttrId, type DATASET_ATTRIBUTES, DIMENSIONS, type DataModel, KeyedCache, MEASURE, type SdmxInput, buildDataModel, buildStructureModel, dataflowRef,
 } from './sdmx/model';
 import { dataXml, structureXml } from './sdmx/xml';
+import { ByteWriter } from './sdmx/bytes';
 
 export type { SdmxInput } from './sdmx/model';
 export { SdmxInputError, dataflowId, dsdId, areaCodelistId, DIMENSIONS, ATTRIBUTES } from './sdmx/model';
@@ -36,24 +37,45 @@ const csvField = (s: string): string => csvCell(s);
 
 /** RFC 4180, UTF-8 without BOM, CRLF line ends (as RFC 4180 says). Dataset-level attributes repeat on every row. */
 export function dataCsv(m: DataModel): string {
-  const ref = dataflowRef(m.series);
-  const lines = [CSV_HEADER.join(',')];
-  for (const o of m.observations) {
-    const attr = (a: AttrId): string => (a === 'OBS_STATUS' ? o.status : m.datasetAttributes[a as (typeof DATASET_ATTRIBUTES)[number]]);
-    lines.push(['dataflow', ref, 'I', ...DIMENSIONS.map((d) => o.key[d]), String(o.value), ...ATTRIBUTES.map(attr)].map(csvField).join(','));
-  }
-  return lines.join('\r\n') + '\r\n';
+  return dataCsvBytes(m).toString('utf8');
 }
 
+function dataCsvBytes(m: DataModel): Buffer {
+  const ref = dataflowRef(m.series);
+  // Every field is quoted/neutralised once per distinct value (the ~300-character series note repeats on
+  // every one of the ~35 000 rows): the structure columns, each dimension value, the attributes per status.
+  const head = ByteWriter.encode(['dataflow', ref, 'I'].map(csvField).join(','));
+  const dims = DIMENSIONS.map(() => new KeyedCache((v) => ByteWriter.encode(`,${csvField(v)}`)));
+  const tail = new KeyedCache((status) => ByteWriter.encode(`,${ATTRIBUTES.map((a: AttrId) => csvField(a === 'OBS_STATUS' ? status : m.datasetAttributes[a as (typeof DATASET_ATTRIBUTES)[number]])).join(',')}\r\n`));
+  const out = new ByteWriter(m.observations.length * (head.length + m.datasetAttributes.SERIES_NOTE.length + 80));
+  out.text(`${CSV_HEADER.join(',')}\r\n`);
+  for (const o of m.observations) {
+    out.bytes(head);
+    for (let i = 0; i < DIMENSIONS.length; i++) out.bytes(dims[i]!.get(o.key[DIMENSIONS[i]!]));
+    out.char(44); // ','
+    const v = String(o.value);
+    if (v.charCodeAt(0) === 45 || v.charCodeAt(0) === 43) out.text(csvField(v)); // (csvCell looks at a leading - or +)
+    else out.number(o.value);
+    out.bytes(tail.get(o.status));
+  }
+  return out.result();
+}
+
+/** The five SDMX files of a year as UTF-8 text. */
 export function buildSdmx(input: SdmxInput): Map<string, string> {
+  return new Map([...buildSdmxFiles(input)].map(([f, b]) => [f, b.toString('utf8')]));
+}
+
+/** The five SDMX files of a year as UTF-8 bytes (what the year build writes; no string of the big ones is made). */
+export function buildSdmxFiles(input: SdmxInput): Map<string, Buffer> {
   const data = buildDataModel(input);
   const structure = buildStructureModel(input.classification, input.prepared);
-  return new Map<string, string>([
-    ['data.csv', dataCsv(data)],
+  return new Map<string, Buffer>([
+    ['data.csv', dataCsvBytes(data)],
     ['data.json', dataJson(data)],
     ['data.xml', dataXml(data)],
-    ['structure.json', structureJson(structure)],
-    ['structure.xml', structureXml(structure)],
+    ['structure.json', Buffer.from(structureJson(structure), 'utf8')],
+    ['structure.xml', Buffer.from(structureXml(structure), 'utf8')],
   ]);
 }
 

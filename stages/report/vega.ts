@@ -68,13 +68,40 @@ export function vegaModules(): { vega: VegaModule; vl: VegaLiteModule } {
 }
 
 /**
+ * Vega-Lite → Vega of a spec whose data is `{ values: [...] }`, compiled once per spec without its values.
+ * Vega-Lite's compiler does not look at inline values: it passes the array through, by reference, into one
+ * data set of the Vega spec. So the Vega spec of a spec already seen with other values is a copy of the
+ * cached one with the new array in that data set; the reports of every month and year share a few charts.
+ */
+type CompiledVega = { data?: { values?: unknown }[] };
+const compiledCache = new Map<string, { vega: CompiledVega; dataIndex: number; marker: unknown[] }>();
+function compileVegaLite(vl: VegaLiteModule, spec: Record<string, unknown>): unknown {
+  const data = spec.data as { values?: unknown } | undefined;
+  if (!data || !Array.isArray(data.values) || Object.keys(data).length !== 1) return vl.compile(spec).spec;
+  const key = JSON.stringify({ ...spec, data: null });
+  let c = compiledCache.get(key);
+  if (!c) {
+    const marker: unknown[] = [];
+    const compiled = vl.compile({ ...spec, data: { values: marker } }).spec as CompiledVega;
+    const dataIndex = compiled.data?.findIndex((d) => d.values === marker) ?? -1;
+    if (dataIndex < 0) return vl.compile(spec).spec; // (not the shape described above: no caching)
+    if (compiledCache.size >= 200) compiledCache.clear();
+    compiledCache.set(key, (c = { vega: compiled, dataIndex, marker }));
+  }
+  // a deep copy (vega must not see a shared object), then the values, by reference as vega-lite would pass them
+  const copy = structuredClone(c.vega);
+  copy.data![c.dataIndex]!.values = data.values;
+  return copy;
+}
+
+/**
  * Render a Vega-Lite spec (data inline) to an SVG string. `idPrefix` makes the ids of clip paths and
  * gradients unique inside one HTML page and independent of how many charts were rendered before (so the
  * output is deterministic).
  */
 export function vegaLiteToSvg(spec: Record<string, unknown>, idPrefix: string): string {
   const { vega, vl } = vegaModules();
-  const compiled = vl.compile(spec).spec;
+  const compiled = compileVegaLite(vl, spec);
   const view = new vega.View(vega.parse(compiled), { renderer: 'none', logLevel: 0 });
   view.run();
   vega.resetSVGDefIds();

@@ -4,6 +4,7 @@ import {
   AGENCY, type Annotation, type Codelist, CONCEPT_SCHEME, CONCEPTS, DATAFLOW_NAME, DATASET_ATTRIBUTES, type DataModel, DIMENSIONS, DSD_NAME,
   OBS_ATTRIBUTES, STATIC_CODELISTS, type StructureModel, type Text, VERSION, codeName, codelistOf, conceptName, dataflowId, dsdId, usedValues,
 } from './model';
+import { ByteWriter } from './bytes';
 
 /** JSON language keys: BCP 47 is case-insensitive; the SDMX-JSON schema pattern wants lower case. */
 const JSON_LANGS: Record<keyof Text, string> = { en: 'en', 'sr-Latn': 'sr-latn' };
@@ -90,7 +91,10 @@ export function structureJson(m: StructureModel): string {
   return JSON.stringify(msg, null, 1) + '\n';
 }
 
-export function dataJson(m: DataModel): string {
+const OBSERVATIONS_PLACEHOLDER = '\u0000observations\u0000';
+
+/** The SDMX-JSON data message, as UTF-8 bytes. */
+export function dataJson(m: DataModel): Buffer {
   const used = usedValues(m);
   const df = dataflowId(m.series);
   // dimensions with a single value in the data go to dataSet level (SDMX-JSON recommendation), the rest to observation level
@@ -114,10 +118,41 @@ export function dataJson(m: DataModel): string {
     return { id: a, ...nameable(conceptName(a)), isMandatory: true, relationship: { dataflow: {} }, ...(a === 'UNIT_MEASURE' || a === 'UNIT_MULT' ? { roles: [a] } : {}), values: [value] };
   });
   const index = obsDims.map((d) => new Map(used[d].map((v, i) => [v, i])));
-  const observations: Record<string, [number, number]> = {};
-  for (const o of m.observations) {
-    const k = obsDims.map((d, i) => index[i]!.get(o.key[d])!).join(':');
-    observations[k] = [o.value, statusIdx.get(o.status)!];
+  // The observations object ("i:j:k": [value, status]) is written as bytes and spliced into the message in
+  // place of a placeholder: JSON.stringify of a 35 000-key object costs far more. Its keys are unique (the
+  // single-valued dimensions are not in them) and, with two or more observation dimensions, not integer-like,
+  // so JSON.stringify would also keep them in insertion order; otherwise the object is built as before.
+  let observations: Record<string, [number, number]> | string = {};
+  let obsBytes: Buffer | undefined;
+  if (obsDims.length >= 2) {
+    const out = new ByteWriter(m.observations.length * 24);
+    out.char(123); // '{'
+    let first = true;
+    for (const o of m.observations) {
+      if (!first) out.char(44); // ','
+      first = false;
+      out.char(34); // '"'
+      for (let i = 0; i < obsDims.length; i++) {
+        if (i) out.char(58); // ':'
+        out.number(index[i]!.get(o.key[obsDims[i]!])!);
+      }
+      out.char(34);
+      out.char(58);
+      out.char(91); // '[' value ',' status ']'
+      if (Number.isFinite(o.value)) out.number(o.value);
+      else out.text(JSON.stringify(o.value));
+      out.char(44);
+      out.number(statusIdx.get(o.status)!);
+      out.char(93);
+    }
+    out.char(125); // '}'
+    obsBytes = out.result();
+    observations = OBSERVATIONS_PLACEHOLDER;
+  } else {
+    for (const o of m.observations) {
+      const k = obsDims.map((d, i) => index[i]!.get(o.key[d])!).join(':');
+      observations[k] = [o.value, statusIdx.get(o.status)!];
+    }
   }
   const msg = {
     meta: meta(`MIGR_${m.year}`, m.prepared, DATA_SCHEMA),
@@ -139,5 +174,8 @@ export function dataJson(m: DataModel): string {
       dataSets: [{ structure: 0, action: 'Information', links: [{ rel: 'dataflow', urn: maint('datastructure.Dataflow', df) }], attributes: DATASET_ATTRIBUTES.map(() => 0), observations }],
     },
   };
-  return JSON.stringify(msg) + '\n';
+  const json = `${JSON.stringify(msg)}\n`;
+  if (!obsBytes) return Buffer.from(json, 'utf8');
+  const at = json.indexOf(JSON.stringify(OBSERVATIONS_PLACEHOLDER));
+  return Buffer.concat([Buffer.from(json.slice(0, at), 'utf8'), obsBytes, Buffer.from(json.slice(at + JSON.stringify(OBSERVATIONS_PLACEHOLDER).length), 'utf8')]);
 }

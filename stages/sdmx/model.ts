@@ -268,31 +268,52 @@ export function buildDataModel(input: SdmxInput): DataModel {
     return s;
   };
 
-  // imputed counts per cell: level|code|sex|age → [imm, emi]
-  const imputed = new Map<string, [number, number]>();
+  // Observations go straight to their place in the publication order (codelist order of each dimension, in
+  // DSD order; FREQ and TIME_PERIOD have one value): a dense slot per possible key, so no sort and no key
+  // strings. Every code is validated against its codelist before its rank is taken.
+  const rank = (cl: Codelist): Map<string, number> => new Map(cl.codes.map((c, i) => [c.id, i]));
+  const staticRank = (d: DimId): Map<string, number> => rank(STATIC_CODELISTS.find((c) => c.id === codelistOf(d, series))!);
+  const areaR = rank(areas), flowR = staticRank('MIGR_FLOW'), sexR = staticRank('SEX'), ageR = staticRank('AGE'), mtR = staticRank('MOVE_TYPE');
+  const nFlow = flowR.size, nSex = sexR.size, nAge = ageR.size, nMt = mtR.size;
+  /** the slot of area × sex × age, before the flow and move type are known */
+  const cellOf = (code: string, sex: string, age: string): number => (areaR.get(code)! * nSex + sexR.get(sex)!) * nAge + ageR.get(age)!;
+
+  // imputed counts per cell (area × sex × age); a later row of the same cell replaces an earlier one
+  const nCells = areaR.size * nSex * nAge;
+  const impImm = new Float64Array(nCells), impEmi = new Float64Array(nCells);
   const addImputed = (rows: Row[], name: string, withAge: boolean): void => {
     rows.forEach((r, i) => {
       const where = `${name} row ${i + 1}`;
       const code = checkRow(r, where);
       const sex = checkSex(r.sex, where);
       const age = withAge ? (r.age_group ?? '') : '_T';
-      imputed.set(`${code}|${sex}|${age}`, [num(r, 'immigrants_imputed', where), num(r, 'emigrants_imputed', where)]);
+      const imm = num(r, 'immigrants_imputed', where), emi = num(r, 'emigrants_imputed', where);
+      if (!ageR.has(age)) return; // (a cell no observation has: never looked up)
+      const c = cellOf(code, sex, age);
+      impImm[c] = imm;
+      impEmi[c] = emi;
     });
   };
   addImputed(input.imputed.territory_imputed, 'territory_imputed', false);
   addImputed(input.imputed.age_imputed, 'age_imputed', true);
   const est = (imp: number, value: number): boolean => value > 0 && imp / value > input.estimatedThreshold;
 
-  const obs = new Map<string, Obs>();
-  const put = (key: Record<DimId, string>, value: number, estimated: boolean, where: string): void => {
-    const k = DIMENSIONS.map((d) => key[d]).join('.');
-    const prev = obs.get(k);
+  const slots: (Obs | undefined)[] = new Array(nCells * nFlow * nMt);
+  // the slot of a cell's observation: the flow sits between area and sex in the DSD order, the move type last
+  const slotOf = (cell: number, flow: string, mt: string): number => {
+    const area = Math.floor(cell / (nSex * nAge)), sexAge = cell % (nSex * nAge);
+    return ((area * nFlow + flowR.get(flow)!) * nSex * nAge + sexAge) * nMt + mtR.get(mt)!;
+  };
+  const put = (slot: number, key: Record<DimId, string>, value: number, estimated: boolean, where: string): void => {
+    const prev = slots[slot];
     if (prev) {
-      if (prev.value !== value) throw new SdmxInputError(`${where}: observation ${k} = ${value} contradicts an earlier value ${prev.value}`);
+      if (prev.value !== value) throw new SdmxInputError(`${where}: observation ${DIMENSIONS.map((d) => key[d]).join('.')} = ${value} contradicts an earlier value ${prev.value}`);
       return;
     }
-    obs.set(k, { key, value, status: provisional ? 'P' : estimated ? 'E' : 'A' });
+    slots[slot] = { key, value, status: provisional ? 'P' : estimated ? 'E' : 'A' };
   };
+  const obsKey = (code: string, flow: string, sex: string, age: string, mt: string): Record<DimId, string> =>
+    ({ FREQ: 'A', REF_AREA: code, MIGR_FLOW: flow, SEX: sex, AGE: age, MOVE_TYPE: mt, TIME_PERIOD: time });
   const flows = (rows: Row[], name: string, withAge: boolean): void => {
     rows.forEach((r, i) => {
       const where = `${name} row ${i + 1}`;
@@ -308,13 +329,12 @@ export function buildDataModel(input: SdmxInput): DataModel {
       const emi = num(r, 'emigrants', where);
       const net = num(r, 'net', where);
       if (net !== imm - emi) throw new SdmxInputError(`${where}: net ${net} is not immigrants ${imm} minus emigrants ${emi}`);
-      const [ii, ie] = imputed.get(`${code}|${sex}|${age}`) ?? [0, 0];
-      const eImm = est(ii, imm);
-      const eEmi = est(ie, emi);
-      const base = { FREQ: 'A', REF_AREA: code, SEX: sex, AGE: age, MOVE_TYPE: '_T', TIME_PERIOD: time };
-      put({ ...base, MIGR_FLOW: 'IMM' }, imm, eImm, where);
-      put({ ...base, MIGR_FLOW: 'EMI' }, emi, eEmi, where);
-      put({ ...base, MIGR_FLOW: 'NET' }, net, eImm || eEmi, where);
+      const cell = cellOf(code, sex, age);
+      const eImm = est(impImm[cell]!, imm);
+      const eEmi = est(impEmi[cell]!, emi);
+      put(slotOf(cell, 'IMM', '_T'), obsKey(code, 'IMM', sex, age, '_T'), imm, eImm, where);
+      put(slotOf(cell, 'EMI', '_T'), obsKey(code, 'EMI', sex, age, '_T'), emi, eEmi, where);
+      put(slotOf(cell, 'NET', '_T'), obsKey(code, 'NET', sex, age, '_T'), net, eImm || eEmi, where);
     });
   };
   flows(input.tables.territory, 'territory', false);
@@ -326,39 +346,35 @@ export function buildDataModel(input: SdmxInput): DataModel {
     if (!mt) throw new SdmxInputError(`${where}: unknown move_type ${JSON.stringify(r.move_type)}`);
     const v = num(r, 'migrants', where);
     // the move type is not decided by an imputed value, but the total inherits the territory cell's status
-    const [ii] = imputed.get(`${code}|T|_T`) ?? [0, 0];
-    put({ FREQ: 'A', REF_AREA: code, MIGR_FLOW: 'IMM', SEX: 'T', AGE: '_T', MOVE_TYPE: mt, TIME_PERIOD: time }, v, mt === '_T' && est(ii, v), where);
+    const cell = cellOf(code, 'T', '_T');
+    put(slotOf(cell, 'IMM', mt), obsKey(code, 'IMM', 'T', '_T', mt), v, mt === '_T' && est(impImm[cell]!, v), where);
   });
-
-  // stable order: codelist order of each dimension, in DSD order
-  const order = new Map<string, Map<string, number>>();
-  const rank = (cl: Codelist): Map<string, number> => new Map(cl.codes.map((c, i) => [c.id, i]));
-  for (const d of DIMENSIONS) {
-    if (d === 'TIME_PERIOD') continue;
-    const clId = codelistOf(d, series)!;
-    order.set(d, rank(d === 'REF_AREA' ? areas : STATIC_CODELISTS.find((c) => c.id === clId)!));
-  }
-  const observations = [...obs.values()].sort((a, b) => {
-    for (const d of DIMENSIONS) {
-      if (d === 'TIME_PERIOD') continue;
-      const x = order.get(d)!.get(a.key[d])!;
-      const y = order.get(d)!.get(b.key[d])!;
-      if (x !== y) return x - y;
-    }
-    return 0;
-  });
+  const observations: Obs[] = [];
+  for (const o of slots) if (o) observations.push(o);
   return {
     year, series, prepared: input.prepared, provisional, areas, observations,
     datasetAttributes: { UNIT_MEASURE: 'PERS', UNIT_MULT: '0', SERIES_NOTE: SERIES_NOTE[series] },
   };
 }
 
+/** Memoised string function: the writers format each distinct dimension value once, not once per observation. */
+export class KeyedCache<T = string> {
+  private readonly m = new Map<string, T>();
+  constructor(private readonly make: (v: string) => T) {}
+  get(v: string): T {
+    let s = this.m.get(v);
+    if (s === undefined) this.m.set(v, (s = this.make(v)));
+    return s;
+  }
+}
+
 /** Ids of the values of each dimension used in the data, in codelist order (TIME_PERIOD: the year). */
 export function usedValues(m: DataModel): Record<DimId, string[]> {
   const out = {} as Record<DimId, string[]>;
   for (const d of DIMENSIONS) {
-    const used = new Set(m.observations.map((o) => o.key[d]));
     if (d === 'TIME_PERIOD') { out[d] = [String(m.year)]; continue; }
+    const used = new Set<string>();
+    for (const o of m.observations) used.add(o.key[d]);
     const cl = d === 'REF_AREA' ? m.areas : STATIC_CODELISTS.find((c) => c.id === codelistOf(d, m.series))!;
     out[d] = cl.codes.map((c) => c.id).filter((id) => used.has(id));
   }

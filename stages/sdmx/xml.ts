@@ -2,8 +2,9 @@
 import type { Series } from '../territory';
 import {
   AGENCY, ATTRIBUTES, type Codelist, CONCEPT_SCHEME, CONCEPTS, DATAFLOW_NAME, DATASET_ATTRIBUTES, type DataModel, DIMENSIONS, DSD_NAME,
-  type StructureModel, type Text, VERSION, codelistOf, dataflowId, dsdId, LANGS,
+  KeyedCache, type StructureModel, type Text, VERSION, codelistOf, dataflowId, dsdId, LANGS,
 } from './model';
+import { ByteWriter } from './bytes';
 
 const NS =
   'xmlns:message="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message" ' +
@@ -160,11 +161,11 @@ export function structureXml(m: StructureModel): string {
   return out.join('\n');
 }
 
-/** Flat generic data: every observation carries its full key (dimensionAtObservation="AllDimensions"). */
-export function dataXml(m: DataModel): string {
+/** Flat generic data: every observation carries its full key (dimensionAtObservation="AllDimensions"). As UTF-8 bytes. */
+export function dataXml(m: DataModel): Buffer {
   const df = dataflowId(m.series);
-  const out = ['<?xml version="1.0" encoding="UTF-8"?>', `<message:GenericData ${NS_DATA}>`];
-  out.push(
+  const head = ['<?xml version="1.0" encoding="UTF-8"?>', `<message:GenericData ${NS_DATA}>`];
+  head.push(
     ...header(`MIGR_${m.year}`, m.prepared, [
       `    <message:Structure structureID="${df}" dimensionAtObservation="AllDimensions">`,
       `      <common:StructureUsage><Ref agencyID="${AGENCY.id}" id="${df}" version="${VERSION}"/></common:StructureUsage>`,
@@ -172,14 +173,25 @@ export function dataXml(m: DataModel): string {
       '    <message:DataSetAction>Information</message:DataSetAction>',
     ]),
   );
-  out.push(`  <message:DataSet structureRef="${df}" action="Information">`);
-  out.push('    <generic:Attributes>');
-  for (const a of DATASET_ATTRIBUTES) out.push(`      <generic:Value id="${a}" value="${esc(m.datasetAttributes[a])}"/>`);
-  out.push('    </generic:Attributes>');
+  head.push(`  <message:DataSet structureRef="${df}" action="Information">`);
+  head.push('    <generic:Attributes>');
+  for (const a of DATASET_ATTRIBUTES) head.push(`      <generic:Value id="${a}" value="${esc(m.datasetAttributes[a])}"/>`);
+  head.push('    </generic:Attributes>');
+  const out = new ByteWriter(m.observations.length * 480);
+  out.text(head.join('\n'));
+  // A year has ~35 000 observations (16 MB) but few distinct dimension values: each value's escaped element
+  // is encoded once, and each observation copies those bytes.
+  const frag = DIMENSIONS.map((d) => new KeyedCache((v) => ByteWriter.encode(`<generic:Value id="${d}" value="${esc(v)}"/>`)));
+  const open = ByteWriter.encode('\n    <generic:Obs><generic:ObsKey>');
+  const value = ByteWriter.encode('</generic:ObsKey><generic:ObsValue value="');
+  const status = new KeyedCache((st) => ByteWriter.encode(`"/><generic:Attributes><generic:Value id="OBS_STATUS" value="${st}"/></generic:Attributes></generic:Obs>`));
   for (const o of m.observations) {
-    const key = DIMENSIONS.map((d) => `<generic:Value id="${d}" value="${esc(o.key[d])}"/>`).join('');
-    out.push(`    <generic:Obs><generic:ObsKey>${key}</generic:ObsKey><generic:ObsValue value="${o.value}"/><generic:Attributes><generic:Value id="OBS_STATUS" value="${o.status}"/></generic:Attributes></generic:Obs>`);
+    out.bytes(open);
+    for (let i = 0; i < DIMENSIONS.length; i++) out.bytes(frag[i]!.get(o.key[DIMENSIONS[i]!]));
+    out.bytes(value);
+    out.number(o.value);
+    out.bytes(status.get(o.status));
   }
-  out.push('  </message:DataSet>', '</message:GenericData>', '');
-  return out.join('\n');
+  out.text('\n  </message:DataSet>\n</message:GenericData>\n');
+  return out.result();
 }
