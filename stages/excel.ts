@@ -3,16 +3,16 @@
  * headers in Serbian and English (two rows), numbers as numbers, Republic/total rows bold, column widths,
  * frozen headers, and a notes sheet with the territorial-series note and the sources.
  *
- * Written by stages/xlsx.ts (the bytes exceljs wrote, several times cheaper; test/excel.test.ts compares).
- * Deterministic bytes: the workbook's created/modified dates are fixed, and every zip entry carries a fixed
- * DOS date (1980-01-01 00:00) instead of the clock; fixZipTimestamps does the same to any zip (as was done to
- * exceljs's output) and is kept for checks.
+ * Deterministic bytes: the workbook's created/modified dates are fixed, and the timestamps that exceljs's
+ * zip library (JSZip) stamps on every zip entry from the clock (in local time) are rewritten to a fixed
+ * DOS date (1980-01-01 00:00) in both the local and the central headers; CRCs cover only the contents,
+ * so the archive stays valid.
  * Formula injection: a text cell beginning with = + - @ (or tab / CR) gets a leading apostrophe, as in
  * pipeline/csv.ts; cells that are plain numbers are written as numbers and need none.
  */
+import ExcelJS from 'exceljs';
 import type { Row } from '../pipeline/csv';
 import { SERIES_NOTE, type Series } from './territory';
-import { type XlsxCell, type XlsxRow, type XlsxSheet, type XlsxStyle, writeXlsx } from './xlsx';
 
 export interface WorkbookInput {
   year: number;
@@ -93,48 +93,71 @@ function sheetName(n: string): string {
   return n.replace(/[:\\/?*[\]]/g, '_').slice(0, 31) || 'table';
 }
 
-// Styles as the exceljs version set them (title row font, header row fonts, bold total rows, number formats).
-// One object per distinct style: the writer numbers each object once.
-const BOLD: XlsxStyle = { font: { bold: true } };
-const TITLE: XlsxStyle = { font: { bold: true, size: 12 } };
-const HEADER_EN: XlsxStyle = { font: { bold: true, italic: true } };
-const WRAP_TOP = { wrapText: true, vertical: 'top' } as const;
-const numberStyles = new Map<string, XlsxStyle>();
-function numberStyle(numFmt: string, bold: boolean): XlsxStyle {
-  const k = `${numFmt}|${bold}`;
-  let st = numberStyles.get(k);
-  if (!st) numberStyles.set(k, (st = bold ? { numFmt, font: BOLD.font } : { numFmt }));
-  return st;
+/** Shared style objects of data cells: number format (numbers only) × bold (total rows). Text and number cells never share one. */
+class SharedCellStyles {
+  private readonly m = new Map<string, Partial<ExcelJS.Style>>();
+  constructor(private readonly bold: Partial<ExcelJS.Font>) {}
+  get(numFmt: string | undefined, bold: boolean): Partial<ExcelJS.Style> {
+    const k = `${numFmt ?? ''}|${bold}`;
+    let st = this.m.get(k);
+    if (!st) this.m.set(k, (st = { ...(numFmt === undefined ? {} : { numFmt }), ...(bold ? { font: this.bold } : {}) }));
+    return st;
+  }
 }
 
 export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
+  const wb = new ExcelJS.Workbook();
+  wb.creator = 'migstat';
+  wb.lastModifiedBy = 'migstat';
+  wb.created = FIXED_DATE;
+  wb.modified = FIXED_DATE;
   const prov = input.provisional ? ' — privremeni podaci / provisional data' : '';
-  const sheets: XlsxSheet[] = [];
+  const bold = { bold: true };
+  const rowStyles: Record<'plain' | 'bold', Partial<ExcelJS.Style>> = { plain: {}, bold: { font: bold } };
+  const cellStyles = new SharedCellStyles(bold);
 
   for (const table of sheetOrder(Object.keys(input.tables))) {
     const rows = input.tables[table]!;
+    const ws = wb.addWorksheet(sheetName(table), { views: [{ state: 'frozen', ySplit: 3 }] });
     let cols = rows.length ? Object.keys(rows[0]!) : ['series'];
     if (input.names && cols.includes('code') && !cols.includes('name')) cols = [...cols.slice(0, cols.indexOf('code') + 1), 'name', ...cols.slice(cols.indexOf('code') + 1)];
     const [tsr, ten] = TITLES[table] ?? [table, table];
-    const out: XlsxRow[] = [
-      { style: TITLE, cells: [{ value: safeText(`${tsr}, ${input.year} / ${ten}, ${input.year} (${input.series})${prov}`), style: TITLE }] },
-      { style: BOLD, cells: cols.map((c) => ({ value: safeText(HEADERS[c]?.[0] ?? c), style: BOLD })) },
-      { style: HEADER_EN, cells: cols.map((c) => ({ value: safeText(HEADERS[c]?.[1] ?? c), style: HEADER_EN })) },
-    ];
+    const title = ws.getRow(1);
+    title.getCell(1).value = safeText(`${tsr}, ${input.year} / ${ten}, ${input.year} (${input.series})${prov}`);
+    title.font = { bold: true, size: 12 };
+    const hsr = ws.getRow(2);
+    const hen = ws.getRow(3);
+    cols.forEach((c, i) => {
+      hsr.getCell(i + 1).value = safeText(HEADERS[c]?.[0] ?? c);
+      hen.getCell(i + 1).value = safeText(HEADERS[c]?.[1] ?? c);
+    });
+    hsr.font = bold;
+    hen.font = { bold: true, italic: true };
     const widths = cols.map((c) => Math.max((HEADERS[c]?.[0] ?? c).length, (HEADERS[c]?.[1] ?? c).length));
-    for (const r of rows) {
+    rows.forEach((r, ri) => {
+      const row = ws.getRow(ri + 4);
       const total = isTotalRow(r);
-      const cells: XlsxCell[] = cols.map((c, i) => {
+      // The same as `cell.numFmt = …` and `row.font = bold`, with one style object per distinct style instead
+      // of one per cell: exceljs then resolves each style once (its style ids are keyed by content, so the
+      // bytes do not change). Never mutate these objects (no row.font / cell.font on data rows).
+      (row as ExcelJS.Row & { style: Partial<ExcelJS.Style> }).style = total ? rowStyles.bold : rowStyles.plain; // (exceljs types omit Row.style)
+      cols.forEach((c, i) => {
         const raw = c === 'name' && !(c in r) ? (input.names?.[r.code ?? ''] ?? '') : (r[c] ?? '');
+        const cell = row.getCell(i + 1);
+        if (!KEY_COLUMNS.has(c) && NUMERIC.test(raw)) {
+          cell.value = Number(raw);
+          cell.style = cellStyles.get(c.endsWith('_rate') ? '0.0' : raw.includes('.') ? '0.00' : '#,##0', total);
+        } else {
+          cell.value = safeText(raw);
+          cell.style = cellStyles.get(undefined, total);
+        }
         widths[i] = Math.max(widths[i]!, raw.length + (raw.includes('.') ? 0 : Math.floor(raw.length / 3)));
-        if (!KEY_COLUMNS.has(c) && NUMERIC.test(raw)) return { value: Number(raw), style: numberStyle(c.endsWith('_rate') ? '0.0' : raw.includes('.') ? '0.00' : '#,##0', total) };
-        return { value: safeText(raw), style: total ? BOLD : undefined };
       });
-      out.push({ style: total ? BOLD : undefined, cells });
-    }
-    sheets.push({ name: sheetName(table), rows: out, widths: widths.map((w) => Math.min(60, Math.max(8, w + 2))), frozenRows: 3 });
+    });
+    cols.forEach((_, i) => (ws.getColumn(i + 1).width = Math.min(60, Math.max(8, widths[i]! + 2))));
   }
 
+  const notes = wb.addWorksheet('notes');
   const series = input.series as Series;
   const lines: [string, string][] = [
     ['Napomene / Notes', ''],
@@ -151,17 +174,19 @@ export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
     ['Territory', 'Administrative division as of 31 December of the reference year.'],
     ['Oznake pola / Sex codes', 'T ukupno / total, M muško / male, F žensko / female'],
   ];
-  // the first line is the notes' title: larger bold, over both cells
-  const notes: XlsxRow[] = lines.map(([k, v], i) => ({
-    style: i === 0 ? TITLE : undefined,
-    cells: [
-      { value: safeText(k), style: i === 0 ? TITLE : BOLD },
-      { value: safeText(v), style: i === 0 ? { font: TITLE.font, alignment: WRAP_TOP } : { alignment: WRAP_TOP } },
-    ],
-  }));
-  sheets.push({ name: 'notes', rows: notes, widths: [40, 100], frozenRows: 0 });
+  lines.forEach(([k, v], i) => {
+    const row = notes.getRow(i + 1);
+    row.getCell(1).value = safeText(k);
+    row.getCell(2).value = safeText(v);
+    row.getCell(1).font = bold;
+    row.getCell(2).alignment = { wrapText: true, vertical: 'top' };
+  });
+  notes.getRow(1).font = { bold: true, size: 12 };
+  notes.getColumn(1).width = 40;
+  notes.getColumn(2).width = 100;
 
-  return writeXlsx(sheets, { creator: 'migstat', lastModifiedBy: 'migstat', created: FIXED_DATE, modified: FIXED_DATE });
+  const buf = Buffer.from(await wb.xlsx.writeBuffer());
+  return fixZipTimestamps(buf);
 }
 
 /** DOS date of 1980-01-01, time 00:00:00. */

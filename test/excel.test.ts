@@ -122,27 +122,3 @@ describe('annual workbook', () => {
     expect(fixZipTimestamps(buf).equals(buf)).toBe(true);
   });
 });
-
-describe('stages/xlsx.ts writes the same bytes as exceljs did', () => {
-  // the exceljs implementation the writer replaced, kept as the reference (test/helpers/excel-reference.ts)
-  const { buildWorkbookReference } = require('./helpers/excel-reference') as typeof import('./helpers/excel-reference');
-  const rates: Row[] = [
-    { series: '1998-', level: 'republic', code: 'RS', population: '6647003', immigration_rate: '22.6', emigration_rate: '22.6', net_rate: '0.0' },
-    { series: '1998-', level: 'municipality', code: '70645', population: '1234', immigration_rate: '-1.25', emigration_rate: '3', net_rate: '12.5' },
-  ];
-  // text an XML writer must escape or drop, leading/trailing blanks, an empty cell, a column of exceljs's default width 9
-  const odd: Row[] = [
-    { series: '1998-', level: 'area', code: '<&>"\'', odd_text: ' lead', other: 'trail ', x: 'a\u0001b\nc' },
-    { series: '1998-', level: 'area', code: '', odd_text: 'total', other: '1.50', x: '123456' },
-    { series: '1998-', level: 'area', code: 'ABCDEFG', odd_text: '_T', other: '-0', x: '' },
-  ];
-  const cases: [string, Parameters<typeof buildWorkbook>[0]][] = [
-    ['the test input', input],
-    ['provisional, with territory names', { ...input, provisional: true, names: { RS: 'Republika Srbija', '70645': 'Šabac & okolina' } }],
-    ['series 1991-1997, rates, other tables, an empty table', { year: 1995, series: '1991-1997', tables: { rates, zz_odd: odd, empty: [], territory } }],
-    ['a long sheet name', { year: 2024, series: '1998-', tables: { 'a_very_long_table_name_beyond_31_characters': nationality } }],
-  ];
-  test.each(cases)('%s', async (_name, inp) => {
-    expect(Buffer.compare(await buildWorkbook(inp), await buildWorkbookReference(inp))).toBe(0);
-  });
-});
