@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
-import { objectsToCsv, toCsv } from './csv';
+import { csvCell, objectsToCsv, toCsv } from './csv';
 import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeJsonAtomic } from './fsutil';
 import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
@@ -16,7 +16,7 @@ import { codeVersion, loadConfig, type Loaded } from './config';
 import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentKey, type Columns, type QuarantineRow } from '../stages/ingest';
 import { deliver, take, type ChangeRow, type Disposition } from '../stages/deliver';
 import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
-import { processMonth, stopwatch, type Event } from '../stages/month';
+import { DONOR_VARIABLES, flagNames, processMonth, PROVENANCE, stopwatch, type Event } from '../stages/month';
 import { activityGroup, checkTables, moveType, tabulate, type Tables } from '../stages/tabulate';
 import { type Classification, loadClassification, seriesOf } from '../stages/territory';
 import { ageGroup } from './contracts';
@@ -220,7 +220,9 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   const delays: Record<string, number> = {};
   for (const e of out.events) { const k = e.delay === null ? 'unknown' : String(e.delay); delays[k] = (delays[k] ?? 0) + 1; }
   const provenance: Record<string, number> = {};
-  for (const e of out.events) for (const p of e.provenance) provenance[p] = (provenance[p] ?? 0) + 1;
+  const byFlag = new Array<number>(PROVENANCE.length).fill(0);
+  for (const e of out.events) for (let b = 0; b < PROVENANCE.length; b++) if (e.provenance & (1 << b)) byFlag[b]!++;
+  PROVENANCE.forEach((p, b) => { if (byFlag[b]) provenance[p] = byFlag[b]!; });
   const rules: Quality['rules'] = {};
   for (const r of [...out.ruleResults, ...out.scopeResults]) rules[r.rule.id] = r.summary;
   const quality: Quality = {
@@ -263,18 +265,24 @@ export function tableFiles(tables: Tables, imputed: Tables): Map<string, string>
 function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: ChangeRow[], violations: object[], rules: object[], quarantine: object[], dispositions: object[]): Map<string, string> {
   const files = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
-  const ev = events.map((e) => ({
-    record_id: e.record_id, registration_date: e.registration_date, reference_month: month, from_municipality: e.from === 'KM' ? '' : e.from, to_municipality: e.to,
-    origin_km: e.from === 'KM' ? 1 : 0, sex: e.sex, age: e.age, age_group: ageGroup(e.age), activity_group: activityGroup(e), nationality: e.nationality,
-    move_type: moveType(C, e), delay_months: e.delay ?? '', carried_forward: e.carried_forward ? 1 : 0, provenance: [...e.provenance].sort().join(';'), donor_imputed: [...e.donor].sort().join(';'),
-  }));
-  files.set('events.csv', objectsToCsv(MONTH_FILE_HEADERS.events, ev));
+  files.set('events.csv', eventsCsv(events, C, month));
   files.set('changes.csv', objectsToCsv(MONTH_FILE_HEADERS.changes, changes as never));
   files.set('violations.csv', objectsToCsv(MONTH_FILE_HEADERS.violations, violations as never));
   files.set('rules.csv', objectsToCsv(MONTH_FILE_HEADERS.rules, rules as never));
   files.set('quarantine.csv', objectsToCsv(MONTH_FILE_HEADERS.quarantine, quarantine as never));
   files.set('dispositions.csv', objectsToCsv(MONTH_FILE_HEADERS.dispositions, dispositions as never));
   return files;
+}
+
+/** events.csv, one line per event straight from the events (no row object per event), in MONTH_FILE_HEADERS.events order. */
+function eventsCsv(events: Event[], C: Classification, month: string): string {
+  let out = toCsv(MONTH_FILE_HEADERS.events, []);
+  const m = csvCell(month);
+  for (const e of events) {
+    const km = e.from === 'KM';
+    out += `${csvCell(e.record_id)},${csvCell(e.registration_date)},${m},${km ? '' : csvCell(e.from)},${csvCell(e.to)},${km ? 1 : 0},${csvCell(e.sex)},${e.age},${csvCell(ageGroup(e.age))},${activityGroup(e)},${csvCell(e.nationality)},${moveType(C, e)},${e.delay ?? ''},${e.carried_forward ? 1 : 0},${flagNames(e.provenance, PROVENANCE)},${flagNames(e.donor, DONOR_VARIABLES)}\n`;
+  }
+  return out;
 }
 
 /** Write a results directory atomically with its deterministic manifest. */

@@ -28,8 +28,29 @@ export interface MonthContext {
 export interface Event {
   record_id: string; registration_date: string; to: string; from: string; // from = municipality or 'KM'
   sex: string; age: number; activity: string; nationality: string; delay: number | null; carried_forward: boolean;
-  provenance: Set<string>; donor: Set<string>; // donor-imputed variables
+  provenance: number; donor: number; // bit flags: PROVENANCE and DONOR_VARIABLES (no Set per event: less garbage)
 }
+
+/**
+ * Provenance of an event's values and its donor-imputed variables as bit flags, the names in sorted order, so
+ * the names of a mask in bit order are already sorted (events.csv lists them sorted, joined with ';').
+ */
+export const PROVENANCE = ['carried_forward', 'deduced', 'imputed', 'recoded', 'reported'] as const;
+export const P_CARRIED = 1, P_DEDUCED = 2, P_IMPUTED = 4, P_RECODED = 8, P_REPORTED = 16;
+export const DONOR_VARIABLES = ['age', 'economic_activity', 'from', 'sex'] as const;
+export const D_AGE = 1, D_ACTIVITY = 2, D_FROM = 4, D_SEX = 8;
+/** The names of the bits set in `mask`, in order, joined with ';' (memoised: a handful of distinct masks). */
+export function flagNames(mask: number, names: readonly string[]): string {
+  const memo = (flagMemo.get(names) ?? flagMemo.set(names, []).get(names))!;
+  let s = memo[mask];
+  if (s === undefined) {
+    const parts: string[] = [];
+    for (let b = 0; b < names.length; b++) if (mask & (1 << b)) parts.push(names[b]!);
+    s = memo[mask] = parts.join(';');
+  }
+  return s;
+}
+const flagMemo = new Map<readonly string[], string[]>();
 
 export interface MonthOutcome {
   events: Event[];
@@ -146,14 +167,14 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const age: (number | null)[] = new Array(n).fill(null);
   const toFinal: string[] = new Array(n).fill('');
   const fromFinal: string[] = new Array(n).fill('');
-  const prov: Set<string>[] = Array.from({ length: n }, () => new Set<string>());
+  const prov = new Uint8Array(n); // provenance bit flags per form
   let recoded = 0;
   const quarantine: MonthOutcome['quarantine'] = [];
   for (let i = 0; i < n; i++) {
     // 4a. sex and birth date from a valid JMBG
     if (f.jmbg_valid![i] === '1') {
-      if (sex[i] !== f.jmbg_sex![i]) { log(i, 'deductive', 'jmbg', sex[i] ? 'R07_JMBG_SEX' : 'R20_SEX_PRESENT', 'sex', sex[i]!, f.jmbg_sex![i]!); if (ft[i] === 'R') count('sex', 'jmbg'); sex[i] = f.jmbg_sex![i]!; prov[i].add('deduced'); }
-      if (birth[i] !== f.jmbg_birth![i]) { log(i, 'deductive', 'jmbg', birth[i] ? 'R08_JMBG_BIRTH' : 'R21_BIRTH_PRESENT', 'birth_date', birth[i]!, f.jmbg_birth![i]!); if (ft[i] === 'R') count('birth_date', 'jmbg'); birth[i] = f.jmbg_birth![i]!; prov[i].add('deduced'); }
+      if (sex[i] !== f.jmbg_sex![i]) { log(i, 'deductive', 'jmbg', sex[i] ? 'R07_JMBG_SEX' : 'R20_SEX_PRESENT', 'sex', sex[i]!, f.jmbg_sex![i]!); if (ft[i] === 'R') count('sex', 'jmbg'); sex[i] = f.jmbg_sex![i]!; prov[i]! |= P_DEDUCED; }
+      if (birth[i] !== f.jmbg_birth![i]) { log(i, 'deductive', 'jmbg', birth[i] ? 'R08_JMBG_BIRTH' : 'R21_BIRTH_PRESENT', 'birth_date', birth[i]!, f.jmbg_birth![i]!); if (ft[i] === 'R') count('birth_date', 'jmbg'); birth[i] = f.jmbg_birth![i]!; prov[i]! |= P_DEDUCED; }
     }
     // 4b. age in completed years; an impossible birth date counts as missing
     if (birth[i]) {
@@ -166,7 +187,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     if (ft[i] === 'R' && d >= 0 && !f.from_settlement![i] && !f.from_municipality![i] && (f.from_settlement![d] || f.from_municipality![d])) {
       for (const v of ['from_settlement', 'from_municipality']) if (f[v]![d]) { log(i, 'deductive', 'linked_d_form', 'R22_PREVIOUS_RESIDENCE_PRESENT', v, '', f[v]![d]!); f[v]![i] = f[v]![d]!; }
       count('previous_residence', 'linked_d_form');
-      prov[i].add('deduced');
+      prov[i]! |= P_DEDUCED;
     }
     // 4d. municipalities from settlements, codes through territorial changes, offices
     for (const side of SIDES) {
@@ -190,11 +211,11 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
         if (o) { fin = o; how = 'registering_office'; }
       }
       if (fin !== undefined) {
-        if (how === 'territorial_change') { recoded++; prov[i].add('recoded'); log(i, 'deductive', how, `R10_${side.toUpperCase()}_MUNI_VALID`, `${side}_municipality`, code, fin); }
+        if (how === 'territorial_change') { recoded++; prov[i]! |= P_RECODED; log(i, 'deductive', how, `R10_${side.toUpperCase()}_MUNI_VALID`, `${side}_municipality`, code, fin); }
         else if (how) {
           log(i, 'deductive', how, how === 'settlement' && code ? `R16_${side.toUpperCase()}_SETTLEMENT_IN_MUNI` : side === 'to' ? 'R25_DESTINATION_PRESENT' : 'R22_PREVIOUS_RESIDENCE_PRESENT', `${side}_municipality`, code, fin);
           if (ft[i] === 'R') count(`${side}_municipality`, how);
-          prov[i].add('deduced');
+          prov[i]! |= P_DEDUCED;
         }
         f[MUNI_COL[side]]![i] = fin;
         if (side === 'to') toFinal[i] = fin; else fromFinal[i] = fin;
@@ -203,7 +224,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       }
     }
     // 4e. economic activity is not applicable under 15; occupation only for the employed
-    if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { log(i, 'deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', 'economic_activity', act[i]!, 'NA'); if (act[i]) { count('economic_activity', 'age_under_15'); prov[i].add('deduced'); } act[i] = 'NA'; }
+    if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { log(i, 'deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', 'economic_activity', act[i]!, 'NA'); if (act[i]) { count('economic_activity', 'age_under_15'); prov[i]! |= P_DEDUCED; } act[i] = 'NA'; }
     if (occ[i] && act[i] !== '1' && act[i] !== '') { log(i, 'deductive', 'rule', 'R19_OCCUPATION_EMPLOYED', 'occupation', occ[i]!, ''); occ[i] = ''; }
   }
 
@@ -232,12 +253,12 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     const from = fromFinal[i] && year >= 1998 && C.isKM(fromFinal[i]!) ? 'KM' : fromFinal[i]!;
     const mvOk = isValidDate(mv[i]!) && mv[i]! <= reg[i]!;
     const cf = f.carried_forward![i] === '1';
-    if (cf) { carried++; prov[i].add('carried_forward'); }
-    if (prov[i].size === 0) prov[i].add('reported');
+    if (cf) { carried++; prov[i]! |= P_CARRIED; }
+    if (prov[i] === 0) prov[i] = P_REPORTED;
     return {
       record_id: rid[i]!, registration_date: reg[i]!, to: toFinal[i]!, from, sex: sex[i]!, age: age[i] ?? -1,
       activity: act[i]!, nationality: f.nationality![i] || '99', delay: mvOk ? delayMonths(reg[i]!, mv[i]!) : null,
-      carried_forward: cf, provenance: prov[i]!, donor: new Set<string>(),
+      carried_forward: cf, provenance: prov[i]!, donor: 0,
     };
   });
   for (const i of eventIdx) dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: rid[i]!, form_type: 'R', disposition: 'event', reason: '' });
@@ -247,7 +268,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     count(variable === 'from' ? 'previous_residence' : variable, 'donor');
   });
   // a gap with no donor in the whole month (a tiny or very incomplete extract) cannot be tabulated: stop clearly
-  const stuck = events.findIndex((e) => needs(e).length > 0);
+  const stuck = events.findIndex((e) => gapMask(e) !== 0);
   if (stuck >= 0) {
     const i = eventIdx[stuck]!;
     const gaps = needs(events[stuck]!);
@@ -263,59 +284,80 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   };
 }
 
+/** What an event still lacks for the tables, in this order (the order of the change-log rows and of an error's list). */
+const GAPS = [['sex', D_SEX], ['age', D_AGE], ['from', D_FROM], ['economic_activity', D_ACTIVITY]] as const;
+function gapMask(e: Event): number {
+  let m = 0;
+  if (!e.sex) m |= D_SEX;
+  if (e.age < 0) m |= D_AGE;
+  if (!e.from) m |= D_FROM;
+  if ((e.age < 0 || e.age >= 15) && !e.activity) m |= D_ACTIVITY;
+  return m;
+}
 function needs(e: Event): string[] {
-  const out: string[] = [];
-  if (!e.sex) out.push('sex');
-  if (e.age < 0) out.push('age');
-  if (!e.from) out.push('from');
-  if ((e.age < 0 || e.age >= 15) && !e.activity) out.push('economic_activity');
-  return out;
+  const m = gapMask(e);
+  return GAPS.filter(([, bit]) => m & bit).map(([name]) => name);
 }
 
 /** Hot-deck donor imputation: one donor per record, by class, seeded. */
 /** `cls` in the change log names the imputation class that gave the donor, e.g. "class 2 of 7: sex×age_group×to_region". */
 export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e: Event, variable: string, oldV: string, newV: string, donor: string, cls: string) => void): void {
   const C = ctx.classification;
-  const key = (e: Event, vars: string[]): string | undefined => {
-    const parts: string[] = [];
-    for (const v of vars) {
-      const val = v === 'sex' ? e.sex : v === 'age_group' ? (e.age >= 0 ? ageGroup(e.age) : '') : v === 'to_area' ? C.areaOf(e.to) : v === 'to_region' ? C.regionOf(e.to) : e.to;
-      if (!val) return undefined;
-      parts.push(val);
+  const classes = ctx.imputation.classes;
+  // A class key is a number, not a string: each variable's value is interned to a small integer (0 = missing),
+  // and a class's key packs its variables' integers in base 2^12 (a class has at most 4 variables: < 2^48)
+  const ids = new Map<string, number>();
+  const intern = (v: string): number => {
+    if (!v) return 0;
+    let k = ids.get(v);
+    if (k === undefined) {
+      if (ids.size >= 4095) throw new Error('internal: more than 4095 distinct values in donor class keys');
+      ids.set(v, (k = ids.size + 1));
     }
-    return parts.join('|');
+    return k;
   };
-  const donors = events.filter((e) => needs(e).length === 0).sort((a, b) => (a.record_id < b.record_id ? -1 : 1));
-  const pools = ctx.imputation.classes.map((vars) => {
-    const m = new Map<string, Event[]>();
-    for (const d of donors) { const k = key(d, vars)!; const a = m.get(k); if (a) a.push(d); else m.set(k, [d]); }
+  const part = (e: Event, v: string): number =>
+    v === 'sex' ? intern(e.sex) : v === 'age_group' ? (e.age >= 0 ? 1 + (e.age >= 85 ? 17 : Math.floor(e.age / 5)) : 0) : v === 'to_area' ? intern(C.areaOf(e.to)) : v === 'to_region' ? intern(C.regionOf(e.to)) : intern(e.to);
+  for (const vars of classes) if (vars.length > 4) throw new Error(`imputation class ${vars.join('×')}: more than 4 variables`);
+  const key = (e: Event, vars: string[]): number => {
+    let k = 0;
+    for (const v of vars) {
+      const x = part(e, v);
+      if (x === 0) return -1; // a variable the event lacks: not in this class
+      k = k * 4096 + x;
+    }
+    return k;
+  };
+  const donors = events.filter((e) => gapMask(e) === 0).sort((a, b) => (a.record_id < b.record_id ? -1 : 1));
+  const pools = classes.map((vars) => {
+    const m = new Map<number, Event[]>();
+    for (const d of donors) { const k = key(d, vars); const a = m.get(k); if (a) a.push(d); else m.set(k, [d]); }
     return m;
   });
+  const clsName = classes.map((vars, c) => `class ${c + 1} of ${classes.length}: ${vars.join('×') || 'all events of the month'}`);
   for (const e of events) {
-    const gaps = needs(e);
-    if (!gaps.length) continue;
-    for (let c = 0; c < ctx.imputation.classes.length; c++) {
-      const k = key(e, ctx.imputation.classes[c]!);
-      if (k === undefined) continue;
+    const gaps = gapMask(e);
+    if (!gaps) continue;
+    for (let c = 0; c < classes.length; c++) {
+      const k = key(e, classes[c]!);
+      if (k < 0) continue;
       const pool = pools[c]!.get(k);
       if (!pool || !pool.length) continue;
       const h = (crypto.hash('sha256', `${ctx.seed}|${ctx.month}|${e.record_id}`, 'buffer') as unknown as Buffer).readUInt32BE(0);
       const d = pool[h % pool.length]!;
-      const classes = ctx.imputation.classes;
-      const cls = `class ${c + 1} of ${classes.length}: ${classes[c]!.join('×') || 'all events of the month'}`;
-      const logChange = (ev: Event, variable: string, oldV: string, newV: string, donor: string): void => logChangeOf(ev, variable, oldV, newV, donor, cls);
-      for (const g of gaps) {
-        if (g === 'sex') { logChange(e, 'sex', '', d.sex, d.record_id); e.sex = d.sex; }
-        else if (g === 'age') { logChange(e, 'age', '', String(d.age), d.record_id); e.age = d.age; }
+      const cls = clsName[c]!;
+      for (const [g, bit] of GAPS) {
+        if (!(gaps & bit)) continue;
+        if (g === 'sex') { logChangeOf(e, 'sex', '', d.sex, d.record_id, cls); e.sex = d.sex; }
+        else if (g === 'age') { logChangeOf(e, 'age', '', String(d.age), d.record_id, cls); e.age = d.age; }
         // the donor's origin relative to its destination: its origin with the two destinations exchanged (a move within the
         // donor's municipality is one within the recipient's; a donor from the recipient's municipality came from the donor's)
-        else if (g === 'from') { const v = d.from === d.to ? e.to : d.from === e.to ? d.to : d.from; logChange(e, 'from', '', v, d.record_id); e.from = v; }
-        else if (g === 'economic_activity') { logChange(e, 'economic_activity', '', d.activity, d.record_id); e.activity = d.activity; }
-        e.donor.add(g);
+        else if (g === 'from') { const v = d.from === d.to ? e.to : d.from === e.to ? d.to : d.from; logChangeOf(e, 'from', '', v, d.record_id, cls); e.from = v; }
+        else { logChangeOf(e, 'economic_activity', '', d.activity, d.record_id, cls); e.activity = d.activity; }
+        e.donor |= bit;
       }
       if (e.age >= 0 && e.age < 15) e.activity = 'NA';
-      e.provenance.add('imputed');
-      e.provenance.delete('reported');
+      e.provenance = (e.provenance | P_IMPUTED) & ~P_REPORTED;
       break;
     }
   }

@@ -6,7 +6,7 @@
  * Annual tables are sums of monthly tables (sumTables), never recounted.
  */
 import { ACTIVITY_GROUPS, AGE_GROUPS, ageGroup, MOVE_TYPES, SEXES, type TableName } from '../pipeline/contracts';
-import type { Event } from './month';
+import { D_AGE, D_FROM, D_SEX, type Event } from './month';
 import { type Classification, KM_REGION, REPUBLIC, seriesOf } from './territory';
 
 export type Cell = string | number;
@@ -69,8 +69,8 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
     const acg = ACTIVITY_GROUPS.indexOf(activityGroup(e) as never);
     const ng = NATIONALITIES.indexOf(e.nationality);
     const m = MOVE_TYPES.indexOf(moveType(C, e) as never);
-    const sexImp = e.donor.has('sex') ? 1 : 0;
-    const ageImpF = e.donor.has('age') || sexImp ? 1 : 0;
+    const sexImp = e.donor & D_SEX ? 1 : 0;
+    const ageImpF = e.donor & D_AGE || sexImp ? 1 : 0;
     for (const u of dest) {
       for (const si of [0, s]) {
         terr.imm[u * 3 + si]!++;
@@ -84,7 +84,7 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
       mt[u * 4 + 3]!++;
     }
     if (orig) {
-      const fromImp = e.donor.has('from') ? 1 : 0;
+      const fromImp = e.donor & D_FROM ? 1 : 0;
       for (const u of orig) {
         for (const si of [0, s]) {
           terr.emi[u * 3 + si]!++;
