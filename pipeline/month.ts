@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
-import { csvCell, objectsToCsv, toCsv } from './csv';
+import { CsvWriter, objectsToCsvBytes, toCsvBytes } from './csv';
 import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeJsonAtomic } from './fsutil';
 import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
@@ -255,42 +255,55 @@ function sortObj<T>(o: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-export function tableFiles(tables: Tables, imputed: Tables): Map<string, string> {
-  const files = new Map<string, string>();
-  for (const [name, rows] of Object.entries(tables)) files.set(`tables/${name}.csv`, toCsv(TABLE_HEADERS[name as keyof typeof TABLE_HEADERS], rows));
-  for (const [name, rows] of Object.entries(imputed)) files.set(`tables/${name}.csv`, toCsv(IMPUTED_HEADERS[name as keyof typeof IMPUTED_HEADERS], rows));
+/** The table files (CSV as UTF-8 bytes: written straight to bytes, see CsvWriter). */
+export function tableFiles(tables: Tables, imputed: Tables): Map<string, string | Buffer> {
+  const files = new Map<string, string | Buffer>();
+  for (const [name, rows] of Object.entries(tables)) files.set(`tables/${name}.csv`, toCsvBytes(TABLE_HEADERS[name as keyof typeof TABLE_HEADERS], rows));
+  for (const [name, rows] of Object.entries(imputed)) files.set(`tables/${name}.csv`, toCsvBytes(IMPUTED_HEADERS[name as keyof typeof IMPUTED_HEADERS], rows));
   return files;
 }
 
-function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: ChangeRow[], violations: object[], rules: object[], quarantine: object[], dispositions: object[]): Map<string, string> {
+function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: ChangeRow[], violations: object[], rules: object[], quarantine: object[], dispositions: object[]): Map<string, string | Buffer> {
   const files = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
   files.set('events.csv', eventsCsv(events, C, month));
-  files.set('changes.csv', objectsToCsv(MONTH_FILE_HEADERS.changes, changes as never));
-  files.set('violations.csv', objectsToCsv(MONTH_FILE_HEADERS.violations, violations as never));
-  files.set('rules.csv', objectsToCsv(MONTH_FILE_HEADERS.rules, rules as never));
-  files.set('quarantine.csv', objectsToCsv(MONTH_FILE_HEADERS.quarantine, quarantine as never));
-  files.set('dispositions.csv', objectsToCsv(MONTH_FILE_HEADERS.dispositions, dispositions as never));
+  files.set('changes.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.changes, changes as never));
+  files.set('violations.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.violations, violations as never));
+  files.set('rules.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.rules, rules as never));
+  files.set('quarantine.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.quarantine, quarantine as never));
+  files.set('dispositions.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.dispositions, dispositions as never));
   return files;
 }
 
 /** events.csv, one line per event straight from the events (no row object per event), in MONTH_FILE_HEADERS.events order. */
-function eventsCsv(events: Event[], C: Classification, month: string): string {
-  let out = toCsv(MONTH_FILE_HEADERS.events, []);
-  const m = csvCell(month);
+function eventsCsv(events: Event[], C: Classification, month: string): Buffer {
+  const w = new CsvWriter(MONTH_FILE_HEADERS.events);
   for (const e of events) {
     const km = e.from === 'KM';
-    out += `${csvCell(e.record_id)},${csvCell(e.registration_date)},${m},${km ? '' : csvCell(e.from)},${csvCell(e.to)},${km ? 1 : 0},${csvCell(e.sex)},${e.age},${csvCell(ageGroup(e.age))},${activityGroup(e)},${csvCell(e.nationality)},${moveType(C, e)},${e.delay ?? ''},${e.carried_forward ? 1 : 0},${flagNames(e.provenance, PROVENANCE)},${flagNames(e.donor, DONOR_VARIABLES)}\n`;
+    w.cell(e.record_id).cell(e.registration_date).cell(month).cell(km ? '' : e.from).cell(e.to).cell(km ? 1 : 0).cell(e.sex).cell(e.age).cell(ageGroup(e.age))
+      .cell(activityGroup(e)).cell(e.nationality).cell(moveType(C, e)).cell(e.delay ?? '').cell(e.carried_forward ? 1 : 0)
+      .cell(flagNames(e.provenance, PROVENANCE)).cell(flagNames(e.donor, DONOR_VARIABLES));
+    w.end();
   }
-  return out;
+  return w.bytes();
+}
+
+/** Newline characters in UTF-8 text (a CSV's data rows are that minus the header's). */
+function countLines(b: Buffer): number {
+  let k = 0;
+  for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) k++;
+  return k;
 }
 
 /** Write a results directory atomically with its deterministic manifest. */
 export function writeResultsDir(dir: string, files: Map<string, string | Buffer>, m: Omit<Manifest, 'outputs'>): void {
-  const outputs = [...files.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, c]) => ({ path: p, sha256: sha256(c), bytes: Buffer.byteLength(c), ...(p.endsWith('.csv') ? { rows: Math.max(0, String(c).split('\n').length - 2) } : {}) }));
+  // each text encoded to UTF-8 once: the hash, the size, the line count and the write all use the same bytes
+  const bytes = new Map<string, Buffer>();
+  for (const [p, c] of files) bytes.set(p, typeof c === 'string' ? Buffer.from(c, 'utf8') : c);
+  const outputs = [...bytes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, b]) => ({ path: p, sha256: sha256(b), bytes: b.length, ...(p.endsWith('.csv') ? { rows: Math.max(0, countLines(b) - 1) } : {}) }));
   const manifest: Manifest = { ...m, outputs };
   replaceDirAtomic(dir, (staging) => {
-    for (const [p, c] of files) writeFileAtomic(path.join(staging, p), c);
+    for (const [p, b] of bytes) writeFileAtomic(path.join(staging, p), b);
     writeFileAtomic(path.join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   });
 }
