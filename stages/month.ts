@@ -121,9 +121,10 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) changes.push({ step: 'resend', method: 'correction_by_resend', rule: '', record_id: input.record_id![i]!, variable: v, old_value: v === 'pid' ? '(pseudonym)' : input[v]![i]!, new_value: v === 'pid' ? '(pseudonym)' : input[v]![j]!, donor_record_id: '' });
     }
   }
-  const f: Columns = take(input, keep, true); // a copy: the steps below correct cells in place, the input is not changed
   const n = keep.length;
-  f.reference_year = new Array(n).fill(String(year));
+  // a copy: the steps below correct cells in place, the input is not changed. Spread into a literal: take builds
+  // its result key by key, which leaves V8 a dictionary-mode object, slow for the f.<column> reads in every loop below
+  const f: Columns = { ...take(input, keep, true), reference_year: new Array(n).fill(String(year)) };
   const rid = f.record_id!;
   const log = (i: number, step: string, method: string, rule: string, variable: string, oldV: string, newV: string, donor = ''): void => {
     changes.push({ step, method, rule, record_id: rid[i]!, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
@@ -169,6 +170,18 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const fromFinal: string[] = new Array(n).fill('');
   const prov = new Uint8Array(n); // provenance bit flags per form
   let recoded = 0;
+  // the classification of 31 December, memoised per code for the month: a few thousand distinct codes, 21 000 forms
+  const memo = <T>(of: (code: string) => T): ((code: string) => T) => {
+    const m = new Map<string, T>();
+    return (code) => {
+      if (m.has(code)) return m.get(code)!;
+      const v = of(code);
+      m.set(code, v);
+      return v;
+    };
+  };
+  const successorAtYearEnd = memo((code) => C.successorOn(code, yearEnd));
+  const settlementAtYearEnd = memo((s) => C.settlementMunicipality(s, yearEnd));
   const quarantine: MonthOutcome['quarantine'] = [];
   for (let i = 0; i < n; i++) {
     // 4a. sex and birth date from a valid JMBG
@@ -197,17 +210,17 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       let how = '';
       const onReg = s ? C.settlementMunicipality(s, reg[i]!) : undefined;
       if (onReg) {
-        fin = C.settlementMunicipality(s, yearEnd) ?? C.successorOn(onReg, yearEnd);
+        fin = settlementAtYearEnd(s) ?? successorAtYearEnd(onReg);
         if (!code) how = 'settlement';
         else if (code === onReg || C.successorOn(code, reg[i]!) === onReg) how = fin !== code ? 'territorial_change' : '';
         else how = 'settlement';
       } else if (code && C.isMunicipality(code)) {
-        fin = C.successorOn(code, yearEnd);
+        fin = successorAtYearEnd(code);
         how = fin !== undefined && fin !== code ? 'territorial_change' : '';
       }
       const officeSide = (side === 'to' && ft[i] === 'R') || (side === 'from' && ft[i] === 'D');
       if (fin === undefined && officeSide) {
-        const o = C.successorOn(f.registering_office![i]!, yearEnd);
+        const o = successorAtYearEnd(f.registering_office![i]!);
         if (o) { fin = o; how = 'registering_office'; }
       }
       if (fin !== undefined) {
