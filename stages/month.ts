@@ -318,7 +318,8 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e:
   const C = ctx.classification;
   const classes = ctx.imputation.classes;
   // A class key is a number, not a string: each variable's value is interned to a small integer (0 = missing),
-  // and a class's key packs its variables' integers in base 2^12 (a class has at most 4 variables: < 2^48)
+  // once per event (an event's values do not change before its own turn), and a class's key packs its variables'
+  // integers in base 2^12 (a class has at most 4 variables: < 2^48)
   const ids = new Map<string, number>();
   const intern = (v: string): number => {
     if (!v) return 0;
@@ -329,30 +330,41 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e:
     }
     return k;
   };
-  const part = (e: Event, v: string): number =>
-    v === 'sex' ? intern(e.sex) : v === 'age_group' ? (e.age >= 0 ? 1 + (e.age >= 85 ? 17 : Math.floor(e.age / 5)) : 0) : v === 'to_area' ? intern(C.areaOf(e.to)) : v === 'to_region' ? intern(C.regionOf(e.to)) : intern(e.to);
+  const SLOTS = 5; // sex, age_group, to_area, to_region, and any other name: the destination (as before)
+  const slotOf = (v: string): number => (v === 'sex' ? 0 : v === 'age_group' ? 1 : v === 'to_area' ? 2 : v === 'to_region' ? 3 : 4);
   for (const vars of classes) if (vars.length > 4) throw new Error(`imputation class ${vars.join('×')}: more than 4 variables`);
-  const key = (e: Event, vars: string[]): number => {
+  const classSlots = classes.map((vars) => vars.map(slotOf));
+  const values = new Int32Array(events.length * SLOTS);
+  events.forEach((e, j) => {
+    const o = j * SLOTS;
+    values[o] = intern(e.sex);
+    values[o + 1] = e.age >= 0 ? 1 + (e.age >= 85 ? 17 : Math.floor(e.age / 5)) : 0; // AGE_GROUPS index + 1
+    values[o + 2] = intern(C.areaOf(e.to));
+    values[o + 3] = intern(C.regionOf(e.to));
+    values[o + 4] = intern(e.to);
+  });
+  const key = (j: number, c: number): number => {
     let k = 0;
-    for (const v of vars) {
-      const x = part(e, v);
+    for (const slot of classSlots[c]!) {
+      const x = values[j * SLOTS + slot]!;
       if (x === 0) return -1; // a variable the event lacks: not in this class
       k = k * 4096 + x;
     }
     return k;
   };
-  const donors = events.filter((e) => gapMask(e) === 0).sort((a, b) => (a.record_id < b.record_id ? -1 : 1));
-  const pools = classes.map((vars) => {
+  // the donors (events with nothing to impute) by record id, pooled by class key
+  const donors = [...events.keys()].filter((j) => gapMask(events[j]!) === 0).sort((a, b) => (events[a]!.record_id < events[b]!.record_id ? -1 : 1));
+  const pools = classes.map((_, c) => {
     const m = new Map<number, Event[]>();
-    for (const d of donors) { const k = key(d, vars); const a = m.get(k); if (a) a.push(d); else m.set(k, [d]); }
+    for (const j of donors) { const k = key(j, c); const a = m.get(k); if (a) a.push(events[j]!); else m.set(k, [events[j]!]); }
     return m;
   });
   const clsName = classes.map((vars, c) => `class ${c + 1} of ${classes.length}: ${vars.join('×') || 'all events of the month'}`);
-  for (const e of events) {
+  events.forEach((e, j) => {
     const gaps = gapMask(e);
-    if (!gaps) continue;
+    if (!gaps) return;
     for (let c = 0; c < classes.length; c++) {
-      const k = key(e, classes[c]!);
+      const k = key(j, c);
       if (k < 0) continue;
       const pool = pools[c]!.get(k);
       if (!pool || !pool.length) continue;
@@ -373,5 +385,5 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e:
       e.provenance = (e.provenance | P_IMPUTED) & ~P_REPORTED;
       break;
     }
-  }
+  });
 }
