@@ -11,7 +11,6 @@ import { take, type ChangeRow, type Disposition } from './deliver';
 import { isValidDate } from './jmbg';
 import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
 import type { Classification } from './territory';
-import { ageGroup } from '../pipeline/contracts';
 
 export interface ImputationConfig { variables: string[]; never_impute: string[]; classes: string[][] }
 export interface MonthContext {
