@@ -77,20 +77,28 @@ const DAY = 86400000;
 const SIDES = ['to', 'from'] as const;
 const SETTLEMENT_COL = { to: 'to_settlement', from: 'from_settlement' } as const;
 const MUNI_COL = { to: 'to_municipality', from: 'from_municipality' } as const;
-/** Whole months between move and registration (date-fns), memoised: a month has a few thousand distinct date pairs. */
-const delayMemo = new Map<string, number>();
+/**
+ * Whole months between move and registration (date-fns), memoised: a month has a few thousand distinct date pairs.
+ * By registration date, then move date (no key string built per event).
+ */
+const delayMemo = new Map<string, Map<string, number>>();
+let delayMemoSize = 0;
 function delayMonths(reg: string, mv: string): number {
-  const k = reg + mv;
-  let d = delayMemo.get(k);
+  let byMove = delayMemo.get(reg);
+  if (!byMove) {
+    if (delayMemoSize > 100000) { delayMemo.clear(); delayMemoSize = 0; }
+    delayMemo.set(reg, (byMove = new Map()));
+  }
+  let d = byMove.get(mv);
   if (d === undefined) {
     d = differenceInMonths(new Date(reg + 'T00:00:00Z'), new Date(mv + 'T00:00:00Z'));
-    if (delayMemo.size > 100000) delayMemo.clear();
-    delayMemo.set(k, d);
+    byMove.set(mv, d);
+    delayMemoSize++;
   }
   return d;
 }
 const RESEND_FIELDS = ['form_type', 'registration_date', 'move_date', 'pid', 'citizenship', 'sex', 'birth_date', 'origin_country', 'from_settlement', 'from_municipality', 'destination_country', 'to_settlement', 'to_municipality', 'registering_office', 'nationality', 'economic_activity', 'occupation'];
-const dayNum = (d: string): number => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / DAY;
+const dayNumber = (d: string): number => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / DAY;
 
 export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const { timings, lap } = stopwatch();
@@ -142,6 +150,13 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   for (let i = 0; i < n; i++) if (ft[i] === 'R' && pid[i]) { const a = rByPerson.get(pid[i]!); if (a) a.push(i); else rByPerson.set(pid[i]!, [i]); }
   const linkOfR = new Int32Array(n).fill(-1);
   const linkOfD = new Int32Array(n).fill(-1);
+  // day numbers of dates, memoised for the month: a few hundred distinct dates, compared pairwise below
+  const days = new Map<string, number>();
+  const dayNum = (d: string): number => {
+    let v = days.get(d);
+    if (v === undefined) days.set(d, (v = dayNumber(d)));
+    return v;
+  };
   const dOrder = [...Array(n).keys()].filter((i) => ft[i] === 'D' && pid[i]).sort((a, b) => (rid[a]! < rid[b]! ? -1 : 1));
   for (const d of dOrder) {
     const cands = rByPerson.get(pid[d]!);
