@@ -184,6 +184,11 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const fromFinal: string[] = new Array(n).fill('');
   const prov = new Uint8Array(n); // provenance bit flags per form
   let recoded = 0;
+  // each side's columns and the names its change-log rows use, looked up once (not per form)
+  const sides = SIDES.map((side) => ({
+    side, settlement: f[SETTLEMENT_COL[side]]!, muni: f[MUNI_COL[side]]!, final: side === 'to' ? toFinal : fromFinal,
+    ids: { valid: `R10_${side.toUpperCase()}_MUNI_VALID`, settlementIn: `R16_${side.toUpperCase()}_SETTLEMENT_IN_MUNI`, present: side === 'to' ? 'R25_DESTINATION_PRESENT' : 'R22_PREVIOUS_RESIDENCE_PRESENT', variable: `${side}_municipality` },
+  }));
   // the classification of 31 December, memoised per code for the month: a few thousand distinct codes, 21 000 forms
   const memo = <T>(of: (code: string) => T): ((code: string) => T) => {
     const m = new Map<string, T>();
@@ -217,9 +222,9 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       prov[i]! |= P_DEDUCED;
     }
     // 4d. municipalities from settlements, codes through territorial changes, offices
-    for (const side of SIDES) {
-      const s = f[SETTLEMENT_COL[side]]![i]!;
-      const code = f[MUNI_COL[side]]![i]!;
+    for (const { side, settlement, muni, final, ids } of sides) {
+      const s = settlement[i]!;
+      const code = muni[i]!;
       let fin: string | undefined;
       let how = '';
       const onReg = s ? C.settlementMunicipality(s, reg[i]!) : undefined;
@@ -238,16 +243,16 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
         if (o) { fin = o; how = 'registering_office'; }
       }
       if (fin !== undefined) {
-        if (how === 'territorial_change') { recoded++; prov[i]! |= P_RECODED; log(i, 'deductive', how, `R10_${side.toUpperCase()}_MUNI_VALID`, `${side}_municipality`, code, fin); }
+        if (how === 'territorial_change') { recoded++; prov[i]! |= P_RECODED; log(i, 'deductive', how, ids.valid, ids.variable, code, fin); }
         else if (how) {
-          log(i, 'deductive', how, how === 'settlement' && code ? `R16_${side.toUpperCase()}_SETTLEMENT_IN_MUNI` : side === 'to' ? 'R25_DESTINATION_PRESENT' : 'R22_PREVIOUS_RESIDENCE_PRESENT', `${side}_municipality`, code, fin);
-          if (ft[i] === 'R') count(`${side}_municipality`, how);
+          log(i, 'deductive', how, how === 'settlement' && code ? ids.settlementIn : ids.present, ids.variable, code, fin);
+          if (ft[i] === 'R') count(ids.variable, how);
           prov[i]! |= P_DEDUCED;
         }
-        f[MUNI_COL[side]]![i] = fin;
-        if (side === 'to') toFinal[i] = fin; else fromFinal[i] = fin;
+        muni[i] = fin;
+        final[i] = fin;
       } else if (code && !C.isMunicipality(code)) {
-        f[MUNI_COL[side]]![i] = ''; // unknown code counts as missing
+        muni[i] = ''; // unknown code counts as missing
       }
     }
     // 4e. economic activity is not applicable under 15; occupation only for the employed
