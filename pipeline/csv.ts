@@ -108,11 +108,13 @@ export class CsvWriter {
 
   /** One cell of the current line. */
   cell(v: unknown): this {
-    if (!this.first) this.byte(44);
-    this.first = false;
-    if (v === null || v === undefined) return this;
-    const s = typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined;
-    if (s === undefined || !this.plain(s, typeof v === 'number')) this.text(csvCell(v));
+    if (this.first) this.first = false;
+    else this.byte(44);
+    if (typeof v === 'string') {
+      if (!this.plain(v)) this.text(csvCell(v));
+    } else if (typeof v === 'number') {
+      if (!this.integer(v)) this.text(String(v)); // a number is never a formula, never quoted
+    } else if (v !== null && v !== undefined) this.text(csvCell(v));
     return this;
   }
 
@@ -131,12 +133,12 @@ export class CsvWriter {
     return this.buf.subarray(0, this.pos);
   }
 
-  /** Copy s when it is ASCII, needs no quotes and (unless a number) does not start like a formula; false (nothing written) otherwise. */
-  private plain(s: string, isNumber: boolean): boolean {
+  /** Copy s when it is ASCII, needs no quotes and does not start like a formula; false (nothing written) otherwise. */
+  private plain(s: string): boolean {
     const n = s.length;
     if (n === 0) return true;
     const c0 = s.charCodeAt(0);
-    if (!isNumber && (c0 === 61 || c0 === 43 || c0 === 45 || c0 === 64 || c0 === 9 || c0 === 13)) return false;
+    if (c0 === 61 || c0 === 43 || c0 === 45 || c0 === 64 || c0 === 9 || c0 === 13) return false;
     this.room(n);
     const b = this.buf;
     let p = this.pos;
@@ -146,6 +148,19 @@ export class CsvWriter {
       b[p++] = c;
     }
     this.pos = p;
+    return true;
+  }
+
+  /** The digits of a safe integer (as String(v) writes it), without a string; false for any other number. */
+  private integer(v: number): boolean {
+    if (!Number.isSafeInteger(v)) return false;
+    this.room(17);
+    let x = v;
+    if (x < 0) { this.buf[this.pos++] = 45; x = -x; }
+    let len = 1;
+    for (let t = x; t >= 10; t = Math.floor(t / 10)) len++;
+    let p = (this.pos += len);
+    do { this.buf[--p] = 48 + (x % 10); x = Math.floor(x / 10); } while (x > 0);
     return true;
   }
 
