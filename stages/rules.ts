@@ -134,6 +134,7 @@ function rowCode(f: RowFn): string | undefined {
  * expression code is pasted in. Each rule has its own try/catch, so a rule that throws is reported alone.
  * Per rule k: outcome in outs[k] (pre-filled NA), pass/fail counts in counts[2k], counts[2k+1], a thrown error in errors[k].
  */
+const NO_ERROR = Symbol('no error'); // errors[k] until rule k throws (whatever it throws, even undefined)
 type FusedFn = (n: number, kind: Uint8Array, data: Record<string, unknown[]>, outs: Uint8Array[], counts: Float64Array, errors: unknown[]) => void;
 const fusedCache = new Map<string, FusedFn | null>();
 function fused(rules: Rule[], t: AQ.ColumnTable): FusedFn | null {
@@ -187,7 +188,7 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
   for (let i = 0; i < n; i++) kind[i] = ft[i] === 'R' ? 1 : ft[i] === 'D' ? 2 : 0;
   const outs = rules.map(() => new Uint8Array(n).fill(NA));
   const counts = new Float64Array(2 * rules.length).fill(-1); // -1: not evaluated by the fused function
-  const errors: unknown[] = new Array(rules.length).fill(undefined);
+  const errors: unknown[] = new Array(rules.length).fill(NO_ERROR);
   fused(rules, t)?.(n, kind, data, outs, counts, errors);
   rules.forEach((rule, k) => {
     const outcome = outs[k]!;
@@ -196,7 +197,7 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
     const mask = types ? (types.includes('R') ? 1 : 0) | (types.includes('D') ? 2 : 0) : 0;
     let passes = counts[2 * k]!, fails = counts[2 * k + 1]!;
     try {
-      if (errors[k] !== undefined) throw errors[k];
+      if (errors[k] !== NO_ERROR) throw errors[k];
       if (passes < 0) {
         // an aggregate or window expression: through table.derive, the when-condition first, the condition only where it holds
         passes = fails = 0;
