@@ -49,7 +49,6 @@ export function readTable(file: string, header: readonly string[]): string[][] {
 const NUMERIC = /^-?\d+(\.\d+)?$/;
 
 /** Quote a cell per RFC 4180 and neutralise formula injection. */
-const NEEDS_QUOTES = /[",\n\r]/;
 export function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
   if (typeof v === 'number') return String(v); // a number is never a formula (-3 stays -3)
@@ -57,20 +56,160 @@ export function csvCell(v: unknown): string {
   if (s.length === 0) return s;
   const c = s.charCodeAt(0); // = + - @ tab CR
   if ((c === 61 || c === 43 || c === 45 || c === 64 || c === 9 || c === 13) && !NUMERIC.test(s)) s = `'${s}`;
-  if (NEEDS_QUOTES.test(s)) return `"${s.replace(/"/g, '""')}"`;
+  // one scan for the characters that need quotes (almost every cell has none: no regex, no copy)
+  for (let i = 0; i < s.length; i++) {
+    const k = s.charCodeAt(i);
+    if (k === 44 || k === 34 || k === 10 || k === 13) return `"${s.replace(/"/g, '""')}"`;
+  }
   return s;
 }
 
-/** Serialise rows (arrays of cells) with a header, LF line endings, trailing newline. */
+/**
+ * Serialise rows (arrays of cells) with a header, LF line endings, trailing newline. One string built by
+ * appending (V8 ropes, flattened once when written), without an array of lines.
+ */
 export function toCsv(header: readonly string[], rows: Iterable<readonly unknown[]>): string {
-  const out: string[] = [header.map(csvCell).join(',')];
-  for (const r of rows) out.push(r.map(csvCell).join(','));
-  return out.join('\n') + '\n';
+  let out = csvLine(header);
+  for (const r of rows) out += csvLine(r);
+  return out;
 }
 
-/** Serialise row objects in the order of `header`. */
+/** One CSV line with its newline. */
+function csvLine(r: readonly unknown[]): string {
+  let line = '';
+  for (let k = 0; k < r.length; k++) line += (k ? ',' : '') + csvCell(r[k]);
+  return line + '\n';
+}
+
+/** Serialise row objects in the order of `header` (no intermediate array per row). */
 export function objectsToCsv(header: readonly string[], rows: Iterable<Record<string, unknown>>): string {
-  const arr: unknown[][] = [];
-  for (const r of rows) arr.push(header.map((h) => r[h]));
-  return toCsv(header, arr);
+  let out = csvLine(header);
+  for (const r of rows) {
+    let line = '';
+    for (let k = 0; k < header.length; k++) line += (k ? ',' : '') + csvCell(r[header[k]!]);
+    out += line + '\n';
+  }
+  return out;
+}
+
+/**
+ * CSV written straight into UTF-8 bytes, cell by cell, with exactly csvCell's quoting and formula rules: for the
+ * large month files, a string built from a million pieces costs more to flatten and encode than to write.
+ * An ASCII cell with nothing to quote or neutralise (nearly all) is copied byte by byte; any other goes through csvCell.
+ */
+export class CsvWriter {
+  private buf = Buffer.allocUnsafe(1 << 16);
+  private pos = 0;
+  private first = true;
+
+  constructor(header: readonly string[]) {
+    this.row(header);
+  }
+
+  /** One cell of the current line. */
+  cell(v: unknown): this {
+    if (this.first) this.first = false;
+    else this.byte(44);
+    if (typeof v === 'string') {
+      if (!this.plain(v)) this.text(csvCell(v));
+    } else if (typeof v === 'number') {
+      if (!this.integer(v)) this.text(String(v)); // a number is never a formula, never quoted
+    } else if (v !== null && v !== undefined) this.text(csvCell(v));
+    return this;
+  }
+
+  /** End the current line. */
+  end(): void {
+    this.byte(10);
+    this.first = true;
+  }
+
+  row(cells: readonly unknown[]): void {
+    for (let k = 0; k < cells.length; k++) this.cell(cells[k]);
+    this.end();
+  }
+
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  /** Copy s when it is ASCII, needs no quotes and does not start like a formula; false (nothing written) otherwise. */
+  private plain(s: string): boolean {
+    const n = s.length;
+    if (n === 0) return true;
+    const c0 = s.charCodeAt(0);
+    if (c0 === 61 || c0 === 43 || c0 === 45 || c0 === 64 || c0 === 9 || c0 === 13) return false;
+    this.room(n);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 128 || c === 44 || c === 34 || c === 10 || c === 13) return false;
+      b[p++] = c;
+    }
+    this.pos = p;
+    return true;
+  }
+
+  /** The digits of a safe integer (as String(v) writes it), without a string; false for any other number. */
+  private integer(v: number): boolean {
+    if (!Number.isSafeInteger(v)) return false;
+    this.room(17);
+    let x = v;
+    if (x < 0) { this.buf[this.pos++] = 45; x = -x; }
+    let len = 1;
+    for (let t = x; t >= 10; t = Math.floor(t / 10)) len++;
+    let p = (this.pos += len);
+    do { this.buf[--p] = 48 + (x % 10); x = Math.floor(x / 10); } while (x > 0);
+    return true;
+  }
+
+  private text(s: string): void {
+    this.room(3 * s.length); // UTF-8: at most 3 bytes per UTF-16 unit
+    this.pos += this.buf.write(s, this.pos, 'utf8');
+  }
+
+  private byte(c: number): void {
+    this.room(1);
+    this.buf[this.pos++] = c;
+  }
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+}
+
+/** toCsv as UTF-8 bytes (the same bytes as Buffer.from(toCsv(...))). */
+export function toCsvBytes(header: readonly string[], rows: Iterable<readonly unknown[]>): Buffer {
+  const w = new CsvWriter(header);
+  for (const r of rows) w.row(r);
+  return w.bytes();
+}
+
+/** objectsToCsv as UTF-8 bytes. */
+export function objectsToCsvBytes(header: readonly string[], rows: Iterable<Record<string, unknown>>): Buffer {
+  const w = new CsvWriter(header);
+  const line = rowWriter(header);
+  for (const r of rows) line(w, r);
+  return w.bytes();
+}
+
+/**
+ * A function writing the fields `header` of a row object as one line: `w.cell(r["a"]).cell(r["b"])…; w.end()`.
+ * Generated once per header (names quoted with JSON.stringify), so each field is a named property read instead
+ * of a keyed read with a varying name (slow in V8: the month files have a million cells).
+ */
+type RowWriter = (w: CsvWriter, r: Record<string, unknown>) => void;
+const rowWriters = new Map<string, RowWriter>();
+function rowWriter(header: readonly string[]): RowWriter {
+  const key = JSON.stringify(header);
+  let f = rowWriters.get(key);
+  if (!f) {
+    f = Function('w', 'r', `w${header.map((h) => `.cell(r[${JSON.stringify(h)}])`).join('')}; w.end();`) as RowWriter;
+    rowWriters.set(key, f);
+  }
+  return f;
 }

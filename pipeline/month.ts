@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
-import { objectsToCsv, toCsv } from './csv';
+import { CsvWriter, objectsToCsvBytes, toCsvBytes } from './csv';
 import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeJsonAtomic } from './fsutil';
 import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
@@ -16,7 +16,7 @@ import { codeVersion, loadConfig, type Loaded } from './config';
 import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentKey, type Columns, type QuarantineRow } from '../stages/ingest';
 import { deliver, take, type ChangeRow, type Disposition } from '../stages/deliver';
 import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
-import { processMonth, stopwatch, type Event } from '../stages/month';
+import { DONOR_VARIABLES, flagNames, processMonth, PROVENANCE, stopwatch, type Event } from '../stages/month';
 import { activityGroup, checkTables, moveType, tabulate, type Tables } from '../stages/tabulate';
 import { type Classification, loadClassification, seriesOf } from '../stages/territory';
 import { ageGroup } from './contracts';
@@ -220,7 +220,9 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   const delays: Record<string, number> = {};
   for (const e of out.events) { const k = e.delay === null ? 'unknown' : String(e.delay); delays[k] = (delays[k] ?? 0) + 1; }
   const provenance: Record<string, number> = {};
-  for (const e of out.events) for (const p of e.provenance) provenance[p] = (provenance[p] ?? 0) + 1;
+  const byFlag = new Array<number>(PROVENANCE.length).fill(0);
+  for (const e of out.events) for (let b = 0; b < PROVENANCE.length; b++) if (e.provenance & (1 << b)) byFlag[b]!++;
+  PROVENANCE.forEach((p, b) => { if (byFlag[b]) provenance[p] = byFlag[b]!; });
   const rules: Quality['rules'] = {};
   for (const r of [...out.ruleResults, ...out.scopeResults]) rules[r.rule.id] = r.summary;
   const quality: Quality = {
@@ -253,36 +255,55 @@ function sortObj<T>(o: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-export function tableFiles(tables: Tables, imputed: Tables): Map<string, string> {
-  const files = new Map<string, string>();
-  for (const [name, rows] of Object.entries(tables)) files.set(`tables/${name}.csv`, toCsv(TABLE_HEADERS[name as keyof typeof TABLE_HEADERS], rows));
-  for (const [name, rows] of Object.entries(imputed)) files.set(`tables/${name}.csv`, toCsv(IMPUTED_HEADERS[name as keyof typeof IMPUTED_HEADERS], rows));
+/** The table files (CSV as UTF-8 bytes: written straight to bytes, see CsvWriter). */
+export function tableFiles(tables: Tables, imputed: Tables): Map<string, string | Buffer> {
+  const files = new Map<string, string | Buffer>();
+  for (const [name, rows] of Object.entries(tables)) files.set(`tables/${name}.csv`, toCsvBytes(TABLE_HEADERS[name as keyof typeof TABLE_HEADERS], rows));
+  for (const [name, rows] of Object.entries(imputed)) files.set(`tables/${name}.csv`, toCsvBytes(IMPUTED_HEADERS[name as keyof typeof IMPUTED_HEADERS], rows));
   return files;
 }
 
-function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: ChangeRow[], violations: object[], rules: object[], quarantine: object[], dispositions: object[]): Map<string, string> {
+function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: ChangeRow[], violations: object[], rules: object[], quarantine: object[], dispositions: object[]): Map<string, string | Buffer> {
   const files = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
-  const ev = events.map((e) => ({
-    record_id: e.record_id, registration_date: e.registration_date, reference_month: month, from_municipality: e.from === 'KM' ? '' : e.from, to_municipality: e.to,
-    origin_km: e.from === 'KM' ? 1 : 0, sex: e.sex, age: e.age, age_group: ageGroup(e.age), activity_group: activityGroup(e), nationality: e.nationality,
-    move_type: moveType(C, e), delay_months: e.delay ?? '', carried_forward: e.carried_forward ? 1 : 0, provenance: [...e.provenance].sort().join(';'), donor_imputed: [...e.donor].sort().join(';'),
-  }));
-  files.set('events.csv', objectsToCsv(MONTH_FILE_HEADERS.events, ev));
-  files.set('changes.csv', objectsToCsv(MONTH_FILE_HEADERS.changes, changes as never));
-  files.set('violations.csv', objectsToCsv(MONTH_FILE_HEADERS.violations, violations as never));
-  files.set('rules.csv', objectsToCsv(MONTH_FILE_HEADERS.rules, rules as never));
-  files.set('quarantine.csv', objectsToCsv(MONTH_FILE_HEADERS.quarantine, quarantine as never));
-  files.set('dispositions.csv', objectsToCsv(MONTH_FILE_HEADERS.dispositions, dispositions as never));
+  files.set('events.csv', eventsCsv(events, C, month));
+  files.set('changes.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.changes, changes as never));
+  files.set('violations.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.violations, violations as never));
+  files.set('rules.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.rules, rules as never));
+  files.set('quarantine.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.quarantine, quarantine as never));
+  files.set('dispositions.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.dispositions, dispositions as never));
   return files;
+}
+
+/** events.csv, one line per event straight from the events (no row object per event), in MONTH_FILE_HEADERS.events order. */
+function eventsCsv(events: Event[], C: Classification, month: string): Buffer {
+  const w = new CsvWriter(MONTH_FILE_HEADERS.events);
+  for (const e of events) {
+    const km = e.from === 'KM';
+    w.cell(e.record_id).cell(e.registration_date).cell(month).cell(km ? '' : e.from).cell(e.to).cell(km ? 1 : 0).cell(e.sex).cell(e.age).cell(ageGroup(e.age))
+      .cell(activityGroup(e)).cell(e.nationality).cell(moveType(C, e)).cell(e.delay ?? '').cell(e.carried_forward ? 1 : 0)
+      .cell(flagNames(e.provenance, PROVENANCE)).cell(flagNames(e.donor, DONOR_VARIABLES));
+    w.end();
+  }
+  return w.bytes();
+}
+
+/** Newline characters in UTF-8 text (a CSV's data rows are that minus the header's). */
+function countLines(b: Buffer): number {
+  let k = 0;
+  for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) k++;
+  return k;
 }
 
 /** Write a results directory atomically with its deterministic manifest. */
 export function writeResultsDir(dir: string, files: Map<string, string | Buffer>, m: Omit<Manifest, 'outputs'>): void {
-  const outputs = [...files.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, c]) => ({ path: p, sha256: sha256(c), bytes: Buffer.byteLength(c), ...(p.endsWith('.csv') ? { rows: Math.max(0, String(c).split('\n').length - 2) } : {}) }));
+  // each text encoded to UTF-8 once: the hash, the size, the line count and the write all use the same bytes
+  const bytes = new Map<string, Buffer>();
+  for (const [p, c] of files) bytes.set(p, typeof c === 'string' ? Buffer.from(c, 'utf8') : c);
+  const outputs = [...bytes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, b]) => ({ path: p, sha256: sha256(b), bytes: b.length, ...(p.endsWith('.csv') ? { rows: Math.max(0, countLines(b) - 1) } : {}) }));
   const manifest: Manifest = { ...m, outputs };
   replaceDirAtomic(dir, (staging) => {
-    for (const [p, c] of files) writeFileAtomic(path.join(staging, p), c);
+    for (const [p, b] of bytes) writeFileAtomic(path.join(staging, p), b);
     writeFileAtomic(path.join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   });
 }

@@ -11,7 +11,6 @@ import { take, type ChangeRow, type Disposition } from './deliver';
 import { isValidDate } from './jmbg';
 import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
 import type { Classification } from './territory';
-import { ageGroup } from '../pipeline/contracts';
 
 export interface ImputationConfig { variables: string[]; never_impute: string[]; classes: string[][] }
 export interface MonthContext {
@@ -28,8 +27,29 @@ export interface MonthContext {
 export interface Event {
   record_id: string; registration_date: string; to: string; from: string; // from = municipality or 'KM'
   sex: string; age: number; activity: string; nationality: string; delay: number | null; carried_forward: boolean;
-  provenance: Set<string>; donor: Set<string>; // donor-imputed variables
+  provenance: number; donor: number; // bit flags: PROVENANCE and DONOR_VARIABLES (no Set per event: less garbage)
 }
+
+/**
+ * Provenance of an event's values and its donor-imputed variables as bit flags, the names in sorted order, so
+ * the names of a mask in bit order are already sorted (events.csv lists them sorted, joined with ';').
+ */
+export const PROVENANCE = ['carried_forward', 'deduced', 'imputed', 'recoded', 'reported'] as const;
+export const P_CARRIED = 1, P_DEDUCED = 2, P_IMPUTED = 4, P_RECODED = 8, P_REPORTED = 16;
+export const DONOR_VARIABLES = ['age', 'economic_activity', 'from', 'sex'] as const;
+export const D_AGE = 1, D_ACTIVITY = 2, D_FROM = 4, D_SEX = 8;
+/** The names of the bits set in `mask`, in order, joined with ';' (memoised: a handful of distinct masks). */
+export function flagNames(mask: number, names: readonly string[]): string {
+  const memo = (flagMemo.get(names) ?? flagMemo.set(names, []).get(names))!;
+  let s = memo[mask];
+  if (s === undefined) {
+    const parts: string[] = [];
+    for (let b = 0; b < names.length; b++) if (mask & (1 << b)) parts.push(names[b]!);
+    s = memo[mask] = parts.join(';');
+  }
+  return s;
+}
+const flagMemo = new Map<readonly string[], string[]>();
 
 export interface MonthOutcome {
   events: Event[];
@@ -57,20 +77,28 @@ const DAY = 86400000;
 const SIDES = ['to', 'from'] as const;
 const SETTLEMENT_COL = { to: 'to_settlement', from: 'from_settlement' } as const;
 const MUNI_COL = { to: 'to_municipality', from: 'from_municipality' } as const;
-/** Whole months between move and registration (date-fns), memoised: a month has a few thousand distinct date pairs. */
-const delayMemo = new Map<string, number>();
+/**
+ * Whole months between move and registration (date-fns), memoised: a month has a few thousand distinct date pairs.
+ * By registration date, then move date (no key string built per event).
+ */
+const delayMemo = new Map<string, Map<string, number>>();
+let delayMemoSize = 0;
 function delayMonths(reg: string, mv: string): number {
-  const k = reg + mv;
-  let d = delayMemo.get(k);
+  let byMove = delayMemo.get(reg);
+  if (!byMove) {
+    if (delayMemoSize > 100000) { delayMemo.clear(); delayMemoSize = 0; }
+    delayMemo.set(reg, (byMove = new Map()));
+  }
+  let d = byMove.get(mv);
   if (d === undefined) {
     d = differenceInMonths(new Date(reg + 'T00:00:00Z'), new Date(mv + 'T00:00:00Z'));
-    if (delayMemo.size > 100000) delayMemo.clear();
-    delayMemo.set(k, d);
+    byMove.set(mv, d);
+    delayMemoSize++;
   }
   return d;
 }
 const RESEND_FIELDS = ['form_type', 'registration_date', 'move_date', 'pid', 'citizenship', 'sex', 'birth_date', 'origin_country', 'from_settlement', 'from_municipality', 'destination_country', 'to_settlement', 'to_municipality', 'registering_office', 'nationality', 'economic_activity', 'occupation'];
-const dayNum = (d: string): number => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / DAY;
+const dayNumber = (d: string): number => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / DAY;
 
 export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const { timings, lap } = stopwatch();
@@ -100,9 +128,10 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) changes.push({ step: 'resend', method: 'correction_by_resend', rule: '', record_id: input.record_id![i]!, variable: v, old_value: v === 'pid' ? '(pseudonym)' : input[v]![i]!, new_value: v === 'pid' ? '(pseudonym)' : input[v]![j]!, donor_record_id: '' });
     }
   }
-  const f: Columns = take(input, keep, true); // a copy: the steps below correct cells in place, the input is not changed
   const n = keep.length;
-  f.reference_year = new Array(n).fill(String(year));
+  // a copy: the steps below correct cells in place, the input is not changed. Spread into a literal: take builds
+  // its result key by key, which leaves V8 a dictionary-mode object, slow for the f.<column> reads in every loop below
+  const f: Columns = { ...take(input, keep, true), reference_year: new Array(n).fill(String(year)) };
   const rid = f.record_id!;
   const log = (i: number, step: string, method: string, rule: string, variable: string, oldV: string, newV: string, donor = ''): void => {
     changes.push({ step, method, rule, record_id: rid[i]!, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
@@ -121,6 +150,13 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   for (let i = 0; i < n; i++) if (ft[i] === 'R' && pid[i]) { const a = rByPerson.get(pid[i]!); if (a) a.push(i); else rByPerson.set(pid[i]!, [i]); }
   const linkOfR = new Int32Array(n).fill(-1);
   const linkOfD = new Int32Array(n).fill(-1);
+  // day numbers of dates, memoised for the month: a few hundred distinct dates, compared pairwise below
+  const days = new Map<string, number>();
+  const dayNum = (d: string): number => {
+    let v = days.get(d);
+    if (v === undefined) days.set(d, (v = dayNumber(d)));
+    return v;
+  };
   const dOrder = [...Array(n).keys()].filter((i) => ft[i] === 'D' && pid[i]).sort((a, b) => (rid[a]! < rid[b]! ? -1 : 1));
   for (const d of dOrder) {
     const cands = rByPerson.get(pid[d]!);
@@ -146,14 +182,31 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const age: (number | null)[] = new Array(n).fill(null);
   const toFinal: string[] = new Array(n).fill('');
   const fromFinal: string[] = new Array(n).fill('');
-  const prov: Set<string>[] = Array.from({ length: n }, () => new Set<string>());
+  const prov = new Uint8Array(n); // provenance bit flags per form
   let recoded = 0;
+  // each side's columns and the names its change-log rows use, looked up once (not per form)
+  const sides = SIDES.map((side) => ({
+    side, settlement: f[SETTLEMENT_COL[side]]!, muni: f[MUNI_COL[side]]!, final: side === 'to' ? toFinal : fromFinal,
+    ids: { valid: `R10_${side.toUpperCase()}_MUNI_VALID`, settlementIn: `R16_${side.toUpperCase()}_SETTLEMENT_IN_MUNI`, present: side === 'to' ? 'R25_DESTINATION_PRESENT' : 'R22_PREVIOUS_RESIDENCE_PRESENT', variable: `${side}_municipality` },
+  }));
+  // the classification of 31 December, memoised per code for the month: a few thousand distinct codes, 21 000 forms
+  const memo = <T>(of: (code: string) => T): ((code: string) => T) => {
+    const m = new Map<string, T>();
+    return (code) => {
+      if (m.has(code)) return m.get(code)!;
+      const v = of(code);
+      m.set(code, v);
+      return v;
+    };
+  };
+  const successorAtYearEnd = memo((code) => C.successorOn(code, yearEnd));
+  const settlementAtYearEnd = memo((s) => C.settlementMunicipality(s, yearEnd));
   const quarantine: MonthOutcome['quarantine'] = [];
   for (let i = 0; i < n; i++) {
     // 4a. sex and birth date from a valid JMBG
     if (f.jmbg_valid![i] === '1') {
-      if (sex[i] !== f.jmbg_sex![i]) { log(i, 'deductive', 'jmbg', sex[i] ? 'R07_JMBG_SEX' : 'R20_SEX_PRESENT', 'sex', sex[i]!, f.jmbg_sex![i]!); if (ft[i] === 'R') count('sex', 'jmbg'); sex[i] = f.jmbg_sex![i]!; prov[i].add('deduced'); }
-      if (birth[i] !== f.jmbg_birth![i]) { log(i, 'deductive', 'jmbg', birth[i] ? 'R08_JMBG_BIRTH' : 'R21_BIRTH_PRESENT', 'birth_date', birth[i]!, f.jmbg_birth![i]!); if (ft[i] === 'R') count('birth_date', 'jmbg'); birth[i] = f.jmbg_birth![i]!; prov[i].add('deduced'); }
+      if (sex[i] !== f.jmbg_sex![i]) { log(i, 'deductive', 'jmbg', sex[i] ? 'R07_JMBG_SEX' : 'R20_SEX_PRESENT', 'sex', sex[i]!, f.jmbg_sex![i]!); if (ft[i] === 'R') count('sex', 'jmbg'); sex[i] = f.jmbg_sex![i]!; prov[i]! |= P_DEDUCED; }
+      if (birth[i] !== f.jmbg_birth![i]) { log(i, 'deductive', 'jmbg', birth[i] ? 'R08_JMBG_BIRTH' : 'R21_BIRTH_PRESENT', 'birth_date', birth[i]!, f.jmbg_birth![i]!); if (ft[i] === 'R') count('birth_date', 'jmbg'); birth[i] = f.jmbg_birth![i]!; prov[i]! |= P_DEDUCED; }
     }
     // 4b. age in completed years; an impossible birth date counts as missing
     if (birth[i]) {
@@ -166,44 +219,44 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     if (ft[i] === 'R' && d >= 0 && !f.from_settlement![i] && !f.from_municipality![i] && (f.from_settlement![d] || f.from_municipality![d])) {
       for (const v of ['from_settlement', 'from_municipality']) if (f[v]![d]) { log(i, 'deductive', 'linked_d_form', 'R22_PREVIOUS_RESIDENCE_PRESENT', v, '', f[v]![d]!); f[v]![i] = f[v]![d]!; }
       count('previous_residence', 'linked_d_form');
-      prov[i].add('deduced');
+      prov[i]! |= P_DEDUCED;
     }
     // 4d. municipalities from settlements, codes through territorial changes, offices
-    for (const side of SIDES) {
-      const s = f[SETTLEMENT_COL[side]]![i]!;
-      const code = f[MUNI_COL[side]]![i]!;
+    for (const { side, settlement, muni, final, ids } of sides) {
+      const s = settlement[i]!;
+      const code = muni[i]!;
       let fin: string | undefined;
       let how = '';
       const onReg = s ? C.settlementMunicipality(s, reg[i]!) : undefined;
       if (onReg) {
-        fin = C.settlementMunicipality(s, yearEnd) ?? C.successorOn(onReg, yearEnd);
+        fin = settlementAtYearEnd(s) ?? successorAtYearEnd(onReg);
         if (!code) how = 'settlement';
         else if (code === onReg || C.successorOn(code, reg[i]!) === onReg) how = fin !== code ? 'territorial_change' : '';
         else how = 'settlement';
       } else if (code && C.isMunicipality(code)) {
-        fin = C.successorOn(code, yearEnd);
+        fin = successorAtYearEnd(code);
         how = fin !== undefined && fin !== code ? 'territorial_change' : '';
       }
       const officeSide = (side === 'to' && ft[i] === 'R') || (side === 'from' && ft[i] === 'D');
       if (fin === undefined && officeSide) {
-        const o = C.successorOn(f.registering_office![i]!, yearEnd);
+        const o = successorAtYearEnd(f.registering_office![i]!);
         if (o) { fin = o; how = 'registering_office'; }
       }
       if (fin !== undefined) {
-        if (how === 'territorial_change') { recoded++; prov[i].add('recoded'); log(i, 'deductive', how, `R10_${side.toUpperCase()}_MUNI_VALID`, `${side}_municipality`, code, fin); }
+        if (how === 'territorial_change') { recoded++; prov[i]! |= P_RECODED; log(i, 'deductive', how, ids.valid, ids.variable, code, fin); }
         else if (how) {
-          log(i, 'deductive', how, how === 'settlement' && code ? `R16_${side.toUpperCase()}_SETTLEMENT_IN_MUNI` : side === 'to' ? 'R25_DESTINATION_PRESENT' : 'R22_PREVIOUS_RESIDENCE_PRESENT', `${side}_municipality`, code, fin);
-          if (ft[i] === 'R') count(`${side}_municipality`, how);
-          prov[i].add('deduced');
+          log(i, 'deductive', how, how === 'settlement' && code ? ids.settlementIn : ids.present, ids.variable, code, fin);
+          if (ft[i] === 'R') count(ids.variable, how);
+          prov[i]! |= P_DEDUCED;
         }
-        f[MUNI_COL[side]]![i] = fin;
-        if (side === 'to') toFinal[i] = fin; else fromFinal[i] = fin;
+        muni[i] = fin;
+        final[i] = fin;
       } else if (code && !C.isMunicipality(code)) {
-        f[MUNI_COL[side]]![i] = ''; // unknown code counts as missing
+        muni[i] = ''; // unknown code counts as missing
       }
     }
     // 4e. economic activity is not applicable under 15; occupation only for the employed
-    if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { log(i, 'deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', 'economic_activity', act[i]!, 'NA'); if (act[i]) { count('economic_activity', 'age_under_15'); prov[i].add('deduced'); } act[i] = 'NA'; }
+    if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { log(i, 'deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', 'economic_activity', act[i]!, 'NA'); if (act[i]) { count('economic_activity', 'age_under_15'); prov[i]! |= P_DEDUCED; } act[i] = 'NA'; }
     if (occ[i] && act[i] !== '1' && act[i] !== '') { log(i, 'deductive', 'rule', 'R19_OCCUPATION_EMPLOYED', 'occupation', occ[i]!, ''); occ[i] = ''; }
   }
 
@@ -232,12 +285,12 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     const from = fromFinal[i] && year >= 1998 && C.isKM(fromFinal[i]!) ? 'KM' : fromFinal[i]!;
     const mvOk = isValidDate(mv[i]!) && mv[i]! <= reg[i]!;
     const cf = f.carried_forward![i] === '1';
-    if (cf) { carried++; prov[i].add('carried_forward'); }
-    if (prov[i].size === 0) prov[i].add('reported');
+    if (cf) { carried++; prov[i]! |= P_CARRIED; }
+    if (prov[i] === 0) prov[i] = P_REPORTED;
     return {
       record_id: rid[i]!, registration_date: reg[i]!, to: toFinal[i]!, from, sex: sex[i]!, age: age[i] ?? -1,
       activity: act[i]!, nationality: f.nationality![i] || '99', delay: mvOk ? delayMonths(reg[i]!, mv[i]!) : null,
-      carried_forward: cf, provenance: prov[i]!, donor: new Set<string>(),
+      carried_forward: cf, provenance: prov[i]!, donor: 0,
     };
   });
   for (const i of eventIdx) dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: rid[i]!, form_type: 'R', disposition: 'event', reason: '' });
@@ -247,7 +300,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     count(variable === 'from' ? 'previous_residence' : variable, 'donor');
   });
   // a gap with no donor in the whole month (a tiny or very incomplete extract) cannot be tabulated: stop clearly
-  const stuck = events.findIndex((e) => needs(e).length > 0);
+  const stuck = events.findIndex((e) => gapMask(e) !== 0);
   if (stuck >= 0) {
     const i = eventIdx[stuck]!;
     const gaps = needs(events[stuck]!);
@@ -263,60 +316,93 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   };
 }
 
+/** What an event still lacks for the tables, in this order (the order of the change-log rows and of an error's list). */
+const GAPS = [['sex', D_SEX], ['age', D_AGE], ['from', D_FROM], ['economic_activity', D_ACTIVITY]] as const;
+function gapMask(e: Event): number {
+  let m = 0;
+  if (!e.sex) m |= D_SEX;
+  if (e.age < 0) m |= D_AGE;
+  if (!e.from) m |= D_FROM;
+  if ((e.age < 0 || e.age >= 15) && !e.activity) m |= D_ACTIVITY;
+  return m;
+}
 function needs(e: Event): string[] {
-  const out: string[] = [];
-  if (!e.sex) out.push('sex');
-  if (e.age < 0) out.push('age');
-  if (!e.from) out.push('from');
-  if ((e.age < 0 || e.age >= 15) && !e.activity) out.push('economic_activity');
-  return out;
+  const m = gapMask(e);
+  return GAPS.filter(([, bit]) => m & bit).map(([name]) => name);
 }
 
 /** Hot-deck donor imputation: one donor per record, by class, seeded. */
 /** `cls` in the change log names the imputation class that gave the donor, e.g. "class 2 of 7: sex×age_group×to_region". */
 export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e: Event, variable: string, oldV: string, newV: string, donor: string, cls: string) => void): void {
   const C = ctx.classification;
-  const key = (e: Event, vars: string[]): string | undefined => {
-    const parts: string[] = [];
-    for (const v of vars) {
-      const val = v === 'sex' ? e.sex : v === 'age_group' ? (e.age >= 0 ? ageGroup(e.age) : '') : v === 'to_area' ? C.areaOf(e.to) : v === 'to_region' ? C.regionOf(e.to) : e.to;
-      if (!val) return undefined;
-      parts.push(val);
+  const classes = ctx.imputation.classes;
+  // A class key is a number, not a string: each variable's value is interned to a small integer (0 = missing),
+  // once per event (an event's values do not change before its own turn), and a class's key packs its variables'
+  // integers in base 2^12 (a class has at most 4 variables: < 2^48)
+  const ids = new Map<string, number>();
+  const intern = (v: string): number => {
+    if (!v) return 0;
+    let k = ids.get(v);
+    if (k === undefined) {
+      if (ids.size >= 4095) throw new Error('internal: more than 4095 distinct values in donor class keys');
+      ids.set(v, (k = ids.size + 1));
     }
-    return parts.join('|');
+    return k;
   };
-  const donors = events.filter((e) => needs(e).length === 0).sort((a, b) => (a.record_id < b.record_id ? -1 : 1));
-  const pools = ctx.imputation.classes.map((vars) => {
-    const m = new Map<string, Event[]>();
-    for (const d of donors) { const k = key(d, vars)!; const a = m.get(k); if (a) a.push(d); else m.set(k, [d]); }
+  const SLOTS = 5; // sex, age_group, to_area, to_region, and any other name: the destination (as before)
+  const slotOf = (v: string): number => (v === 'sex' ? 0 : v === 'age_group' ? 1 : v === 'to_area' ? 2 : v === 'to_region' ? 3 : 4);
+  for (const vars of classes) if (vars.length > 4) throw new Error(`imputation class ${vars.join('×')}: more than 4 variables`);
+  const classSlots = classes.map((vars) => vars.map(slotOf));
+  const values = new Int32Array(events.length * SLOTS);
+  events.forEach((e, j) => {
+    const o = j * SLOTS;
+    values[o] = intern(e.sex);
+    values[o + 1] = e.age >= 0 ? 1 + (e.age >= 85 ? 17 : Math.floor(e.age / 5)) : 0; // AGE_GROUPS index + 1
+    values[o + 2] = intern(C.areaOf(e.to));
+    values[o + 3] = intern(C.regionOf(e.to));
+    values[o + 4] = intern(e.to);
+  });
+  const key = (j: number, c: number): number => {
+    let k = 0;
+    for (const slot of classSlots[c]!) {
+      const x = values[j * SLOTS + slot]!;
+      if (x === 0) return -1; // a variable the event lacks: not in this class
+      k = k * 4096 + x;
+    }
+    return k;
+  };
+  // the donors (events with nothing to impute) by record id, pooled by class key
+  const donors = [...events.keys()].filter((j) => gapMask(events[j]!) === 0).sort((a, b) => (events[a]!.record_id < events[b]!.record_id ? -1 : 1));
+  const pools = classes.map((_, c) => {
+    const m = new Map<number, Event[]>();
+    for (const j of donors) { const k = key(j, c); const a = m.get(k); if (a) a.push(events[j]!); else m.set(k, [events[j]!]); }
     return m;
   });
-  for (const e of events) {
-    const gaps = needs(e);
-    if (!gaps.length) continue;
-    for (let c = 0; c < ctx.imputation.classes.length; c++) {
-      const k = key(e, ctx.imputation.classes[c]!);
-      if (k === undefined) continue;
+  const clsName = classes.map((vars, c) => `class ${c + 1} of ${classes.length}: ${vars.join('×') || 'all events of the month'}`);
+  events.forEach((e, j) => {
+    const gaps = gapMask(e);
+    if (!gaps) return;
+    for (let c = 0; c < classes.length; c++) {
+      const k = key(j, c);
+      if (k < 0) continue;
       const pool = pools[c]!.get(k);
       if (!pool || !pool.length) continue;
       const h = (crypto.hash('sha256', `${ctx.seed}|${ctx.month}|${e.record_id}`, 'buffer') as unknown as Buffer).readUInt32BE(0);
       const d = pool[h % pool.length]!;
-      const classes = ctx.imputation.classes;
-      const cls = `class ${c + 1} of ${classes.length}: ${classes[c]!.join('×') || 'all events of the month'}`;
-      const logChange = (ev: Event, variable: string, oldV: string, newV: string, donor: string): void => logChangeOf(ev, variable, oldV, newV, donor, cls);
-      for (const g of gaps) {
-        if (g === 'sex') { logChange(e, 'sex', '', d.sex, d.record_id); e.sex = d.sex; }
-        else if (g === 'age') { logChange(e, 'age', '', String(d.age), d.record_id); e.age = d.age; }
+      const cls = clsName[c]!;
+      for (const [g, bit] of GAPS) {
+        if (!(gaps & bit)) continue;
+        if (g === 'sex') { logChangeOf(e, 'sex', '', d.sex, d.record_id, cls); e.sex = d.sex; }
+        else if (g === 'age') { logChangeOf(e, 'age', '', String(d.age), d.record_id, cls); e.age = d.age; }
         // the donor's origin relative to its destination: its origin with the two destinations exchanged (a move within the
         // donor's municipality is one within the recipient's; a donor from the recipient's municipality came from the donor's)
-        else if (g === 'from') { const v = d.from === d.to ? e.to : d.from === e.to ? d.to : d.from; logChange(e, 'from', '', v, d.record_id); e.from = v; }
-        else if (g === 'economic_activity') { logChange(e, 'economic_activity', '', d.activity, d.record_id); e.activity = d.activity; }
-        e.donor.add(g);
+        else if (g === 'from') { const v = d.from === d.to ? e.to : d.from === e.to ? d.to : d.from; logChangeOf(e, 'from', '', v, d.record_id, cls); e.from = v; }
+        else { logChangeOf(e, 'economic_activity', '', d.activity, d.record_id, cls); e.activity = d.activity; }
+        e.donor |= bit;
       }
       if (e.age >= 0 && e.age < 15) e.activity = 'NA';
-      e.provenance.add('imputed');
-      e.provenance.delete('reported');
+      e.provenance = (e.provenance | P_IMPUTED) & ~P_REPORTED;
       break;
     }
-  }
+  });
 }

@@ -60,10 +60,15 @@ export const DOMAIN_FUNCTIONS = Object.keys(fns);
 
 export function completedYears(from: string, to: string): number {
   // YYYY-MM-DD: whole years between two valid dates, without allocating (called for every form, several times)
-  const n = (s: string, a: number, b: number): number => { let v = 0; for (let i = a; i < b; i++) v = v * 10 + s.charCodeAt(i) - 48; return v; };
-  let y = n(to, 0, 4) - n(from, 0, 4);
-  if (n(to, 5, 7) * 100 + n(to, 8, 10) < n(from, 5, 7) * 100 + n(from, 8, 10)) y -= 1;
+  let y = digits(to, 0, 4) - digits(from, 0, 4);
+  if (digits(to, 5, 7) * 100 + digits(to, 8, 10) < digits(from, 5, 7) * 100 + digits(from, 8, 10)) y -= 1;
   return y;
+}
+/** The number written by the ASCII digits s[a..b) (a top-level function: no closure per call). */
+function digits(s: string, a: number, b: number): number {
+  let v = 0;
+  for (let i = a; i < b; i++) v = v * 10 + s.charCodeAt(i) - 48;
+  return v;
 }
 
 export class RuleFileError extends Error {}
@@ -115,6 +120,59 @@ function rowFunction(expr: string, t: AQ.ColumnTable): RowFn | null {
   return f;
 }
 
+/** The code arquero generated for a row function: its source is `(row,data,op)=>CODE` (arquero's compile). */
+const ROW_FN_PREFIX = '(row,data,op)=>';
+function rowCode(f: RowFn): string | undefined {
+  const src = Function.prototype.toString.call(f);
+  return src.startsWith(ROW_FN_PREFIX) ? src.slice(ROW_FN_PREFIX.length) : undefined;
+}
+
+/**
+ * All row-function rules of a list fused into one generated loop per rule, in one JS function: the rule's code
+ * (arquero's own, from rowCode) is inlined, so V8 sees monomorphic column reads and inlines the op functions
+ * instead of two megamorphic closure calls per rule and record. The rules stay data: only arquero-generated
+ * expression code is pasted in. Each rule has its own try/catch, so a rule that throws is reported alone.
+ * Per rule k: outcome in outs[k] (pre-filled NA), pass/fail counts in counts[2k], counts[2k+1], a thrown error in errors[k].
+ */
+const NO_ERROR = Symbol('no error'); // errors[k] until rule k throws (whatever it throws, even undefined)
+type FusedFn = (n: number, kind: Uint8Array, data: Record<string, unknown[]>, outs: Uint8Array[], counts: Float64Array, errors: unknown[]) => void;
+const fusedCache = new Map<string, FusedFn | null>();
+function fused(rules: Rule[], t: AQ.ColumnTable): FusedFn | null {
+  const sig = JSON.stringify(rules.map((r) => [r.applies_to ?? null, r.when ?? null, r.condition]));
+  let f = fusedCache.get(sig);
+  if (f !== undefined) return f;
+  f = null;
+  const parts: string[] = [];
+  rules.forEach((rule, k) => {
+    let cf: RowFn | null, wf: RowFn | null | undefined;
+    try {
+      cf = rowFunction(rule.condition, t);
+      wf = rule.when ? rowFunction(rule.when, t) : undefined;
+    } catch {
+      cf = null; // does not compile: table.derive below reports the error as before
+    }
+    const cond = cf ? rowCode(cf) : undefined;
+    const when = wf ? rowCode(wf) : undefined;
+    if (cond === undefined || wf === null || (wf && when === undefined)) { parts.push(`/* rule ${k}: not a row function, evaluated by table.derive */`); return; }
+    const types = rule.applies_to;
+    const mask = types ? (types.includes('R') ? 1 : 0) | (types.includes('D') ? 2 : 0) : 0;
+    parts.push(`/* rule ${k} */ try { const o = outs[${k}]; let p = 0, f = 0;
+  for (let row = 0; row < n; row++) {
+    ${mask ? `if (!(${mask} & kind[row])) continue;` : ''}
+    ${when !== undefined ? `if ((${when}) !== true) continue;` : ''}
+    const v = (${cond});
+    if (v === true) { o[row] = ${PASS}; p++; } else if (v === false) { o[row] = ${FAIL}; f++; }
+  }
+  counts[${2 * k}] = p; counts[${2 * k + 1}] = f; } catch (e) { errors[${k}] = e; }`);
+  });
+  // fn and $ are what arquero's compile binds for its row functions: its expression functions and the table's
+  // params (none here). aq.op holds the very same function objects (addFunction puts a function in both), plus
+  // the aggregate and window wrappers, which a row function never calls.
+  f = Function('fn', '$', `"use strict"; return (n, kind, data, outs, counts, errors) => {\n${parts.join('\n')}\n};`)(aq.op, {}) as FusedFn;
+  fusedCache.set(sig, f);
+  return f;
+}
+
 /** Evaluate rules on a table of columns. A rule that throws on the data becomes a summary row with its error. */
 export function evaluateRules(rules: Rule[], cols: Columns, classification: Classification, formTypeCol = 'form_type'): RuleResult[] {
   register();
@@ -128,34 +186,31 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
   const ft = cols[formTypeCol]!;
   const kind = new Uint8Array(n); // 1 R, 2 D
   for (let i = 0; i < n; i++) kind[i] = ft[i] === 'R' ? 1 : ft[i] === 'D' ? 2 : 0;
-  for (const rule of rules) {
-    const outcome = new Uint8Array(n).fill(NA);
+  const outs = rules.map(() => new Uint8Array(n).fill(NA));
+  const counts = new Float64Array(2 * rules.length).fill(-1); // -1: not evaluated by the fused function
+  const errors: unknown[] = new Array(rules.length).fill(NO_ERROR);
+  fused(rules, t)?.(n, kind, data, outs, counts, errors);
+  rules.forEach((rule, k) => {
+    const outcome = outs[k]!;
     const summary: RuleSummary = { items: 0, passes: 0, fails: 0, na: 0, severity: rule.severity, expression: rule.condition };
     const types = rule.applies_to;
     const mask = types ? (types.includes('R') ? 1 : 0) | (types.includes('D') ? 2 : 0) : 0;
-    let passes = 0, fails = 0;
+    let passes = counts[2 * k]!, fails = counts[2 * k + 1]!;
     try {
-      // the row functions straight over the columns; an aggregate or window expression goes through table.derive
-      const cf = rowFunction(rule.condition, t);
-      const wf = rule.when ? rowFunction(rule.when, t) : undefined;
-      let cond: (i: number) => unknown, when: ((i: number) => unknown) | undefined;
-      if (cf && wf !== null) {
-        cond = (i) => cf(i, data);
-        when = wf && ((i) => wf(i, data));
-      } else {
+      if (errors[k] !== NO_ERROR) throw errors[k];
+      if (passes < 0) {
+        // an aggregate or window expression: through table.derive, the when-condition first, the condition only where it holds
+        passes = fails = 0;
         const derived = t.derive(rule.when ? { c: rule.condition, w: rule.when } : { c: rule.condition });
         const c = derived.array('c') as unknown[];
         const w = rule.when ? (derived.array('w') as unknown[]) : undefined;
-        cond = (i) => c[i];
-        when = w && ((i) => w[i]);
-      }
-      // the when-condition first, the condition only where it holds
-      for (let i = 0; i < n; i++) {
-        if (mask && !(mask & kind[i]!)) continue;
-        if (when && when(i) !== true) continue;
-        const v = cond(i);
-        if (v === true) { outcome[i] = PASS; passes++; }
-        else if (v === false) { outcome[i] = FAIL; fails++; }
+        for (let i = 0; i < n; i++) {
+          if (mask && !(mask & kind[i]!)) continue;
+          if (w && w[i] !== true) continue;
+          const v = c[i];
+          if (v === true) { outcome[i] = PASS; passes++; }
+          else if (v === false) { outcome[i] = FAIL; fails++; }
+        }
       }
     } catch (e) {
       outcome.fill(NA);
@@ -167,7 +222,7 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
     summary.fails = fails;
     summary.na = n - passes - fails;
     out.push({ rule, outcome, summary });
-  }
+  });
   return out;
 }
 

@@ -5,8 +5,8 @@
  * (series 1998-) is nobody's emigration. Counting is done in typed arrays indexed by unit.
  * Annual tables are sums of monthly tables (sumTables), never recounted.
  */
-import { ACTIVITY_GROUPS, AGE_GROUPS, ageGroup, MOVE_TYPES, SEXES, type TableName } from '../pipeline/contracts';
-import type { Event } from './month';
+import { ACTIVITY_GROUPS, AGE_GROUPS, MOVE_TYPES, SEXES, type TableName } from '../pipeline/contracts';
+import { D_AGE, D_FROM, D_SEX, type Event } from './month';
 import { type Classification, KM_REGION, REPUBLIC, seriesOf } from './territory';
 
 export type Cell = string | number;
@@ -14,6 +14,7 @@ export type Table = Cell[][]; // rows without header, in TABLE_HEADERS order
 export type Tables = Record<string, Table>;
 
 export const NATIONALITIES = ['01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '98', '99'];
+const natIndex = new Map(NATIONALITIES.map((c, i) => [c, i]));
 
 interface Unit { level: string; code: string }
 
@@ -30,16 +31,29 @@ export function unitsOf(C: Classification, year: number): { units: Unit[]; index
 }
 
 export function activityGroup(e: Event): string {
-  if (e.age >= 0 && e.age < 15) return 'dependents';
-  if (e.activity === '1' || e.activity === '2') return 'active';
-  if (e.activity === '3' || e.activity === '4') return 'personal_income';
-  return 'dependents';
+  return ACTIVITY_GROUPS[activityGroupIndex(e)];
+}
+/** Index in ACTIVITY_GROUPS: active (1, 2), personal_income (3, 4), dependents (the rest and everyone under 15). */
+function activityGroupIndex(e: Event): 0 | 1 | 2 {
+  if (e.age >= 0 && e.age < 15) return 2;
+  if (e.activity === '1' || e.activity === '2') return 0;
+  if (e.activity === '3' || e.activity === '4') return 1;
+  return 2;
 }
 
 export function moveType(C: Classification, e: Event): string {
-  if (e.from === 'KM' || !e.from) return 'between_areas';
-  if (e.from === e.to) return 'within_municipality';
-  return C.areaOf(e.from) === C.areaOf(e.to) ? 'between_municipalities_same_area' : 'between_areas';
+  return MOVE_TYPES[moveTypeIndex(C, e)];
+}
+/** Index in MOVE_TYPES: within_municipality, between_municipalities_same_area, between_areas. */
+function moveTypeIndex(C: Classification, e: Event): 0 | 1 | 2 {
+  if (e.from === 'KM' || !e.from) return 2;
+  if (e.from === e.to) return 0;
+  return C.areaOf(e.from) === C.areaOf(e.to) ? 1 : 2;
+}
+
+/** Index in AGE_GROUPS of ageGroup(age) (five-year groups, 85 and over last); -1 for an unknown age. */
+function ageGroupIndex(age: number): number {
+  return age >= 85 ? AGE_GROUPS.length - 1 : age >= 0 ? Math.floor(age / 5) : -1;
 }
 
 /** Count events into per-unit arrays: dims = number of categories of the cross-classification. */
@@ -59,20 +73,22 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
   const mt = new Int32Array(U * 4);
   const origin = new Map<string, Int32Array>(); // origin code → per-unit immigrants
   const originCodes = ['KM'];
+  // per event: its category indices computed once (no array of strings searched), then counted for the sex total (0) and its sex
   for (const e of events) {
     const dest = index.get(e.to);
     if (!dest) throw new Error(`event ${e.record_id}: destination ${e.to} is not a unit of ${year}`);
     const orig = e.from === 'KM' ? undefined : index.get(e.from);
     if (e.from !== 'KM' && !orig) throw new Error(`event ${e.record_id}: origin ${e.from} is not a unit of ${year}`);
     const s = sexIdx(e.sex);
-    const ag = AGE_GROUPS.indexOf(ageGroup(e.age) as never);
-    const acg = ACTIVITY_GROUPS.indexOf(activityGroup(e) as never);
-    const ng = NATIONALITIES.indexOf(e.nationality);
-    const m = MOVE_TYPES.indexOf(moveType(C, e) as never);
-    const sexImp = e.donor.has('sex') ? 1 : 0;
-    const ageImpF = e.donor.has('age') || sexImp ? 1 : 0;
+    const ag = ageGroupIndex(e.age);
+    const acg = activityGroupIndex(e);
+    const ng = natIndex.get(e.nationality) ?? -1;
+    const m = moveTypeIndex(C, e);
+    const sexImp = e.donor & D_SEX ? 1 : 0;
+    const ageImpF = e.donor & D_AGE || sexImp ? 1 : 0;
     for (const u of dest) {
-      for (const si of [0, s]) {
+      for (let t = 0; t < 2; t++) {
+        const si = t === 0 ? 0 : s;
         terr.imm[u * 3 + si]!++;
         age.imm[(u * 3 + si) * AGE_GROUPS.length + ag]!++;
         actv.imm[(u * 3 + si) * ACTIVITY_GROUPS.length + acg]!++;
@@ -84,9 +100,10 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
       mt[u * 4 + 3]!++;
     }
     if (orig) {
-      const fromImp = e.donor.has('from') ? 1 : 0;
+      const fromImp = e.donor & D_FROM ? 1 : 0;
       for (const u of orig) {
-        for (const si of [0, s]) {
+        for (let t = 0; t < 2; t++) {
+        const si = t === 0 ? 0 : s;
           terr.emi[u * 3 + si]!++;
           age.emi[(u * 3 + si) * AGE_GROUPS.length + ag]!++;
           actv.emi[(u * 3 + si) * ACTIVITY_GROUPS.length + acg]!++;
