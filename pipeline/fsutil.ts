@@ -38,17 +38,27 @@ export function ensureDir(dir: string): void {
 }
 
 /**
- * Durability: by default every file is fsynced before its rename. A rebuild writes a whole new store in a
- * staging directory that is discarded on any failure; it turns this off and syncs the file system once
- * before moving the store into place (pipeline/rebuild.ts).
+ * Durability: by default every file is fsynced, and written under a temporary name then renamed. A rebuild
+ * writes a whole new store in a staging directory that is discarded on any failure and moved into place
+ * only after one sync of the file system (pipeline/rebuild.ts): it turns both off.
  */
-export const durability = { fsyncEachFile: true };
+export const durability = { fsyncEachFile: true, renameEachFile: true };
 
 /** Write a file atomically (temp file + fsync + rename). */
 export function writeFileAtomic(file: string, data: string | Buffer): void {
-  ensureDir(path.dirname(file));
+  if (!durability.renameEachFile) return writeFileDurable(file, data);
   const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  const fd = fs.openSync(tmp, 'w');
+  writeFileDurable(tmp, data);
+  fs.renameSync(tmp, file);
+}
+
+/**
+ * Write a file under its final name, fsynced: only for a file nobody can see yet, inside a staging directory
+ * that becomes visible by one rename (replaceDirAtomic), or inside a rebuild's staging store.
+ */
+export function writeFileDurable(file: string, data: string | Buffer): void {
+  ensureDir(path.dirname(file));
+  const fd = fs.openSync(file, 'w');
   try {
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const half = buf.length >> 1;
@@ -59,7 +69,6 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
   } finally {
     fs.closeSync(fd);
   }
-  fs.renameSync(tmp, file);
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {

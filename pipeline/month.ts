@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
 import { CsvWriter, objectsToCsvBytes, toCsvBytes } from './csv';
-import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeJsonAtomic } from './fsutil';
+import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeFileDurable, writeJsonAtomic } from './fsutil';
 import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig, type Loaded } from './config';
@@ -303,7 +303,7 @@ export function writeResultsDir(dir: string, files: Map<string, string | Buffer>
   const outputs = [...bytes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, b]) => ({ path: p, sha256: sha256(b), bytes: b.length, ...(p.endsWith('.csv') ? { rows: Math.max(0, countLines(b) - 1) } : {}) }));
   const manifest: Manifest = { ...m, outputs };
   replaceDirAtomic(dir, (staging) => {
-    for (const [p, b] of bytes) writeFileAtomic(path.join(staging, p), b);
-    writeFileAtomic(path.join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    for (const [p, b] of bytes) writeFileDurable(path.join(staging, p), b);
+    writeFileDurable(path.join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   });
 }

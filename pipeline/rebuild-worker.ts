@@ -25,6 +25,7 @@ async function handle(m: ToWorker): Promise<void> {
     case 'init':
       // the staging store is discarded on failure and synced once before it is moved into place (rebuild.ts)
       durability.fsyncEachFile = false;
+      durability.renameEachFile = false;
       store = new Store(m.store);
       settlements = m.settlements;
       population = m.population;
