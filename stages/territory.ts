@@ -163,6 +163,7 @@ export class Classification {
    * (returns undefined: the settlement decides).
    */
   successorOn(code: string, date: string): string | undefined {
+    if (this.validOn(code, date)) return code; // the common case, without a Set
     const seen = new Set<string>();
     let cur = code;
     for (;;) {
