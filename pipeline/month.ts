@@ -145,13 +145,41 @@ export function writeDelivery(store: Store, d: Delivered): FreshParts {
   const { delivery, file_month: fileMonth } = d.rec;
   const fresh: FreshParts = new Map();
   for (const [m, part] of d.parts) {
-    const text = JSON.stringify(part);
-    writeFileAtomic(store.p('forms', m, `${delivery}.json`), text);
-    fresh.set(`${m}/${delivery}.json`, { cols: part, sha256: sha256(text) });
+    // encoded once: the same bytes are hashed and written
+    const bytes = Buffer.from(formsJson(part), 'utf8');
+    writeFileAtomic(store.p('forms', m, `${delivery}.json`), bytes);
+    fresh.set(`${m}/${delivery}.json`, { cols: part, sha256: sha256(bytes) });
   }
   writeFileAtomic(store.p('state', 'ids', `${fileMonth}--${delivery}.tsv`), d.ids.join('\n') + '\n');
   writeJsonAtomic(store.p('deliveries', `${fileMonth}--${delivery}.json`), d.rec);
   return fresh;
+}
+
+/**
+ * Columns whose values never need escaping in JSON (digits, letters, '-'): the input fields the record schema
+ * restricts to such patterns or enums (test/deliver.test.ts checks that the schema still rejects '"', '\\' and
+ * control characters in each), the pseudonym (hex) and the columns the pipeline derives in fixed formats.
+ * record_id (any text) and file (a file name) are not among them.
+ */
+export const PLAIN_COLUMNS = new Set([
+  'line', 'form_type', 'registration_date', 'move_date', 'pid', 'jmbg_valid', 'jmbg_sex', 'jmbg_birth', 'citizenship', 'sex', 'birth_date',
+  'origin_country', 'from_settlement', 'from_municipality', 'destination_country', 'to_settlement', 'to_municipality', 'registering_office',
+  'nationality', 'economic_activity', 'occupation', 'file_month', 'ref_month', 'carried_forward',
+]);
+/** A character JSON.stringify would escape (or a surrogate, which it may): such a column goes through JSON.stringify. */
+const NEEDS_ESCAPE = /["\\\x00-\x1f\ud800-\udfff]/;
+
+/**
+ * JSON.stringify(part), byte for byte, ~5× faster: a column of strings that need no escaping is `["` + join(`","`) + `"]`
+ * (JSON.stringify walks the ~500 000 strings of a month's forms one by one).
+ */
+export function formsJson(part: Columns): string {
+  const pieces: string[] = [];
+  for (const [k, v] of Object.entries(part)) {
+    const plain = v.length > 0 && (PLAIN_COLUMNS.has(k) || !NEEDS_ESCAPE.test(v.join('')));
+    pieces.push(`${JSON.stringify(k)}:${plain ? `["${v.join('","')}"]` : JSON.stringify(v)}`);
+  }
+  return `{${pieces.join(',')}}`;
 }
 
 /** Form partitions just written by this run ("<month>/<file>"), so building the month need not read them back. */
