@@ -13,7 +13,7 @@ import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeJ
 import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig, type Loaded } from './config';
-import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentKey, type Columns, type QuarantineRow } from '../stages/ingest';
+import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentKey, CONTENT_COLUMNS, type Columns, type QuarantineRow } from '../stages/ingest';
 import { deliver, take, type ChangeRow, type Disposition } from '../stages/deliver';
 import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
 import { processMonth, stopwatch, type Event } from '../stages/month';
@@ -34,6 +34,27 @@ export interface DeliveryRecord {
 
 /** The record index stores this hash of a form's content (contentKey), never the content itself. */
 const contentHash = (content: string): string => crypto.hash('sha1', content, 'hex') as string;
+
+/**
+ * contentHash(contentKey(forms, i)) for every form of a delivery (the record index) without building the key
+ * string: its bytes are written into one reused buffer (a charCode loop; ASCII, which UTF-8 leaves as is) and
+ * hashed from there. A form with any other character takes the string way. `content` = the CONTENT_COLUMNS of forms.
+ */
+const keyBytes = Buffer.alloc(1024);
+function contentHashAt(forms: Columns, content: string[][], i: number): string {
+  let p = 0;
+  for (const col of content) {
+    const s = col[i]!;
+    if (p + s.length >= keyBytes.length) return contentHash(contentKey(forms, i));
+    for (let k = 0; k < s.length; k++) {
+      const c = s.charCodeAt(k);
+      if (c > 0x7f) return contentHash(contentKey(forms, i));
+      keyBytes[p++] = c;
+    }
+    keyBytes[p++] = 0x1f; // contentKey's separator
+  }
+  return crypto.hash('sha1', keyBytes.subarray(0, p), 'hex') as string;
+}
 
 export const addMonths = (m: string, k: number): string => {
   const t = +m.slice(0, 4) * 12 + (+m.slice(5, 7) - 1) + k;
@@ -121,23 +142,30 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   const earliestOpenFrom = (m: string): string => { let x = m; while (o.closed(x)) x = addMonths(x, 1); return x; };
   const dr = deliver({ forms: ing.forms, quarantine: ing.quarantine, fileMonth: ing.fileMonth }, { prior: o.prior, contentHash, isClosed: o.closed, earliestOpenFrom, rules: o.L.rules, corrections: o.L.corrections, classification: o.C, systemic: o.L.config.systemic });
   const delivery = `${String(o.seq).padStart(4, '0')}-${ing.name.replace(/\.csv$/i, '')}-${ing.digest.slice(0, 8)}`;
-  const byMonth: Record<string, number[]> = {};
-  dr.forms.ref_month!.forEach((m, i) => (byMonth[m] ??= []).push(i));
+  const refMonth = dr.forms.ref_month!;
+  const n = refMonth.length;
   const parts = new Map<string, Columns>();
-  for (const [m, idx] of Object.entries(byMonth)) parts.set(m, take(dr.forms, idx));
-  const ids: string[] = [];
-  for (let i = 0; i < dr.forms.record_id!.length; i++) ids.push(`${dr.forms.record_id![i]}\t${dr.forms.ref_month![i]}\t${contentHash(contentKey(dr.forms, i))}`);
+  if (n > 0 && refMonth.every((m) => m === refMonth[0])) parts.set(refMonth[0]!, { ...dr.forms }); // one month (the usual case): the columns as they are
+  else {
+    const byMonth: Record<string, number[]> = {};
+    refMonth.forEach((m, i) => (byMonth[m] ??= []).push(i));
+    for (const [m, idx] of Object.entries(byMonth)) parts.set(m, take(dr.forms, idx));
+  }
+  const ids: string[] = new Array(n);
+  const recordId = dr.forms.record_id!;
+  const content = CONTENT_COLUMNS.map((c) => dr.forms[c]!);
+  for (let i = 0; i < n; i++) ids[i] = `${recordId[i]}\t${refMonth[i]}\t${contentHashAt(dr.forms, content, i)}`;
   const rec: DeliveryRecord = {
     delivery, file: ing.name, sha256: ing.digest, file_month: ing.fileMonth, seq: o.seq, encoding: ing.encoding, forms_read: ing.formsRead,
     accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
-    carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries(Object.entries(byMonth).map(([m, a]) => [m, a.length])),
+    carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries([...parts].map(([m, part]) => [m, part.record_id!.length])),
     quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic,
   };
   const identity = rec.forms_read === rec.accepted + rec.quarantined + rec.duplicates + rec.corrections_to_closed;
   o.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');
   if (!identity) throw new Error(`row-count identity broken for ${ing.name}: read ${rec.forms_read} ≠ accepted ${rec.accepted} + quarantined ${rec.quarantined} + duplicates ${rec.duplicates} + corrections to closed months ${rec.corrections_to_closed}`);
   for (const s of dr.systemic) o.log.log({ stage: 'systemic', event: 'escalated', rule: s.rule, office: s.office, share: s.share, items: s.items, action: s.action }, 'warn');
-  return { rec, parts, ids, months: [...new Set([ing.fileMonth, ...Object.keys(byMonth)])].sort() };
+  return { rec, parts, ids, months: [...new Set([ing.fileMonth, ...parts.keys()])].sort() };
 }
 
 /** Write what a delivery gave to the store: the forms by reference month, the record index, the delivery record. */
