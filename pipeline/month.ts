@@ -154,7 +154,9 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   const ids: string[] = new Array(n);
   const recordId = dr.forms.record_id!;
   const content = CONTENT_COLUMNS.map((c) => dr.forms[c]!);
-  for (let i = 0; i < n; i++) ids[i] = `${recordId[i]}\t${refMonth[i]}\t${contentHashAt(dr.forms, content, i)}`;
+  // join makes each line one flat string (a template literal would leave a tree of three concatenations to be
+  // flattened again when the lines are posted to the main thread and when they are written)
+  for (let i = 0; i < n; i++) ids[i] = [recordId[i], refMonth[i], contentHashAt(dr.forms, content, i)].join('\t');
   const rec: DeliveryRecord = {
     delivery, file: ing.name, sha256: ing.digest, file_month: ing.fileMonth, seq: o.seq, encoding: ing.encoding, forms_read: ing.formsRead,
     accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
