@@ -13,7 +13,7 @@ import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeJ
 import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig, type Loaded } from './config';
-import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentKey, CONTENT_COLUMNS, type Columns, type QuarantineRow } from '../stages/ingest';
+import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentKeyer, type Columns, type QuarantineRow } from '../stages/ingest';
 import { deliver, take, type ChangeRow, type Disposition } from '../stages/deliver';
 import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
 import { processMonth, stopwatch, type Event } from '../stages/month';
@@ -34,27 +34,6 @@ export interface DeliveryRecord {
 
 /** The record index stores this hash of a form's content (contentKey), never the content itself. */
 const contentHash = (content: string): string => crypto.hash('sha1', content, 'hex') as string;
-
-/**
- * contentHash(contentKey(forms, i)) for every form of a delivery (the record index) without building the key
- * string: its bytes are written into one reused buffer (a charCode loop; ASCII, which UTF-8 leaves as is) and
- * hashed from there. A form with any other character takes the string way. `content` = the CONTENT_COLUMNS of forms.
- */
-const keyBytes = Buffer.alloc(1024);
-function contentHashAt(forms: Columns, content: string[][], i: number): string {
-  let p = 0;
-  for (const col of content) {
-    const s = col[i]!;
-    if (p + s.length >= keyBytes.length) return contentHash(contentKey(forms, i));
-    for (let k = 0; k < s.length; k++) {
-      const c = s.charCodeAt(k);
-      if (c > 0x7f) return contentHash(contentKey(forms, i));
-      keyBytes[p++] = c;
-    }
-    keyBytes[p++] = 0x1f; // contentKey's separator
-  }
-  return crypto.hash('sha1', keyBytes.subarray(0, p), 'hex') as string;
-}
 
 export const addMonths = (m: string, k: number): string => {
   const t = +m.slice(0, 4) * 12 + (+m.slice(5, 7) - 1) + k;
@@ -153,10 +132,10 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   }
   const ids: string[] = new Array(n);
   const recordId = dr.forms.record_id!;
-  const content = CONTENT_COLUMNS.map((c) => dr.forms[c]!);
+  const contentKey = contentKeyer(dr.forms);
   // join makes each line one flat string (a template literal would leave a tree of three concatenations to be
   // flattened again when the lines are posted to the main thread and when they are written)
-  for (let i = 0; i < n; i++) ids[i] = [recordId[i], refMonth[i], contentHashAt(dr.forms, content, i)].join('\t');
+  for (let i = 0; i < n; i++) ids[i] = [recordId[i], refMonth[i], contentHash(contentKey(i))].join('\t');
   const rec: DeliveryRecord = {
     delivery, file: ing.name, sha256: ing.digest, file_month: ing.fileMonth, seq: o.seq, encoding: ing.encoding, forms_read: ing.formsRead,
     accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,

@@ -308,6 +308,19 @@ export function contentKey(cols: Columns, i: number): string {
   return s;
 }
 
+/**
+ * contentKey(cols, i) for many forms of the same columns: the columns are looked up once and each key is one
+ * join (one flat string; `+=` builds a tree of 36 pieces that hashing must flatten first).
+ */
+export function contentKeyer(cols: Columns): (i: number) => string {
+  const content = CONTENT_COLUMNS.map((c) => cols[c]!);
+  const parts: string[] = new Array<string>(content.length + 1).fill(''); // the last one stays '': the key ends in the separator
+  return (i) => {
+    for (let k = 0; k < content.length; k++) parts[k] = content[k]![i]!;
+    return parts.join('\u001f');
+  };
+}
+
 export function readExtract(file: string, encoding: 'utf-8' | 'windows-1250' = 'utf-8'): { text: string; bytes: Buffer } {
   const bytes = fs.readFileSync(file);
   return { text: decodeExtract(bytes, file, encoding), bytes };

@@ -1,7 +1,7 @@
 /** Bad input: every malformed case gives a clear error naming file, line and field, or a quarantine reason. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decodeExtract, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
+import { contentKey, contentKeyer, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
 import { Pseudonymiser, decodeJmbg } from '../stages/jmbg';
 import { runMonth } from '../pipeline/month';
 import { readCsvText } from '../pipeline/csv';
@@ -114,4 +114,10 @@ describe('ingest through the monthly run', () => {
     const q = readCsvText(fs.readFileSync(path.join(data, 'months', '2024-04', 'dispositions.csv'), 'utf8'));
     expect(q.find((x) => x.disposition === 'duplicate')!.record_id).toBe('A1');
   });
+});
+
+test('contentKeyer gives contentKey for every form', () => {
+  const cols = Object.fromEntries(FORM_COLUMNS.map((c, k) => [c, [`${c}`, '', k === 2 ? 'Ž\u001f"' : 'x']]));
+  const key = contentKeyer(cols);
+  for (let i = 0; i < 3; i++) expect(key(i)).toBe(contentKey(cols, i));
 });
