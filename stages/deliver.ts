@@ -26,6 +26,10 @@ export interface DeliveryResult {
   changes: ChangeRow[];
   systemic: { rule: string; office: string; share: number; items: number; action: string }[];
   counts: { accepted: number; duplicates: number; corrections_to_closed: number; quarantined: number; carried_forward: number };
+  /** for each accepted form, its row in the input forms */
+  source: number[];
+  /** the accepted forms (indices into `forms`) with values changed by a systemic correction */
+  corrected: Set<number>;
 }
 
 /** The rows `keep` of one column. */
@@ -98,6 +102,7 @@ export function deliver(
   const at = (c: string, i: number): string => (kept[c] ? kept[c][i]! : f[c]![keep[i]!]!); // kept form i, without copying the column
   // 2. systemic corrections, triggered per office by the share of failures of their trigger rule.
   const systemic: DeliveryResult['systemic'] = [];
+  const correctedKept = new Set<number>(); // among the kept forms
   for (const sc of ctx.corrections) {
     const rule = ctx.rules.find((r) => r.id === sc.trigger_rule);
     if (!rule) throw new Error(`systemic correction ${sc.id}: unknown trigger rule ${sc.trigger_rule}`);
@@ -120,6 +125,7 @@ export function deliver(
           if (nv === old) continue;
           if (kept[field] === f[field]) kept[field] = f[field]!.slice(); // never change the caller's columns
           kept[field]![i] = nv;
+          correctedKept.add(i);
           changes.push({ step: 'systemic', method: sc.action, rule: sc.id, record_id: at('record_id', i), variable: field, old_value: old, new_value: nv, donor_record_id: '' });
         }
         applied++;
@@ -163,8 +169,11 @@ export function deliver(
   out.ref_month = ref;
   out.carried_forward = cf;
   for (const c of FORM_COLUMNS) if (!out[c]) throw new Error(`internal: column ${c} lost`);
+  const corrected = new Set<number>();
+  if (correctedKept.size) keep2.forEach((i, j) => { if (correctedKept.has(i)) corrected.add(j); });
   return {
     forms: out, quarantine, dispositions, changes, systemic,
     counts: { accepted: keep2.length, duplicates, corrections_to_closed: toClosed, quarantined: quarantine.length, carried_forward: carried },
+    source: rows, corrected,
   };
 }

@@ -1,8 +1,9 @@
 /** Systemic correction of one office's day/month swap, before attribution. */
 import * as path from 'node:path';
 import { deliver } from '../stages/deliver';
-import { FORM_COLUMNS, INPUT_COLUMNS, schemaCheck, type Columns } from '../stages/ingest';
-import { formsJson, PLAIN_COLUMNS } from '../pipeline/month';
+import { contentKey, contentKeyer, FORM_COLUMNS, INPUT_COLUMNS, schemaCheck, type Columns } from '../stages/ingest';
+import { deliverExtract, formsJson, PLAIN_COLUMNS } from '../pipeline/month';
+import * as crypto from 'node:crypto';
 import { loadConfig } from '../pipeline/config';
 import { loadClassification } from '../stages/territory';
 
@@ -60,4 +61,21 @@ describe('forms partitions are written as JSON.stringify would', () => {
     const plain: Columns = { file: ['moi_2024_03.csv'], record_id: ['Ž1'], ref_month: ['2024-03'] };
     expect(formsJson(plain)).toBe(JSON.stringify(plain));
   });
+});
+
+test('the record index hashes the delivered content: the hash from ingest, recomputed for systemically corrected forms', () => {
+  const L = loadConfig();
+  const rows = [];
+  for (let d = 3; d <= 24; d++) rows.push({ id: `S${d}`, office: '70203', reg: `2024-${String(d).padStart(2, '0')}-02`, move: `2024-${String(d).padStart(2, '0')}-01` });
+  rows.push({ id: 'OK1', office: '70106', reg: '2024-02-10', move: '2024-02-01' }, { id: 'OK1', office: '70106', reg: '2024-02-10', move: '2024-02-01' }); // + a duplicate
+  const f = forms(rows);
+  const key = contentKeyer(f);
+  const sha1 = (s: string) => crypto.createHash('sha1').update(s).digest('hex');
+  const ing = { name: 'moi_2024_02.csv', digest: '0'.repeat(64), fileMonth: '2024-02', encoding: 'utf-8', formsRead: rows.length, forms: f, quarantine: [], contentHashes: rows.map((_, i) => sha1(key(i))) };
+  const C = loadClassification(path.join(__dirname, '..', 'reference', 'territory', 'settlements.csv'));
+  const d = deliverExtract(ing, { L, C, prior: () => undefined, closed: () => false, seq: 1, log: { log: () => undefined } });
+  const part = d.parts.get('2024-02')!;
+  expect(d.ids).toHaveLength(rows.length - 1);
+  expect(d.ids.map((l, i) => l.split('\t')[2] === sha1(contentKey(part, i)))).not.toContain(false);
+  expect(part.registration_date![part.record_id!.indexOf('S13')]).toBe('2024-02-13'); // corrected, so rehashed
 });
