@@ -190,6 +190,7 @@ export const PLAIN_COLUMNS = new Set([
   'nationality', 'economic_activity', 'occupation', 'file_month', 'ref_month', 'carried_forward',
 ]);
 /** A character JSON.stringify would escape (or a surrogate, which it may): such a column goes through JSON.stringify. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are among what JSON.stringify escapes
 const NEEDS_ESCAPE = /["\\\x00-\x1f\ud800-\udfff]/;
 
 /**

@@ -149,7 +149,9 @@ export function parseExtract(text: string, file: string): ParsedExtract {
           for (let k = 1; k < n - 1; k++) {
             const v = text.slice(comma[k - 1]! + 1, comma[k]);
             const u = pool[k];
-            cols[k]!.push(u === undefined ? v : u.get(v) ?? (u.set(v, v), v));
+            let s = u?.get(v);
+            if (s === undefined) { s = v; u?.set(v, v); }
+            cols[k]!.push(s);
           }
           cols[n - 1]!.push(text.slice(comma[n - 2]! + 1, e));
           rowLines.push(line);
