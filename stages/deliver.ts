@@ -26,18 +26,25 @@ export interface DeliveryResult {
   changes: ChangeRow[];
   systemic: { rule: string; office: string; share: number; items: number; action: string }[];
   counts: { accepted: number; duplicates: number; corrections_to_closed: number; quarantined: number; carried_forward: number };
+  /** for each accepted form, its row in the input forms */
+  source: number[];
+  /** the accepted forms (indices into `forms`) with values changed by a systemic correction */
+  corrected: Set<number>;
+}
+
+/** The rows `keep` of one column. */
+function pick(v: string[], keep: number[]): string[] {
+  const n = keep.length;
+  const a: string[] = new Array(n);
+  for (let j = 0; j < n; j++) a[j] = v[keep[j]!]!;
+  return a;
 }
 
 /** The rows `keep` (increasing) of every column; the columns themselves when every row is kept, unless `copy`. */
 export function take(cols: Columns, keep: number[], copy = false): Columns {
   const out: Columns = {};
   const n = keep.length;
-  for (const [k, v] of Object.entries(cols)) {
-    if (n === v.length && !copy) { out[k] = v; continue; } // keep is increasing: all rows, in order
-    const a: string[] = new Array(n);
-    for (let j = 0; j < n; j++) a[j] = v[keep[j]!]!;
-    out[k] = a;
-  }
+  for (const [k, v] of Object.entries(cols)) out[k] = n === v.length && !copy ? v : pick(v, keep); // keep is increasing: all rows, in order
   return out;
 }
 
@@ -87,30 +94,39 @@ export function deliver(
     if (inFile) inFile.push(i); else seen.set(id, [i]);
     keep.push(i);
   }
-  const forms = take(f, keep);
+  // The kept forms are read column by column, copied only when first needed: the systemic check reads a few
+  // columns, and the accepted forms are copied once, at the end (one copy of every column instead of two).
   const m = keep.length;
+  const kept: Columns = {};
+  const col = (c: string): string[] => (kept[c] ??= m === n ? f[c]! : pick(f[c]!, keep));
+  const at = (c: string, i: number): string => (kept[c] ? kept[c][i]! : f[c]![keep[i]!]!); // kept form i, without copying the column
   // 2. systemic corrections, triggered per office by the share of failures of their trigger rule.
   const systemic: DeliveryResult['systemic'] = [];
+  const correctedKept = new Set<number>(); // among the kept forms
   for (const sc of ctx.corrections) {
     const rule = ctx.rules.find((r) => r.id === sc.trigger_rule);
     if (!rule) throw new Error(`systemic correction ${sc.id}: unknown trigger rule ${sc.trigger_rule}`);
-    const res = evaluateRules([rule], forms, ctx.classification);
-    const found = systemicFindings(res, forms.registering_office!, ctx.systemic.threshold, ctx.systemic.min_items);
+    const cols: Columns = {}; // what evaluateRules reads: form_type and the rule's variables
+    for (const c of ['form_type', ...rule.variables]) if (f[c]) cols[c] = col(c);
+    const res = evaluateRules([rule], cols, ctx.classification);
+    const found = systemicFindings(res, col('registering_office'), ctx.systemic.threshold, ctx.systemic.min_items);
     for (const fd of found) {
       let applied = 0;
+      const office = col('registering_office');
       for (let i = 0; i < m; i++) {
-        if (forms.registering_office![i] !== fd.office) continue;
-        const reg = forms.registration_date![i]!;
+        if (office[i] !== fd.office) continue;
+        const reg = col('registration_date')[i]!;
         const sw = swapDayMonth(reg);
         if (!isValidDate(sw) || sw.slice(0, 7) !== input.fileMonth) continue; // day = month: the date reads the same, its move date may not
         for (const field of sc.fields) {
-          const old = forms[field]![i]!;
+          const old = col(field)[i]!;
           if (!old) continue;
           const nv = swapDayMonth(old);
           if (nv === old) continue;
-          if (forms[field] === f[field]) forms[field] = forms[field]!.slice(); // never change the caller's columns
-          forms[field]![i] = nv;
-          changes.push({ step: 'systemic', method: sc.action, rule: sc.id, record_id: forms.record_id![i]!, variable: field, old_value: old, new_value: nv, donor_record_id: '' });
+          if (kept[field] === f[field]) kept[field] = f[field]!.slice(); // never change the caller's columns
+          kept[field]![i] = nv;
+          correctedKept.add(i);
+          changes.push({ step: 'systemic', method: sc.action, rule: sc.id, record_id: at('record_id', i), variable: field, old_value: old, new_value: nv, donor_record_id: '' });
         }
         applied++;
       }
@@ -121,15 +137,17 @@ export function deliver(
   const quarantine = [...input.quarantine];
   const ref: string[] = [];
   const cf: string[] = [];
-  const keep2: number[] = [];
+  const keep2: number[] = []; // among the kept forms
+  const regs = col('registration_date');
   let carried = 0;
   for (let i = 0; i < m; i++) {
-    const reg = forms.registration_date![i]!;
+    const reg = regs[i]!;
     const q = (reason: string, detail: string): void => {
-      quarantine.push({ file: forms.file![i]!, line: +forms.line![i]!, record_id: forms.record_id![i]!, field: 'registration_date', reason, detail });
+      quarantine.push({ file: at('file', i), line: +at('line', i), record_id: at('record_id', i), field: 'registration_date', reason, detail });
     };
     if (!isValidDate(reg)) { q('unreadable_date', `registration_date ${JSON.stringify(reg)} is not a calendar date`); continue; }
-    const month = reg.slice(0, 7);
+    // the file's own month (most forms) as the one string fileMonth, not a new slice per form
+    const month = reg.startsWith(input.fileMonth) ? input.fileMonth : reg.slice(0, 7);
     if (month > input.fileMonth) { q('registration_after_file_month', `registered ${reg}, after the extract's month ${input.fileMonth}`); continue; }
     if (ctx.isClosed(month)) {
       ref.push(ctx.earliestOpenFrom(month));
@@ -141,12 +159,21 @@ export function deliver(
     }
     keep2.push(i);
   }
-  const out = take(forms, keep2);
+  // the accepted forms: every column in the caller's order, from the kept copy when there is one
+  const rows = keep2.map((i) => keep[i]!); // among all forms
+  const out: Columns = {};
+  for (const [c, v] of Object.entries(f)) {
+    const k = kept[c];
+    out[c] = k ? (keep2.length === m ? k : pick(k, keep2)) : rows.length === n ? v : pick(v, rows);
+  }
   out.ref_month = ref;
   out.carried_forward = cf;
   for (const c of FORM_COLUMNS) if (!out[c]) throw new Error(`internal: column ${c} lost`);
+  const corrected = new Set<number>();
+  if (correctedKept.size) keep2.forEach((i, j) => { if (correctedKept.has(i)) corrected.add(j); });
   return {
     forms: out, quarantine, dispositions, changes, systemic,
     counts: { accepted: keep2.length, duplicates, corrections_to_closed: toClosed, quarantined: quarantine.length, carried_forward: carried },
+    source: rows, corrected,
   };
 }

@@ -94,10 +94,14 @@ export class Pseudonymiser {
     }
     return p;
   }
+  private readonly hex = Buffer.alloc(16);
   private fast(j: string): string {
     this.inner.write(j, 64, 'latin1');
     // the inner digest as a latin1 string written into the outer block: no Buffer allocated per form
     this.outer.write(crypto.hash('sha256', this.inner, 'binary'), 64, 'binary'); // binary = latin1
-    return (crypto.hash('sha256', this.outer, 'hex') as string).slice(0, 32);
+    // the first 16 bytes of the outer digest in hex: one flat 32-character string (a slice of the 64-character
+    // hex digest would keep both strings alive as long as the forms)
+    this.hex.write(crypto.hash('sha256', this.outer, 'binary') as string, 0, 16, 'binary');
+    return this.hex.toString('hex');
   }
 }

@@ -1,7 +1,9 @@
 /** Systemic correction of one office's day/month swap, before attribution. */
 import * as path from 'node:path';
 import { deliver } from '../stages/deliver';
-import { FORM_COLUMNS, type Columns } from '../stages/ingest';
+import { contentKey, contentKeyer, FORM_COLUMNS, INPUT_COLUMNS, schemaCheck, type Columns } from '../stages/ingest';
+import { deliverExtract, formsJson, PLAIN_COLUMNS } from '../pipeline/month';
+import * as crypto from 'node:crypto';
 import { loadConfig } from '../pipeline/config';
 import { loadClassification } from '../stages/territory';
 
@@ -36,4 +38,44 @@ test('every form of the swapping office is corrected, including one registered o
   expect(r.forms.ref_month!.every((m) => m === '2024-02')).toBe(true);
   expect(r.quarantine).toEqual([]);
   expect(r.changes.filter((c) => c.record_id === 'S02').map((c) => c.variable)).toEqual(['move_date']);
+});
+
+describe('forms partitions are written as JSON.stringify would', () => {
+  const ROW = 'A1,R,2024-03-04,2024-03-01,2001985711236,RS,1,1985-01-20,,700001,70106,,700011,70114,70114,01,1,2'.split(',');
+  test('each plain input column is one the record schema keeps free of characters JSON escapes', () => {
+    expect(schemaCheck(ROW)).toBeUndefined();
+    for (const [k, c] of INPUT_COLUMNS.entries()) {
+      if (!PLAIN_COLUMNS.has(c)) continue;
+      for (const bad of ['7"', '7\\', '7\u0001', '7\n']) {
+        const r = [...ROW];
+        r[k] = bad;
+        expect(schemaCheck(r)?.field).toBe(c);
+      }
+    }
+  });
+  test('formsJson equals JSON.stringify, whatever the record ids and file name', () => {
+    const cols: Columns = {
+      file: ['a "quoted" name.csv', 'a "quoted" name.csv'], record_id: ['R1', 'x\\y"z\u0001\ud800'], line: ['2', '3'], pid: ['', 'ab'], empty_: [],
+    };
+    expect(formsJson(cols)).toBe(JSON.stringify(cols));
+    const plain: Columns = { file: ['moi_2024_03.csv'], record_id: ['Ž1'], ref_month: ['2024-03'] };
+    expect(formsJson(plain)).toBe(JSON.stringify(plain));
+  });
+});
+
+test('the record index hashes the delivered content: the hash from ingest, recomputed for systemically corrected forms', () => {
+  const L = loadConfig();
+  const rows = [];
+  for (let d = 3; d <= 24; d++) rows.push({ id: `S${d}`, office: '70203', reg: `2024-${String(d).padStart(2, '0')}-02`, move: `2024-${String(d).padStart(2, '0')}-01` });
+  rows.push({ id: 'OK1', office: '70106', reg: '2024-02-10', move: '2024-02-01' }, { id: 'OK1', office: '70106', reg: '2024-02-10', move: '2024-02-01' }); // + a duplicate
+  const f = forms(rows);
+  const key = contentKeyer(f);
+  const sha1 = (s: string) => crypto.createHash('sha1').update(s).digest('hex');
+  const ing = { name: 'moi_2024_02.csv', digest: '0'.repeat(64), fileMonth: '2024-02', encoding: 'utf-8', formsRead: rows.length, forms: f, quarantine: [], contentHashes: rows.map((_, i) => sha1(key(i))) };
+  const C = loadClassification(path.join(__dirname, '..', 'reference', 'territory', 'settlements.csv'));
+  const d = deliverExtract(ing, { L, C, prior: () => undefined, closed: () => false, seq: 1, log: { log: () => undefined } });
+  const part = d.parts.get('2024-02')!;
+  expect(d.ids).toHaveLength(rows.length - 1);
+  expect(d.ids.map((l, i) => l.split('\t')[2] === sha1(contentKey(part, i)))).not.toContain(false);
+  expect(part.registration_date![part.record_id!.indexOf('S13')]).toBe('2024-02-13'); // corrected, so rehashed
 });

@@ -1,7 +1,7 @@
 /** Bad input: every malformed case gives a clear error naming file, line and field, or a quarantine reason. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decodeExtract, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
+import { contentKey, contentKeyer, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
 import { Pseudonymiser, decodeJmbg } from '../stages/jmbg';
 import { runMonth } from '../pipeline/month';
 import { readCsvText } from '../pipeline/csv';
@@ -41,12 +41,12 @@ describe('ingest: file-level errors', () => {
   test('BOM and CRLF are accepted', () => {
     const text = '\ufeff' + HEADER + '\r\n' + ROW + '\r\n';
     const p = parseExtract(decodeExtract(Buffer.from(text, 'utf8'), 'x'), 'moi_2024_03.csv');
-    expect(p.rows).toHaveLength(1);
-    expect(p.rows[0]![17]).toBe('2');
+    expect(p.lines).toHaveLength(1);
+    expect(p.cols[17]![0]).toBe('2');
   });
   test('quoted fields are parsed per RFC 4180 with correct line numbers', () => {
     const p = parse(HEADER + '\n"A1",R,2024-03-04,2024-03-01,2001985711236,RS,1,1985-01-20,,700001,70106,,700011,70114,70114,01,1,2\n' + ROW.replace('A1', 'A3') + '\n');
-    expect(p.rows.map((r) => r[0])).toEqual(['A1', 'A3']);
+    expect(p.cols[0]).toEqual(['A1', 'A3']);
     expect(p.lines).toEqual([2, 3]);
   });
 });
@@ -114,4 +114,10 @@ describe('ingest through the monthly run', () => {
     const q = readCsvText(fs.readFileSync(path.join(data, 'months', '2024-04', 'dispositions.csv'), 'utf8'));
     expect(q.find((x) => x.disposition === 'duplicate')!.record_id).toBe('A1');
   });
+});
+
+test('contentKeyer gives contentKey for every form', () => {
+  const cols = Object.fromEntries(FORM_COLUMNS.map((c, k) => [c, [`${c}`, '', k === 2 ? 'Ž\u001f"' : 'x']]));
+  const key = contentKeyer(cols);
+  for (let i = 0; i < 3; i++) expect(key(i)).toBe(contentKey(cols, i));
 });
