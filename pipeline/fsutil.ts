@@ -46,7 +46,7 @@ export const durability = { fsyncEachFile: true, renameEachFile: true };
 
 /** Write a file atomically (temp file + fsync + rename). */
 export function writeFileAtomic(file: string, data: string | Buffer): void {
-  if (!durability.renameEachFile) return writeFileDurable(file, data);
+  if (!durability.renameEachFile) { writeFileDurable(file, data); return; }
   const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   writeFileDurable(tmp, data);
   fs.renameSync(tmp, file);

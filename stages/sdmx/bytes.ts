@@ -39,7 +39,7 @@ export class ByteWriter {
 
   /** a number as String(v) writes it (digits directly for safe integers) */
   number(v: number): void {
-    if (!Number.isSafeInteger(v)) return this.text(String(v)); // (-0 writes 0, as String does)
+    if (!Number.isSafeInteger(v)) { this.text(String(v)); return; } // (-0 writes 0, as String does)
     this.room(17);
     if (v < 0) { this.buf[this.n++] = 45; v = -v; } // '-'
     let digits = 1;
