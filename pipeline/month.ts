@@ -130,11 +130,14 @@ export interface Delivered {
   months: string[];
 }
 
-/** Deliver: duplicates against the record index, systemic corrections, attribution; checks the row-count identity. */
+/**
+ * Deliver: duplicates against the record index, systemic corrections, attribution; checks the row-count identity.
+ * Takes over ing.forms: its columns become the accepted forms' (compacted in place), do not read them afterwards.
+ */
 export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification; prior: (id: string) => { month: string; content: string } | undefined; closed: (m: string) => boolean; seq: number; log: StageLog }): Delivered {
   const t1 = Date.now();
   const earliestOpenFrom = (m: string): string => { let x = m; while (o.closed(x)) x = addMonths(x, 1); return x; };
-  const dr = deliver({ forms: ing.forms, quarantine: ing.quarantine, fileMonth: ing.fileMonth }, { prior: o.prior, contentHash, isClosed: o.closed, earliestOpenFrom, rules: o.L.rules, corrections: o.L.corrections, classification: o.C, systemic: o.L.config.systemic });
+  const dr = deliver({ forms: ing.forms, quarantine: ing.quarantine, fileMonth: ing.fileMonth }, { prior: o.prior, contentHash, isClosed: o.closed, earliestOpenFrom, rules: o.L.rules, corrections: o.L.corrections, classification: o.C, systemic: o.L.config.systemic, consume: true });
   const delivery = `${String(o.seq).padStart(4, '0')}-${ing.name.replace(/\.csv$/i, '')}-${ing.digest.slice(0, 8)}`;
   const refMonth = dr.forms.ref_month!;
   const n = refMonth.length;

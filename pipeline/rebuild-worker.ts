@@ -47,13 +47,22 @@ async function handle(m: ToWorker): Promise<void> {
       let fresh: FreshParts | undefined;
       if (!m.skip) {
         const prior = new Map<string, { month: string; content: string }>();
-        if (m.prior) for (const line of m.prior.split('\n')) { const [id, month, content] = line.split('\t'); prior.set(id!, { month: month!, content: content! }); }
+        // the lines id TAB month TAB hash, read with indexOf (no array per line)
+        const t = m.prior;
+        for (let a = 0; a < t.length; ) {
+          let b = t.indexOf('\n', a);
+          if (b < 0) b = t.length;
+          const t1 = t.indexOf('\t', a), t2 = t1 < 0 ? -1 : t.indexOf('\t', t1 + 1), t3 = t2 < 0 ? -1 : t.indexOf('\t', t2 + 1);
+          if (t1 >= 0 && t2 >= 0 && t2 < b && (t3 < 0 || t3 > b)) prior.set(t.slice(a, t1), { month: t.slice(t1 + 1, t2), content: t.slice(t2 + 1, b) });
+          else { const [id, month, content] = t.slice(a, b).split('\t'); prior.set(id!, { month: month!, content: content! }); } // a record id with a tab or newline
+          a = b + 1;
+        }
         // as in the monthly cadence: when an extract arrives, every month before its own is closed
         const closed = (x: string): boolean => x < h.fileMonth;
         const d = deliverExtract(h.ing, { L, C, prior: (id) => prior.get(id), closed, seq: m.seq, log });
         if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);
         fresh = writeDelivery(store, d);
-        send({ type: 'delivered', k: m.k, index: d.ids.join('\n'), delivery: d.rec.delivery });
+        send({ type: 'delivered', k: m.k, index: d.idsText, delivery: d.rec.delivery });
       }
       if (m.build) events = buildMonth(store, h.fileMonth, L, C, log, fresh).events;
       send({ type: 'unit-done', k: m.k, events, built: m.build });

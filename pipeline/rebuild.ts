@@ -51,7 +51,7 @@ export type ToWorker =
   | { type: 'year'; year: number };
 export type FromWorker =
   | { type: 'log'; e: StageEvent; level: 'info' | 'warn' | 'error' }
-  /** ids: the extract's record ids, newline-joined; index: its record-index lines, newline-joined */
+  /** ids: the extract's record ids, newline-joined; index: its record-index lines, each ending in a newline (Delivered.idsText) */
   | { type: 'ingested'; k: number; digest: string; ids: string; forms: number }
   | { type: 'delivered'; k: number; index: string; delivery: string }
   | { type: 'unit-done'; k: number; events: number; built: boolean }
@@ -114,9 +114,16 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
 
   // the record index of the last 12 months, as loadPriorIndex reads it from state/ids: per record id its newest line
   // (later deliveries override earlier ones) and the file month of the extract that wrote it; lines older than the
-  // window count as absent, and are dropped as the window moves on so memory stays flat over 35 years
-  const index = new Map<string, { fileMonth: string; line: string }>();
-  const indexed: { fileMonth: string; ids: string[] }[] = [];
+  // window count as absent, and are dropped as the window moves on so memory stays flat over 35 years.
+  // Kept as the delivered index texts themselves (one string per extract, in a slot, with where its lines start) and
+  // per record id one small integer, line × SLOTS + slot: no object and no line string per entry (21 000 of each
+  // per extract on the ordered path); a line is sliced only when it is asked for.
+  const SLOTS = 4096;
+  const slots: ({ fileMonth: string; text: string; starts: Int32Array } | undefined)[] = [];
+  let scratch = new Int32Array(32768); // line starts of the text being indexed (reused; grown when needed)
+  const freeSlots: number[] = [];
+  const indexed: number[] = []; // the slots in the window, in delivery (= month) order
+  const index = new Map<string, number>();
   const digests = new Map<string, { file: string; month: string; delivery: string }>();
   const inFlight = new Map<number, string>(); // extract → its digest, between its index request and its delivery
   const deliveredMonths = new Set<string>();
@@ -180,14 +187,35 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
           continue;
         }
         const from = addMonths(u.fileMonth, -12);
-        while (indexed.length && indexed[0]!.fileMonth < from) {
-          const old = indexed.shift()!;
-          for (const id of old.ids) if (index.get(id)?.fileMonth === old.fileMonth) index.delete(id);
+        while (indexed.length && slots[indexed[0]!]!.fileMonth < from) {
+          const s = indexed.shift()!;
+          const old = slots[s]!;
+          const text = old.text;
+          for (let l = 0; l < old.starts.length; l++) {
+            const id = lineId(text, old.starts[l]!);
+            const v = index.get(id);
+            if (v !== undefined && slots[v % SLOTS]?.fileMonth === old.fileMonth) index.delete(id);
+          }
+          slots[s] = undefined; // no entry points to it any more
+          freeSlots.push(s);
         }
+        // the ids as p.ids.split('\n') gives them, sliced one by one (no array of 21 000 strings)
         const prior: string[] = [];
-        for (const id of p.ids.split('\n')) {
-          const hit = index.get(id);
-          if (hit && hit.fileMonth >= from) prior.push(hit.line);
+        const ids = p.ids;
+        for (let a = 0; ; ) {
+          let b = ids.indexOf('\n', a);
+          if (b < 0) b = ids.length;
+          const v = index.get(ids.slice(a, b));
+          if (v !== undefined) {
+            const e = slots[v % SLOTS]!;
+            if (e.fileMonth >= from) {
+              const start = e.starts[(v - (v % SLOTS)) / SLOTS]!;
+              const end = e.text.indexOf('\n', start);
+              prior.push(e.text.slice(start, end < 0 ? e.text.length : end));
+            }
+          }
+          if (b === ids.length) break;
+          a = b + 1;
         }
         seq++;
         first ??= u.fileMonth;
@@ -203,9 +231,23 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
           case 'ingested': pendingIds.set(m.k, { w, digest: m.digest, ids: m.ids }); forms += m.forms; answer(); break;
           case 'delivered': {
             const u = units[m.k]!;
-            const ids: string[] = [];
-            if (m.index) for (const line of m.index.split('\n')) { const id = line.slice(0, line.indexOf('\t')); ids.push(id); index.set(id, { fileMonth: u.fileMonth, line }); }
-            indexed.push({ fileMonth: u.fileMonth, ids });
+            // the index text as written to state/ids (each line ends in \n): kept whole, each line located by number
+            const s = freeSlots.pop() ?? slots.length;
+            if (s >= SLOTS) throw new Error('internal: more extracts in the 12-month window than the record index has slots');
+            const text = m.index;
+            let lines = 0;
+            for (let a = 0; a < text.length; ) {
+              let b = text.indexOf('\n', a);
+              if (b < 0) b = text.length;
+              if (b > a) {
+                if (lines === scratch.length) { const g = new Int32Array(lines * 2); g.set(scratch); scratch = g; }
+                index.set(lineId(text, a, b), lines * SLOTS + s);
+                scratch[lines++] = a;
+              }
+              a = b + 1;
+            }
+            slots[s] = { fileMonth: u.fileMonth, text, starts: scratch.slice(0, lines) };
+            indexed.push(s);
             digests.set(inFlight.get(m.k)!, { file: u.name, month: u.fileMonth, delivery: m.delivery });
             inFlight.delete(m.k);
             deliveredMonths.add(u.fileMonth);
@@ -250,6 +292,13 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
     }
     kickIdle();
   });
+}
+
+/** The record id of the index line starting at a (as line.slice(0, line.indexOf('\t')) reads it, even without a tab). */
+function lineId(text: string, a: number, b = text.indexOf('\n', a)): string {
+  const end = b < 0 ? text.length : b;
+  const t = text.indexOf('\t', a);
+  return text.slice(a, t >= 0 && t < end ? t : end - 1);
 }
 
 /** A progress bar on a terminal (cli-progress); nothing when output goes to a file or a pipe. */
