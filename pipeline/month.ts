@@ -296,7 +296,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   lap('files');
   writeResultsDir(store.monthDir(month), files, {
     kind: 'month', id: month, code_version: codeVersion(),
-    parameters: { config: L.digests, settlements: path.basename(C.settlementsFile), settlements_sha256: sha256(fs.readFileSync(C.settlementsFile)), seed: L.config.seed },
+    parameters: { config: L.digests, settlements: path.basename(C.settlementsFile), settlements_sha256: settlementsSha(C), seed: L.config.seed },
     inputs: parts.map((p, i) => ({ path: `forms/${month}/${p}`, sha256: partSha[i]! })),
     counts: { forms: forms.file!.length, events: out.events.length, quarantined: quarantine.length },
   });
@@ -306,6 +306,17 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   if (!holds) throw new Error(`row-count identity broken for month ${month}: ${JSON.stringify(quality.identity)}`);
   if (failed.length) throw new Error(`consistency checks failed for month ${month}: ${failed.map((c) => `${c.id} (${c.detail})`).join('; ')}`);
   return quality;
+}
+
+/**
+ * The hash of a classification's settlements file, read once per classification (not once per month): a
+ * Classification loaded the file once too, so the hash names what the months were built with.
+ */
+const settlementsShas = new WeakMap<Classification, string>();
+function settlementsSha(C: Classification): string {
+  let h = settlementsShas.get(C);
+  if (h === undefined) settlementsShas.set(C, (h = sha256(fs.readFileSync(C.settlementsFile))));
+  return h;
 }
 
 function sortObj<T>(o: Record<string, T>): Record<string, T> {

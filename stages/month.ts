@@ -7,7 +7,7 @@
 import * as crypto from 'node:crypto';
 import { differenceInMonths } from 'date-fns/differenceInMonths'; // the subpath: the whole of date-fns costs 50 ms at start-up
 import { InputError, type Columns } from './ingest';
-import { take, type ChangeRow, type Disposition } from './deliver';
+import { type ChangeRow, type Disposition } from './deliver';
 import { isValidDate } from './jmbg';
 import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
 import type { Classification } from './territory';
@@ -97,6 +97,14 @@ function delayMonths(reg: string, mv: string): number {
   }
   return d;
 }
+/** The columns processMonth corrects in place (each copied, so the input is never changed). */
+const MUTABLE = new Set(['sex', 'birth_date', 'from_settlement', 'from_municipality', 'to_municipality', 'economic_activity', 'occupation']);
+/** The rows `keep` of a column. */
+function pick(v: string[], keep: number[]): string[] {
+  const a: string[] = new Array(keep.length);
+  for (let j = 0; j < keep.length; j++) a[j] = v[keep[j]!]!;
+  return a;
+}
 const RESEND_FIELDS = ['form_type', 'registration_date', 'move_date', 'pid', 'citizenship', 'sex', 'birth_date', 'origin_country', 'from_settlement', 'from_municipality', 'destination_country', 'to_settlement', 'to_municipality', 'registering_office', 'nationality', 'economic_activity', 'occupation'];
 const dayNumber = (d: string): number => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / DAY;
 
@@ -129,9 +137,13 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     }
   }
   const n = keep.length;
-  // a copy: the steps below correct cells in place, the input is not changed. Spread into a literal: take builds
-  // its result key by key, which leaves V8 a dictionary-mode object, slow for the f.<column> reads in every loop below
-  const f: Columns = { ...take(input, keep, true), reference_year: new Array(n).fill(String(year)) };
+  // a copy: the steps below correct cells in place, the input is not changed. Spread into a literal: kept is built
+  // key by key, which leaves V8 a dictionary-mode object, slow for the f.<column> reads in every loop below
+  // its rows. Only the columns corrected below (MUTABLE) are copied when no form was replaced; the others are shared
+  const all = n === nIn;
+  const kept: Columns = {};
+  for (const [k, v] of Object.entries(input)) kept[k] = all && !MUTABLE.has(k) ? v : pick(v, keep);
+  const f: Columns = { ...kept, reference_year: new Array(n).fill(String(year)) };
   const rid = f.record_id!;
   const log = (i: number, step: string, method: string, rule: string, variable: string, oldV: string, newV: string, donor = ''): void => {
     changes.push({ step, method, rule, record_id: rid[i]!, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
@@ -141,7 +153,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   // 2. validation rules on the forms as received.
   const ruleResults = evaluateRules(ctx.rules, f, C);
   const violations: MonthOutcome['violations'] = [];
-  for (const r of ruleResults) for (let i = 0; i < n; i++) if (r.outcome[i] === FAIL) violations.push({ record_id: rid[i]!, rule_id: r.rule.id, severity: r.rule.severity });
+  for (const r of ruleResults) if (r.summary.fails > 0) for (let i = 0; i < n; i++) if (r.outcome[i] === FAIL) violations.push({ record_id: rid[i]!, rule_id: r.rule.id, severity: r.rule.severity });
 
   lap('rules');
   // 3. linkage D → R: same person, dates within the window, consistent residence; closest dates win.
@@ -157,7 +169,9 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     if (v === undefined) days.set(d, (v = dayNumber(d)));
     return v;
   };
-  const dOrder = [...Array(n).keys()].filter((i) => ft[i] === 'D' && pid[i]).sort((a, b) => (rid[a]! < rid[b]! ? -1 : 1));
+  const dOrder: number[] = [];
+  for (let i = 0; i < n; i++) if (ft[i] === 'D' && pid[i]) dOrder.push(i);
+  dOrder.sort((a, b) => (rid[a]! < rid[b]! ? -1 : 1));
   for (const d of dOrder) {
     const cands = rByPerson.get(pid[d]!);
     if (!cands) continue;
