@@ -39,8 +39,8 @@ const fns: Record<string, (...a: never[]) => unknown> = {
   settlement_known: (s: string) => (s ? territory!.hasSettlement(s) : null),
   /** the settlement lies in municipality c on date, or c is the old code of that municipality (territorial change) */
   settlement_in: (s: string, c: string, date: string) => {
-    if (!s || !c || !isValidDate(date) || !territory!.hasSettlement(s) || !territory!.isMunicipality(c)) return null;
-    const m = territory!.settlementMunicipality(s, date);
+    if (!s || !c || !isValidDate(date) || !territory!.isMunicipality(c)) return null;
+    const m = territory!.settlementMunicipality(s, date); // undefined (null below) for an unknown settlement too: one lookup
     if (m === undefined) return null;
     return m === c || territory!.successorOn(c, date) === m;
   },
