@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
-import { CsvWriter, objectsToCsvBytes, toCsvBytes } from './csv';
+import { CsvWriter, objectsToCsvBytes, objectsToCsvWriter, toCsvBytes } from './csv';
 import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeFileDurable, writeJsonAtomic } from './fsutil';
 import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
@@ -290,7 +290,10 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
     imputation_by_method: sortObj(out.imputedByMethod), systemic: own.flatMap((d) => d.systemic), identity: { holds, lhs: formsRead, rhs }, checks, provenance: sortObj(provenance),
   };
   const changes = [...own.flatMap((d) => d.changes), ...out.changes];
-  const dispositions = [...own.flatMap((d) => d.dispositions), ...own.flatMap((d) => d.quarantine.map((q) => ({ file: q.file, line: String(q.line), record_id: q.record_id, form_type: '', disposition: 'quarantined', reason: q.reason }))), ...out.dispositions];
+  // the deliveries' dispositions, their quarantined forms, then the month's own (written by processMonth as CSV lines)
+  const dispositions = objectsToCsvWriter(MONTH_FILE_HEADERS.dispositions, own.flatMap((d) => d.dispositions) as never);
+  for (const d of own) for (const q of d.quarantine) dispositions.cell(q.file).cell(String(q.line)).cell(q.record_id).cell('').cell('quarantined').cell(q.reason).end();
+  dispositions.append(out.dispositions);
   lap('quality');
   const files = monthFiles(tables, imputed, quality, out.events, C, month, changes, out.violations, [...out.ruleResults, ...out.scopeResults].map((r) => ({ ...r.summary, rule_id: r.rule.id, severity: r.rule.severity, error: r.summary.error ?? '', expression: r.rule.condition, description: r.rule.description })), quarantine, dispositions);
   lap('files');
@@ -331,7 +334,7 @@ export function tableFiles(tables: Tables, imputed: Tables): Map<string, string 
   return files;
 }
 
-function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: ChangeRow[], violations: object[], rules: object[], quarantine: object[], dispositions: object[]): Map<string, string | Buffer> {
+function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: ChangeRow[], violations: object[], rules: object[], quarantine: object[], dispositions: CsvWriter): Map<string, string | Buffer> {
   const files = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
   files.set('events.csv', eventsCsv(events, C, month));
@@ -339,7 +342,7 @@ function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: E
   files.set('violations.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.violations, violations as never));
   files.set('rules.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.rules, rules as never));
   files.set('quarantine.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.quarantine, quarantine as never));
-  files.set('dispositions.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.dispositions, dispositions as never));
+  files.set('dispositions.csv', dispositions.bytes());
   return files;
 }
 

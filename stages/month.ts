@@ -7,7 +7,8 @@
 import * as crypto from 'node:crypto';
 import { differenceInMonths } from 'date-fns/differenceInMonths'; // the subpath: the whole of date-fns costs 50 ms at start-up
 import { InputError, type Columns } from './ingest';
-import { type ChangeRow, type Disposition } from './deliver';
+import type { ChangeRow } from './deliver';
+import { CsvWriter } from '../pipeline/csv';
 import { isValidDate } from './jmbg';
 import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
 import type { Classification } from './territory';
@@ -57,7 +58,8 @@ export interface MonthOutcome {
   violations: { record_id: string; rule_id: string; severity: string }[];
   ruleResults: RuleResult[];
   scopeResults: RuleResult[];
-  dispositions: Disposition[];
+  /** the dispositions.csv lines of the forms processed here (no header), written as decided: no object per form */
+  dispositions: CsvWriter;
   quarantine: { file: string; line: number; record_id: string; field: string; reason: string; detail: string }[];
   counts: { forms: number; replaced: number; linked: number; unmatched: number; out_of_scope: Record<string, number>; carried_forward: number; recoded: number };
   imputed: Record<string, number>;
@@ -114,7 +116,10 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const year = +ctx.month.slice(0, 4);
   const yearEnd = `${year}-12-31`;
   const changes: ChangeRow[] = [];
-  const dispositions: Disposition[] = [];
+  const dispositions = new CsvWriter(null); // MONTH_FILE_HEADERS.dispositions order: file,line,record_id,form_type,disposition,reason
+  const disposition = (file: string, line: string, id: string, type: string, what: string, reason: string): void => {
+    dispositions.cell(file).cell(line).cell(id).cell(type).cell(what).cell(reason).end();
+  };
   const imputed: Record<string, number> = {};
   const byMethod: Record<string, Record<string, number>> = {};
   const count = (variable: string, method: string): void => {
@@ -131,7 +136,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     if (last.get(input.record_id![i]!) === i) keep.push(i);
     else {
       const j = last.get(input.record_id![i]!)!;
-      dispositions.push({ file: input.file![i]!, line: input.line![i]!, record_id: input.record_id![i]!, form_type: input.form_type![i]!, disposition: 'replaced', reason: `superseded by a later version (${input.file![j]} line ${input.line![j]})` });
+      disposition(input.file![i]!, input.line![i]!, input.record_id![i]!, input.form_type![i]!, 'replaced', `superseded by a later version (${input.file![j]} line ${input.line![j]})`);
       // a corrected re-send: log every cell the correction changes
       for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) changes.push({ step: 'resend', method: 'correction_by_resend', rule: '', record_id: input.record_id![i]!, variable: v, old_value: v === 'pid' ? '(pseudonym)' : input[v]![i]!, new_value: v === 'pid' ? '(pseudonym)' : input[v]![j]!, donor_record_id: '' });
     }
@@ -283,7 +288,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   let linked = 0, unmatched = 0, carried = 0;
   const eventIdx: number[] = [];
   for (let i = 0; i < n; i++) {
-    const dispo = (disposition: string, reason = ''): void => { dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: rid[i]!, form_type: ft[i]!, disposition, reason }); };
+    const dispo = (what: string, reason = ''): void => disposition(f.file![i]!, f.line![i]!, rid[i]!, ft[i]!, what, reason);
     if (outReason[i]) { outCounts[outReason[i]!] = (outCounts[outReason[i]!] ?? 0) + 1; dispo('out_of_scope', outReason[i]!); continue; }
     if (ft[i] === 'D') {
       if (linkOfD[i]! >= 0) { linked++; dispo('linked_departure', rid[linkOfD[i]!]!); } else { unmatched++; dispo('unmatched_departure'); }
@@ -307,7 +312,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       carried_forward: cf, provenance: prov[i]!, donor: 0,
     };
   });
-  for (const i of eventIdx) dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: rid[i]!, form_type: 'R', disposition: 'event', reason: '' });
+  for (const i of eventIdx) disposition(f.file![i]!, f.line![i]!, rid[i]!, 'R', 'event', '');
   lap('events');
   donorImpute(events, ctx, (e, variable, oldV, newV, donor, cls) => {
     changes.push({ step: 'donor', method: 'hot_deck', rule: cls, record_id: e.record_id, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
