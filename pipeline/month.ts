@@ -289,7 +289,8 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
     corrections_to_closed: sum('corrections_to_closed'), recoded_territory: out.counts.recoded, delay_distribution: sortObj(delays),
     imputation_by_method: sortObj(out.imputedByMethod), systemic: own.flatMap((d) => d.systemic), identity: { holds, lhs: formsRead, rhs }, checks, provenance: sortObj(provenance),
   };
-  const changes = [...own.flatMap((d) => d.changes), ...out.changes];
+  const changes = objectsToCsvWriter(MONTH_FILE_HEADERS.changes, own.flatMap((d) => d.changes) as never);
+  changes.append(out.changes);
   // the deliveries' dispositions, their quarantined forms, then the month's own (written by processMonth as CSV lines)
   const dispositions = objectsToCsvWriter(MONTH_FILE_HEADERS.dispositions, own.flatMap((d) => d.dispositions) as never);
   for (const d of own) for (const q of d.quarantine) dispositions.cell(q.file).cell(String(q.line)).cell(q.record_id).cell('').cell('quarantined').cell(q.reason).end();
@@ -334,12 +335,14 @@ export function tableFiles(tables: Tables, imputed: Tables): Map<string, string 
   return files;
 }
 
-function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: ChangeRow[], violations: object[], rules: object[], quarantine: object[], dispositions: CsvWriter): Map<string, string | Buffer> {
+function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: CsvWriter, violations: CsvWriter, rules: object[], quarantine: object[], dispositions: CsvWriter): Map<string, string | Buffer> {
   const files = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
   files.set('events.csv', eventsCsv(events, C, month));
-  files.set('changes.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.changes, changes as never));
-  files.set('violations.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.violations, violations as never));
+  files.set('changes.csv', changes.bytes());
+  const v = new CsvWriter(MONTH_FILE_HEADERS.violations);
+  v.append(violations);
+  files.set('violations.csv', v.bytes());
   files.set('rules.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.rules, rules as never));
   files.set('quarantine.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.quarantine, quarantine as never));
   files.set('dispositions.csv', dispositions.bytes());

@@ -7,7 +7,6 @@
 import * as crypto from 'node:crypto';
 import { differenceInMonths } from 'date-fns/differenceInMonths'; // the subpath: the whole of date-fns costs 50 ms at start-up
 import { InputError, type Columns } from './ingest';
-import type { ChangeRow } from './deliver';
 import { CsvWriter } from '../pipeline/csv';
 import { isValidDate } from './jmbg';
 import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
@@ -54,8 +53,10 @@ const flagMemo = new Map<readonly string[], string[]>();
 
 export interface MonthOutcome {
   events: Event[];
-  changes: ChangeRow[];
-  violations: { record_id: string; rule_id: string; severity: string }[];
+  /** the changes.csv lines of this month's changes (no header): written as made, no object per change */
+  changes: CsvWriter;
+  /** the violations.csv lines (no header) */
+  violations: CsvWriter;
   ruleResults: RuleResult[];
   scopeResults: RuleResult[];
   /** the dispositions.csv lines of the forms processed here (no header), written as decided: no object per form */
@@ -115,7 +116,11 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const C = ctx.classification;
   const year = +ctx.month.slice(0, 4);
   const yearEnd = `${year}-12-31`;
-  const changes: ChangeRow[] = [];
+  const changes = new CsvWriter(null);
+  // one changes.csv line, in MONTH_FILE_HEADERS.changes order
+  const change = (step: string, method: string, rule: string, id: string, variable: string, oldV: string, newV: string, donor: string): void => {
+    changes.cell(step).cell(method).cell(rule).cell(id).cell(variable).cell(oldV).cell(newV).cell(donor).end();
+  };
   const dispositions = new CsvWriter(null); // MONTH_FILE_HEADERS.dispositions order: file,line,record_id,form_type,disposition,reason
   const disposition = (file: string, line: string, id: string, type: string, what: string, reason: string): void => {
     dispositions.cell(file).cell(line).cell(id).cell(type).cell(what).cell(reason).end();
@@ -138,7 +143,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       const j = last.get(input.record_id![i]!)!;
       disposition(input.file![i]!, input.line![i]!, input.record_id![i]!, input.form_type![i]!, 'replaced', `superseded by a later version (${input.file![j]} line ${input.line![j]})`);
       // a corrected re-send: log every cell the correction changes
-      for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) changes.push({ step: 'resend', method: 'correction_by_resend', rule: '', record_id: input.record_id![i]!, variable: v, old_value: v === 'pid' ? '(pseudonym)' : input[v]![i]!, new_value: v === 'pid' ? '(pseudonym)' : input[v]![j]!, donor_record_id: '' });
+      for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) change('resend', 'correction_by_resend', '', input.record_id![i]!, v, v === 'pid' ? '(pseudonym)' : input[v]![i]!, v === 'pid' ? '(pseudonym)' : input[v]![j]!, '');
     }
   }
   const n = keep.length;
@@ -151,20 +156,22 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const f: Columns = { ...kept, reference_year: new Array(n).fill(String(year)) };
   const rid = f.record_id!;
   const log = (i: number, step: string, method: string, rule: string, variable: string, oldV: string, newV: string, donor = ''): void => {
-    changes.push({ step, method, rule, record_id: rid[i]!, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
+    change(step, method, rule, rid[i]!, variable, oldV, newV, donor);
   };
 
   lap('versions');
   // 2. validation rules on the forms as received.
   const ruleResults = evaluateRules(ctx.rules, f, C);
-  const violations: MonthOutcome['violations'] = [];
-  for (const r of ruleResults) if (r.summary.fails > 0) for (let i = 0; i < n; i++) if (r.outcome[i] === FAIL) violations.push({ record_id: rid[i]!, rule_id: r.rule.id, severity: r.rule.severity });
+  const violations = new CsvWriter(null); // MONTH_FILE_HEADERS.violations order: record_id,rule_id,severity
+  for (const r of ruleResults) if (r.summary.fails > 0) for (let i = 0; i < n; i++) if (r.outcome[i] === FAIL) violations.cell(rid[i]!).cell(r.rule.id).cell(r.rule.severity).end();
 
   lap('rules');
   // 3. linkage D → R: same person, dates within the window, consistent residence; closest dates win.
   const ft = f.form_type!, pid = f.pid!, reg = f.registration_date!, mv = f.move_date!;
-  const rByPerson = new Map<string, number[]>();
-  for (let i = 0; i < n; i++) if (ft[i] === 'R' && pid[i]) { const a = rByPerson.get(pid[i]!); if (a) a.push(i); else rByPerson.set(pid[i]!, [i]); }
+  // each person's R forms as a chain in form order: the first in rFirst, the next of form i in rNext (no array per person)
+  const rFirst = new Map<string, number>();
+  const rNext = new Int32Array(n);
+  for (let i = n - 1; i >= 0; i--) if (ft[i] === 'R' && pid[i]) { rNext[i] = rFirst.get(pid[i]!) ?? -1; rFirst.set(pid[i]!, i); }
   const linkOfR = new Int32Array(n).fill(-1);
   const linkOfD = new Int32Array(n).fill(-1);
   // day numbers of dates, memoised for the month: a few hundred distinct dates, compared pairwise below
@@ -178,10 +185,11 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   for (let i = 0; i < n; i++) if (ft[i] === 'D' && pid[i]) dOrder.push(i);
   dOrder.sort((a, b) => (rid[a]! < rid[b]! ? -1 : 1));
   for (const d of dOrder) {
-    const cands = rByPerson.get(pid[d]!);
-    if (!cands) continue;
-    let best = -1, bestKey: [number, number, string] | undefined;
-    for (const r of cands) {
+    const first = rFirst.get(pid[d]!);
+    if (first === undefined) continue;
+    // the best candidate by (date distance, move-date distance, record id), kept as three values
+    let best = -1, bestDd = 0, bestMd = 0, bestId = '';
+    for (let r = first; r >= 0; r = rNext[r]!) {
       if (linkOfR[r] !== -1) continue;
       const dd = Math.abs(dayNum(reg[r]!) - dayNum(reg[d]!));
       if (!(dd <= ctx.linkageWindowDays)) continue;
@@ -189,8 +197,8 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       if (f.to_municipality![d] && f.to_municipality![r] && f.to_municipality![d] !== f.to_municipality![r]) continue;
       if (f.from_settlement![r] && f.from_settlement![d] && f.from_settlement![r] !== f.from_settlement![d]) continue;
       const md = isValidDate(mv[r]!) && isValidDate(mv[d]!) ? Math.abs(dayNum(mv[r]!) - dayNum(mv[d]!)) : 1e9;
-      const key: [number, number, string] = [dd, md, rid[r]!];
-      if (!bestKey || key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && key[2] < bestKey[2])))) { best = r; bestKey = key; }
+      const id = rid[r]!;
+      if (best < 0 || dd < bestDd || (dd === bestDd && (md < bestMd || (md === bestMd && id < bestId)))) { best = r; bestDd = dd; bestMd = md; bestId = id; }
     }
     if (best >= 0) { linkOfR[best] = d; linkOfD[d] = best; }
   }
@@ -315,7 +323,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   for (const i of eventIdx) disposition(f.file![i]!, f.line![i]!, rid[i]!, 'R', 'event', '');
   lap('events');
   donorImpute(events, ctx, (e, variable, oldV, newV, donor, cls) => {
-    changes.push({ step: 'donor', method: 'hot_deck', rule: cls, record_id: e.record_id, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
+    change('donor', 'hot_deck', cls, e.record_id, variable, oldV, newV, donor);
     count(variable === 'from' ? 'previous_residence' : variable, 'donor');
   });
   // a gap with no donor in the whole month (a tiny or very incomplete extract) cannot be tabulated: stop clearly
