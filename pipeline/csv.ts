@@ -121,7 +121,9 @@ export class CsvWriter {
     if (typeof v === 'string') {
       if (!this.plain(v)) this.text(csvCell(v));
     } else if (typeof v === 'number') {
-      if (!this.integer(v)) this.text(String(v)); // a number is never a formula, never quoted
+      // one digit (most table cells are 0 or small counts): one byte; other numbers as String(v) writes them
+      if (v >= 0 && v <= 9 && v === Math.floor(v)) this.byte(48 + v); // -0 too: "0", as String(-0)
+      else if (!this.integer(v)) this.text(String(v)); // a number is never a formula, never quoted
     } else if (v !== null && v !== undefined) this.text(csvCell(v));
     return this;
   }

@@ -240,7 +240,8 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const memo = <T>(of: (code: string) => T): ((code: string) => T) => {
     const m = new Map<string, T>();
     return (code) => {
-      if (m.has(code)) return m.get(code)!;
+      const hit = m.get(code);
+      if (hit !== undefined || m.has(code)) return hit as T; // one lookup when memoised and defined (nearly always)
       const v = of(code);
       m.set(code, v);
       return v;
