@@ -402,13 +402,16 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e:
   for (const vars of classes) if (vars.length > 4) throw new Error(`imputation class ${vars.join('×')}: more than 4 variables`);
   const classSlots = classes.map((vars) => vars.map(slotOf));
   const values = new Int32Array(events.length * SLOTS);
+  const toIds = new Map<string, number[]>();
   events.forEach((e, j) => {
     const o = j * SLOTS;
     values[o] = intern(e.sex);
     values[o + 1] = e.age >= 0 ? 1 + (e.age >= 85 ? 17 : Math.floor(e.age / 5)) : 0; // AGE_GROUPS index + 1
-    values[o + 2] = intern(C.areaOf(e.to));
-    values[o + 3] = intern(C.regionOf(e.to));
-    values[o + 4] = intern(e.to);
+    let t = toIds.get(e.to); // a destination's three values interned once (a few hundred destinations a month)
+    if (!t) toIds.set(e.to, (t = [intern(C.areaOf(e.to)), intern(C.regionOf(e.to)), intern(e.to)]));
+    values[o + 2] = t[0]!;
+    values[o + 3] = t[1]!;
+    values[o + 4] = t[2]!;
   });
   const key = (j: number, c: number): number => {
     let k = 0;
@@ -420,12 +423,19 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e:
     return k;
   };
   // the donors (events with nothing to impute) by record id, pooled by class key
-  const donors = [...events.keys()].filter((j) => gapMask(events[j]!) === 0).sort((a, b) => (events[a]!.record_id < events[b]!.record_id ? -1 : 1));
-  const pools = classes.map((_, c) => {
-    const m = new Map<number, Event[]>();
-    for (const j of donors) { const k = key(j, c); const a = m.get(k); if (a) a.push(events[j]!); else m.set(k, [events[j]!]); }
+  const donors: number[] = [];
+  for (let j = 0; j < events.length; j++) if (gapMask(events[j]!) === 0) donors.push(j);
+  donors.sort((a, b) => (events[a]!.record_id < events[b]!.record_id ? -1 : 1));
+  // a class's pools are built when a recipient first reaches that class: most find a donor in the first classes
+  const pools: Map<number, Event[]>[] = [];
+  const poolsOf = (c: number): Map<number, Event[]> => {
+    let m = pools[c];
+    if (!m) {
+      pools[c] = m = new Map<number, Event[]>();
+      for (const j of donors) { const k = key(j, c); const a = m.get(k); if (a) a.push(events[j]!); else m.set(k, [events[j]!]); }
+    }
     return m;
-  });
+  };
   const clsName = classes.map((vars, c) => `class ${c + 1} of ${classes.length}: ${vars.join('×') || 'all events of the month'}`);
   events.forEach((e, j) => {
     const gaps = gapMask(e);
@@ -433,7 +443,7 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e:
     for (let c = 0; c < classes.length; c++) {
       const k = key(j, c);
       if (k < 0) continue;
-      const pool = pools[c]!.get(k);
+      const pool = poolsOf(c).get(k);
       if (!pool || !pool.length) continue;
       const h = (crypto.hash('sha256', `${ctx.seed}|${ctx.month}|${e.record_id}`, 'buffer') as unknown as Buffer).readUInt32BE(0);
       const d = pool[h % pool.length]!;
