@@ -102,8 +102,16 @@ export class CsvWriter {
   private pos = 0;
   private first = true;
 
-  constructor(header: readonly string[]) {
-    this.row(header);
+  /** null: lines only, no header (a part of a file, given to another writer's append) */
+  constructor(header: readonly string[] | null) {
+    if (header) this.row(header);
+  }
+
+  /** Lines written by another writer (whole lines), copied as they are. */
+  append(lines: CsvWriter): void {
+    const b = lines.bytes();
+    this.room(b.length);
+    this.pos += b.copy(this.buf, this.pos);
   }
 
   /** One cell of the current line. */
@@ -113,7 +121,9 @@ export class CsvWriter {
     if (typeof v === 'string') {
       if (!this.plain(v)) this.text(csvCell(v));
     } else if (typeof v === 'number') {
-      if (!this.integer(v)) this.text(String(v)); // a number is never a formula, never quoted
+      // one digit (most table cells are 0 or small counts): one byte; other numbers as String(v) writes them
+      if (v >= 0 && v <= 9 && v === Math.floor(v)) this.byte(48 + v); // -0 too: "0", as String(-0)
+      else if (!this.integer(v)) this.text(String(v)); // a number is never a formula, never quoted
     } else if (v !== null && v !== undefined) this.text(csvCell(v));
     return this;
   }
@@ -191,10 +201,15 @@ export function toCsvBytes(header: readonly string[], rows: Iterable<readonly un
 
 /** objectsToCsv as UTF-8 bytes. */
 export function objectsToCsvBytes(header: readonly string[], rows: Iterable<Record<string, unknown>>): Buffer {
+  return objectsToCsvWriter(header, rows).bytes();
+}
+
+/** objectsToCsv in a writer, which more lines can follow. */
+export function objectsToCsvWriter(header: readonly string[], rows: Iterable<Record<string, unknown>>): CsvWriter {
   const w = new CsvWriter(header);
   const line = rowWriter(header);
   for (const r of rows) line(w, r);
-  return w.bytes();
+  return w;
 }
 
 /**

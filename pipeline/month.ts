@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
-import { CsvWriter, objectsToCsvBytes, toCsvBytes } from './csv';
+import { CsvWriter, objectsToCsvBytes, objectsToCsvWriter, toCsvBytes } from './csv';
 import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeFileDurable, writeJsonAtomic } from './fsutil';
 import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
@@ -292,14 +292,18 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
     corrections_to_closed: sum('corrections_to_closed'), recoded_territory: out.counts.recoded, delay_distribution: sortObj(delays),
     imputation_by_method: sortObj(out.imputedByMethod), systemic: own.flatMap((d) => d.systemic), identity: { holds, lhs: formsRead, rhs }, checks, provenance: sortObj(provenance),
   };
-  const changes = [...own.flatMap((d) => d.changes), ...out.changes];
-  const dispositions = [...own.flatMap((d) => d.dispositions), ...own.flatMap((d) => d.quarantine.map((q) => ({ file: q.file, line: String(q.line), record_id: q.record_id, form_type: '', disposition: 'quarantined', reason: q.reason }))), ...out.dispositions];
+  const changes = objectsToCsvWriter(MONTH_FILE_HEADERS.changes, own.flatMap((d) => d.changes) as never);
+  changes.append(out.changes);
+  // the deliveries' dispositions, their quarantined forms, then the month's own (written by processMonth as CSV lines)
+  const dispositions = objectsToCsvWriter(MONTH_FILE_HEADERS.dispositions, own.flatMap((d) => d.dispositions) as never);
+  for (const d of own) for (const q of d.quarantine) dispositions.cell(q.file).cell(String(q.line)).cell(q.record_id).cell('').cell('quarantined').cell(q.reason).end();
+  dispositions.append(out.dispositions);
   lap('quality');
   const files = monthFiles(tables, imputed, quality, out.events, C, month, changes, out.violations, [...out.ruleResults, ...out.scopeResults].map((r) => ({ ...r.summary, rule_id: r.rule.id, severity: r.rule.severity, error: r.summary.error ?? '', expression: r.rule.condition, description: r.rule.description })), quarantine, dispositions);
   lap('files');
   writeResultsDir(store.monthDir(month), files, {
     kind: 'month', id: month, code_version: codeVersion(),
-    parameters: { config: L.digests, settlements: path.basename(C.settlementsFile), settlements_sha256: sha256(fs.readFileSync(C.settlementsFile)), seed: L.config.seed },
+    parameters: { config: L.digests, settlements: path.basename(C.settlementsFile), settlements_sha256: settlementsSha(C), seed: L.config.seed },
     inputs: parts.map((p, i) => ({ path: `forms/${month}/${p}`, sha256: partSha[i]! })),
     counts: { forms: forms.file!.length, events: out.events.length, quarantined: quarantine.length },
   });
@@ -309,6 +313,17 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   if (!holds) throw new Error(`row-count identity broken for month ${month}: ${JSON.stringify(quality.identity)}`);
   if (failed.length) throw new Error(`consistency checks failed for month ${month}: ${failed.map((c) => `${c.id} (${c.detail})`).join('; ')}`);
   return quality;
+}
+
+/**
+ * The hash of a classification's settlements file, read once per classification (not once per month): a
+ * Classification loaded the file once too, so the hash names what the months were built with.
+ */
+const settlementsShas = new WeakMap<Classification, string>();
+function settlementsSha(C: Classification): string {
+  let h = settlementsShas.get(C);
+  if (h === undefined) settlementsShas.set(C, (h = sha256(fs.readFileSync(C.settlementsFile))));
+  return h;
 }
 
 function sortObj<T>(o: Record<string, T>): Record<string, T> {
@@ -323,15 +338,17 @@ export function tableFiles(tables: Tables, imputed: Tables): Map<string, string 
   return files;
 }
 
-function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: ChangeRow[], violations: object[], rules: object[], quarantine: object[], dispositions: object[]): Map<string, string | Buffer> {
+function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: Event[], C: Classification, month: string, changes: CsvWriter, violations: CsvWriter, rules: object[], quarantine: object[], dispositions: CsvWriter): Map<string, string | Buffer> {
   const files = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
   files.set('events.csv', eventsCsv(events, C, month));
-  files.set('changes.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.changes, changes as never));
-  files.set('violations.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.violations, violations as never));
+  files.set('changes.csv', changes.bytes());
+  const v = new CsvWriter(MONTH_FILE_HEADERS.violations);
+  v.append(violations);
+  files.set('violations.csv', v.bytes());
   files.set('rules.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.rules, rules as never));
   files.set('quarantine.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.quarantine, quarantine as never));
-  files.set('dispositions.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.dispositions, dispositions as never));
+  files.set('dispositions.csv', dispositions.bytes());
   return files;
 }
 

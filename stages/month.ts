@@ -7,7 +7,7 @@
 import * as crypto from 'node:crypto';
 import { differenceInMonths } from 'date-fns/differenceInMonths'; // the subpath: the whole of date-fns costs 50 ms at start-up
 import { InputError, type Columns } from './ingest';
-import { take, type ChangeRow, type Disposition } from './deliver';
+import { CsvWriter } from '../pipeline/csv';
 import { isValidDate } from './jmbg';
 import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
 import type { Classification } from './territory';
@@ -53,11 +53,14 @@ const flagMemo = new Map<readonly string[], string[]>();
 
 export interface MonthOutcome {
   events: Event[];
-  changes: ChangeRow[];
-  violations: { record_id: string; rule_id: string; severity: string }[];
+  /** the changes.csv lines of this month's changes (no header): written as made, no object per change */
+  changes: CsvWriter;
+  /** the violations.csv lines (no header) */
+  violations: CsvWriter;
   ruleResults: RuleResult[];
   scopeResults: RuleResult[];
-  dispositions: Disposition[];
+  /** the dispositions.csv lines of the forms processed here (no header), written as decided: no object per form */
+  dispositions: CsvWriter;
   quarantine: { file: string; line: number; record_id: string; field: string; reason: string; detail: string }[];
   counts: { forms: number; replaced: number; linked: number; unmatched: number; out_of_scope: Record<string, number>; carried_forward: number; recoded: number };
   imputed: Record<string, number>;
@@ -97,6 +100,33 @@ function delayMonths(reg: string, mv: string): number {
   }
   return d;
 }
+/** The columns processMonth corrects in place (each copied, so the input is never changed). */
+const MUTABLE = new Set(['sex', 'birth_date', 'from_settlement', 'from_municipality', 'to_municipality', 'economic_activity', 'occupation']);
+/**
+ * The rows `keep` (increasing) of a column. A month replaces a few dozen forms out of 20 000: the kept rows are a
+ * few long runs, copied as slices (native copies) instead of element by element; with many runs, by element.
+ */
+function pick(v: string[], keep: number[], runs: number[]): string[] {
+  if (runs.length <= 2 * 256) {
+    const slices: string[][] = [];
+    for (let r = 0; r < runs.length; r += 2) slices.push(v.slice(runs[r], runs[r + 1]));
+    return slices.length === 1 ? slices[0]! : ([] as string[]).concat(...slices);
+  }
+  const a: string[] = new Array(keep.length);
+  for (let j = 0; j < keep.length; j++) a[j] = v[keep[j]!]!;
+  return a;
+}
+/** The runs of consecutive rows in `keep` (increasing), as [start, end) pairs. */
+function keptRuns(keep: number[]): number[] {
+  const runs: number[] = [];
+  for (let j = 0; j < keep.length; ) {
+    let e = j + 1;
+    while (e < keep.length && keep[e] === keep[e - 1]! + 1) e++;
+    runs.push(keep[j]!, keep[e - 1]! + 1);
+    j = e;
+  }
+  return runs;
+}
 const RESEND_FIELDS = ['form_type', 'registration_date', 'move_date', 'pid', 'citizenship', 'sex', 'birth_date', 'origin_country', 'from_settlement', 'from_municipality', 'destination_country', 'to_settlement', 'to_municipality', 'registering_office', 'nationality', 'economic_activity', 'occupation'];
 const dayNumber = (d: string): number => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / DAY;
 
@@ -105,8 +135,15 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const C = ctx.classification;
   const year = +ctx.month.slice(0, 4);
   const yearEnd = `${year}-12-31`;
-  const changes: ChangeRow[] = [];
-  const dispositions: Disposition[] = [];
+  const changes = new CsvWriter(null);
+  // one changes.csv line, in MONTH_FILE_HEADERS.changes order
+  const change = (step: string, method: string, rule: string, id: string, variable: string, oldV: string, newV: string, donor: string): void => {
+    changes.cell(step).cell(method).cell(rule).cell(id).cell(variable).cell(oldV).cell(newV).cell(donor).end();
+  };
+  const dispositions = new CsvWriter(null); // MONTH_FILE_HEADERS.dispositions order: file,line,record_id,form_type,disposition,reason
+  const disposition = (file: string, line: string, id: string, type: string, what: string, reason: string): void => {
+    dispositions.cell(file).cell(line).cell(id).cell(type).cell(what).cell(reason).end();
+  };
   const imputed: Record<string, number> = {};
   const byMethod: Record<string, Record<string, number>> = {};
   const count = (variable: string, method: string): void => {
@@ -123,31 +160,38 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     if (last.get(input.record_id![i]!) === i) keep.push(i);
     else {
       const j = last.get(input.record_id![i]!)!;
-      dispositions.push({ file: input.file![i]!, line: input.line![i]!, record_id: input.record_id![i]!, form_type: input.form_type![i]!, disposition: 'replaced', reason: `superseded by a later version (${input.file![j]} line ${input.line![j]})` });
+      disposition(input.file![i]!, input.line![i]!, input.record_id![i]!, input.form_type![i]!, 'replaced', `superseded by a later version (${input.file![j]} line ${input.line![j]})`);
       // a corrected re-send: log every cell the correction changes
-      for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) changes.push({ step: 'resend', method: 'correction_by_resend', rule: '', record_id: input.record_id![i]!, variable: v, old_value: v === 'pid' ? '(pseudonym)' : input[v]![i]!, new_value: v === 'pid' ? '(pseudonym)' : input[v]![j]!, donor_record_id: '' });
+      for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) change('resend', 'correction_by_resend', '', input.record_id![i]!, v, v === 'pid' ? '(pseudonym)' : input[v]![i]!, v === 'pid' ? '(pseudonym)' : input[v]![j]!, '');
     }
   }
   const n = keep.length;
-  // a copy: the steps below correct cells in place, the input is not changed. Spread into a literal: take builds
-  // its result key by key, which leaves V8 a dictionary-mode object, slow for the f.<column> reads in every loop below
-  const f: Columns = { ...take(input, keep, true), reference_year: new Array(n).fill(String(year)) };
+  // a copy: the steps below correct cells in place, the input is not changed. Spread into a literal: kept is built
+  // key by key, which leaves V8 a dictionary-mode object, slow for the f.<column> reads in every loop below
+  // its rows. Only the columns corrected below (MUTABLE) are copied when no form was replaced; the others are shared
+  const all = n === nIn;
+  const kept: Columns = {};
+  const runs = keptRuns(keep);
+  for (const [k, v] of Object.entries(input)) kept[k] = all && !MUTABLE.has(k) ? v : pick(v, keep, runs);
+  const f: Columns = { ...kept, reference_year: new Array(n).fill(String(year)) };
   const rid = f.record_id!;
   const log = (i: number, step: string, method: string, rule: string, variable: string, oldV: string, newV: string, donor = ''): void => {
-    changes.push({ step, method, rule, record_id: rid[i]!, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
+    change(step, method, rule, rid[i]!, variable, oldV, newV, donor);
   };
 
   lap('versions');
   // 2. validation rules on the forms as received.
   const ruleResults = evaluateRules(ctx.rules, f, C);
-  const violations: MonthOutcome['violations'] = [];
-  for (const r of ruleResults) for (let i = 0; i < n; i++) if (r.outcome[i] === FAIL) violations.push({ record_id: rid[i]!, rule_id: r.rule.id, severity: r.rule.severity });
+  const violations = new CsvWriter(null); // MONTH_FILE_HEADERS.violations order: record_id,rule_id,severity
+  for (const r of ruleResults) if (r.summary.fails > 0) for (let i = 0; i < n; i++) if (r.outcome[i] === FAIL) violations.cell(rid[i]!).cell(r.rule.id).cell(r.rule.severity).end();
 
   lap('rules');
   // 3. linkage D → R: same person, dates within the window, consistent residence; closest dates win.
   const ft = f.form_type!, pid = f.pid!, reg = f.registration_date!, mv = f.move_date!;
-  const rByPerson = new Map<string, number[]>();
-  for (let i = 0; i < n; i++) if (ft[i] === 'R' && pid[i]) { const a = rByPerson.get(pid[i]!); if (a) a.push(i); else rByPerson.set(pid[i]!, [i]); }
+  // each person's R forms as a chain in form order: the first in rFirst, the next of form i in rNext (no array per person)
+  const rFirst = new Map<string, number>();
+  const rNext = new Int32Array(n);
+  for (let i = n - 1; i >= 0; i--) if (ft[i] === 'R' && pid[i]) { rNext[i] = rFirst.get(pid[i]!) ?? -1; rFirst.set(pid[i]!, i); }
   const linkOfR = new Int32Array(n).fill(-1);
   const linkOfD = new Int32Array(n).fill(-1);
   // day numbers of dates, memoised for the month: a few hundred distinct dates, compared pairwise below
@@ -157,12 +201,15 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     if (v === undefined) days.set(d, (v = dayNumber(d)));
     return v;
   };
-  const dOrder = [...Array(n).keys()].filter((i) => ft[i] === 'D' && pid[i]).sort((a, b) => (rid[a]! < rid[b]! ? -1 : 1));
+  const dOrder: number[] = [];
+  for (let i = 0; i < n; i++) if (ft[i] === 'D' && pid[i]) dOrder.push(i);
+  dOrder.sort((a, b) => (rid[a]! < rid[b]! ? -1 : 1));
   for (const d of dOrder) {
-    const cands = rByPerson.get(pid[d]!);
-    if (!cands) continue;
-    let best = -1, bestKey: [number, number, string] | undefined;
-    for (const r of cands) {
+    const first = rFirst.get(pid[d]!);
+    if (first === undefined) continue;
+    // the best candidate by (date distance, move-date distance, record id), kept as three values
+    let best = -1, bestDd = 0, bestMd = 0, bestId = '';
+    for (let r = first; r >= 0; r = rNext[r]!) {
       if (linkOfR[r] !== -1) continue;
       const dd = Math.abs(dayNum(reg[r]!) - dayNum(reg[d]!));
       if (!(dd <= ctx.linkageWindowDays)) continue;
@@ -170,8 +217,8 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       if (f.to_municipality![d] && f.to_municipality![r] && f.to_municipality![d] !== f.to_municipality![r]) continue;
       if (f.from_settlement![r] && f.from_settlement![d] && f.from_settlement![r] !== f.from_settlement![d]) continue;
       const md = isValidDate(mv[r]!) && isValidDate(mv[d]!) ? Math.abs(dayNum(mv[r]!) - dayNum(mv[d]!)) : 1e9;
-      const key: [number, number, string] = [dd, md, rid[r]!];
-      if (!bestKey || key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && key[2] < bestKey[2])))) { best = r; bestKey = key; }
+      const id = rid[r]!;
+      if (best < 0 || dd < bestDd || (dd === bestDd && (md < bestMd || (md === bestMd && id < bestId)))) { best = r; bestDd = dd; bestMd = md; bestId = id; }
     }
     if (best >= 0) { linkOfR[best] = d; linkOfD[d] = best; }
   }
@@ -193,7 +240,8 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const memo = <T>(of: (code: string) => T): ((code: string) => T) => {
     const m = new Map<string, T>();
     return (code) => {
-      if (m.has(code)) return m.get(code)!;
+      const hit = m.get(code);
+      if (hit !== undefined || m.has(code)) return hit as T; // one lookup when memoised and defined (nearly always)
       const v = of(code);
       m.set(code, v);
       return v;
@@ -269,7 +317,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   let linked = 0, unmatched = 0, carried = 0;
   const eventIdx: number[] = [];
   for (let i = 0; i < n; i++) {
-    const dispo = (disposition: string, reason = ''): void => { dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: rid[i]!, form_type: ft[i]!, disposition, reason }); };
+    const dispo = (what: string, reason = ''): void => disposition(f.file![i]!, f.line![i]!, rid[i]!, ft[i]!, what, reason);
     if (outReason[i]) { outCounts[outReason[i]!] = (outCounts[outReason[i]!] ?? 0) + 1; dispo('out_of_scope', outReason[i]!); continue; }
     if (ft[i] === 'D') {
       if (linkOfD[i]! >= 0) { linked++; dispo('linked_departure', rid[linkOfD[i]!]!); } else { unmatched++; dispo('unmatched_departure'); }
@@ -293,10 +341,10 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       carried_forward: cf, provenance: prov[i]!, donor: 0,
     };
   });
-  for (const i of eventIdx) dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: rid[i]!, form_type: 'R', disposition: 'event', reason: '' });
+  for (const i of eventIdx) disposition(f.file![i]!, f.line![i]!, rid[i]!, 'R', 'event', '');
   lap('events');
   donorImpute(events, ctx, (e, variable, oldV, newV, donor, cls) => {
-    changes.push({ step: 'donor', method: 'hot_deck', rule: cls, record_id: e.record_id, variable, old_value: oldV, new_value: newV, donor_record_id: donor });
+    change('donor', 'hot_deck', cls, e.record_id, variable, oldV, newV, donor);
     count(variable === 'from' ? 'previous_residence' : variable, 'donor');
   });
   // a gap with no donor in the whole month (a tiny or very incomplete extract) cannot be tabulated: stop clearly
@@ -354,13 +402,16 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e:
   for (const vars of classes) if (vars.length > 4) throw new Error(`imputation class ${vars.join('×')}: more than 4 variables`);
   const classSlots = classes.map((vars) => vars.map(slotOf));
   const values = new Int32Array(events.length * SLOTS);
+  const toIds = new Map<string, number[]>();
   events.forEach((e, j) => {
     const o = j * SLOTS;
     values[o] = intern(e.sex);
     values[o + 1] = e.age >= 0 ? 1 + (e.age >= 85 ? 17 : Math.floor(e.age / 5)) : 0; // AGE_GROUPS index + 1
-    values[o + 2] = intern(C.areaOf(e.to));
-    values[o + 3] = intern(C.regionOf(e.to));
-    values[o + 4] = intern(e.to);
+    let t = toIds.get(e.to); // a destination's three values interned once (a few hundred destinations a month)
+    if (!t) toIds.set(e.to, (t = [intern(C.areaOf(e.to)), intern(C.regionOf(e.to)), intern(e.to)]));
+    values[o + 2] = t[0]!;
+    values[o + 3] = t[1]!;
+    values[o + 4] = t[2]!;
   });
   const key = (j: number, c: number): number => {
     let k = 0;
@@ -372,12 +423,19 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e:
     return k;
   };
   // the donors (events with nothing to impute) by record id, pooled by class key
-  const donors = [...events.keys()].filter((j) => gapMask(events[j]!) === 0).sort((a, b) => (events[a]!.record_id < events[b]!.record_id ? -1 : 1));
-  const pools = classes.map((_, c) => {
-    const m = new Map<number, Event[]>();
-    for (const j of donors) { const k = key(j, c); const a = m.get(k); if (a) a.push(events[j]!); else m.set(k, [events[j]!]); }
+  const donors: number[] = [];
+  for (let j = 0; j < events.length; j++) if (gapMask(events[j]!) === 0) donors.push(j);
+  donors.sort((a, b) => (events[a]!.record_id < events[b]!.record_id ? -1 : 1));
+  // a class's pools are built when a recipient first reaches that class: most find a donor in the first classes
+  const pools: Map<number, Event[]>[] = [];
+  const poolsOf = (c: number): Map<number, Event[]> => {
+    let m = pools[c];
+    if (!m) {
+      pools[c] = m = new Map<number, Event[]>();
+      for (const j of donors) { const k = key(j, c); const a = m.get(k); if (a) a.push(events[j]!); else m.set(k, [events[j]!]); }
+    }
     return m;
-  });
+  };
   const clsName = classes.map((vars, c) => `class ${c + 1} of ${classes.length}: ${vars.join('×') || 'all events of the month'}`);
   events.forEach((e, j) => {
     const gaps = gapMask(e);
@@ -385,7 +443,7 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e:
     for (let c = 0; c < classes.length; c++) {
       const k = key(j, c);
       if (k < 0) continue;
-      const pool = pools[c]!.get(k);
+      const pool = poolsOf(c).get(k);
       if (!pool || !pool.length) continue;
       const h = (crypto.hash('sha256', `${ctx.seed}|${ctx.month}|${e.record_id}`, 'buffer') as unknown as Buffer).readUInt32BE(0);
       const d = pool[h % pool.length]!;

@@ -28,6 +28,7 @@ export type Columns = Record<string, string[]>;
 export const PASS = 1, FAIL = 0, NA = 2;
 export interface RuleResult { rule: Rule; outcome: Uint8Array; summary: RuleSummary }
 
+const ageMemo: { birth: unknown; date: unknown; age: number | null } = { birth: undefined, date: undefined, age: null };
 // Domain functions available to rule expressions as op.<name>. They read the classification in force.
 let territory: Classification | undefined;
 const fns: Record<string, (...a: never[]) => unknown> = {
@@ -38,14 +39,20 @@ const fns: Record<string, (...a: never[]) => unknown> = {
   settlement_known: (s: string) => (s ? territory!.hasSettlement(s) : null),
   /** the settlement lies in municipality c on date, or c is the old code of that municipality (territorial change) */
   settlement_in: (s: string, c: string, date: string) => {
-    if (!s || !c || !isValidDate(date) || !territory!.hasSettlement(s) || !territory!.isMunicipality(c)) return null;
-    const m = territory!.settlementMunicipality(s, date);
+    if (!s || !c || !isValidDate(date) || !territory!.isMunicipality(c)) return null;
+    const m = territory!.settlementMunicipality(s, date); // undefined (null below) for an unknown settlement too: one lookup
     if (m === undefined) return null;
     return m === c || territory!.successorOn(c, date) === m;
   },
   age_at: (birth: string, date: string) => {
-    if (!birth || !isValidDate(birth) || !isValidDate(date)) return null;
-    return completedYears(birth, date);
+    // the last call's answer: rules call age_at with the same two strings up to twice in a row for a form
+    // (a condition's two bounds, a when and its condition); a pure function of its arguments, so reusing it is exact
+    if (birth === ageMemo.birth && date === ageMemo.date) return ageMemo.age;
+    const age = !birth || !isValidDate(birth) || !isValidDate(date) ? null : completedYears(birth, date);
+    ageMemo.birth = birth;
+    ageMemo.date = date;
+    ageMemo.age = age;
+    return age;
   },
   month_of: (date: string) => (date ? date.slice(0, 7) : null),
   km: (c: string) => (c && territory!.isMunicipality(c) ? territory!.isKM(c) : null),
@@ -168,7 +175,13 @@ function fused(rules: Rule[], t: AQ.ColumnTable): FusedFn | null {
   // fn and $ are what arquero's compile binds for its row functions: its expression functions and the table's
   // params (none here). aq.op holds the very same function objects (addFunction puts a function in both), plus
   // the aggregate and window wrappers, which a row function never calls.
-  f = Function('fn', '$', `"use strict"; return (n, kind, data, outs, counts, errors) => {\n${parts.join('\n')}\n};`)(aq.op, {}) as FusedFn;
+  // fn is given as a small object holding just the functions the code names, the same function objects as aq.op:
+  // aq.op (150 functions) is a dictionary-mode object, whose property reads V8 can neither fold nor inline through
+  // (every op call a hash lookup and a real call). A name aq.op lacks stays absent, so the code fails as before.
+  const code = parts.join('\n');
+  const fnUsed: Record<string, unknown> = {};
+  for (const m of code.matchAll(/\bfn\.([A-Za-z_$][\w$]*)/g)) if (m[1]! in aq.op) fnUsed[m[1]!] = (aq.op as unknown as Record<string, unknown>)[m[1]!];
+  f = Function('fn', '$', `"use strict"; return (n, kind, data, outs, counts, errors) => {\n${code}\n};`)(fnUsed, {}) as FusedFn;
   fusedCache.set(sig, f);
   return f;
 }

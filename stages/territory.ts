@@ -30,10 +30,10 @@ interface SettlementSpan { muni: string; from: string; to: string; name: string 
 
 /** Mod-11 check digit of a SORS municipality code: weights 5,4,3,2; (11 - sum mod 11) mod 11; 10 → 0. */
 export function mod11Ok(code: string): boolean {
-  if (!/^[0-9]{5}$/.test(code)) return false;
-  const w = [5, 4, 3, 2];
-  let s = 0;
-  for (let i = 0; i < 4; i++) s += (code.charCodeAt(i) - 48) * w[i]!;
+  // five ASCII digits (what /^[0-9]{5}$/ tests), without a regex or an array per call: rules call this for every form
+  if (code.length !== 5) return false;
+  for (let i = 0; i < 5; i++) { const c = code.charCodeAt(i); if (c < 48 || c > 57) return false; }
+  const s = (code.charCodeAt(0) - 48) * 5 + (code.charCodeAt(1) - 48) * 4 + (code.charCodeAt(2) - 48) * 3 + (code.charCodeAt(3) - 48) * 2;
   const k = ((11 - (s % 11)) % 11) % 10;
   return k === code.charCodeAt(4) - 48;
 }
