@@ -129,7 +129,7 @@ export function parseExtract(text: string, file: string): ParsedExtract {
     // distinct value instead of one per row, ~40 % fewer strings for the garbage collector to copy and promote
     // (the forms live until their month is built), and later stages hash each code once. Strings are
     // immutable: which of two equal strings a column holds cannot be observed.
-    const pool = INPUT_COLUMNS.map((c) => (POOLED.has(c) ? new Map<string, string>() : undefined));
+    const pool = INPUT_COLUMNS.map((c) => (POOLED.has(c) ? { byKey: new Map<number, string>(), byText: new Map<string, string>() } : undefined));
     let line = 0;
     for (let a = 0; a < len; ) {
       let b = text.indexOf('\n', a);
@@ -147,10 +147,16 @@ export function parseExtract(text: string, file: string): ParsedExtract {
           formsRead++;
           cols[0]!.push(text.slice(a, comma[0]));
           for (let k = 1; k < n - 1; k++) {
-            const v = text.slice(comma[k - 1]! + 1, comma[k]);
+            const from = comma[k - 1]! + 1, to = comma[k]!;
             const u = pool[k];
-            let s = u?.get(v);
-            if (s === undefined) { s = v; u?.set(v, v); }
+            if (u === undefined) { cols[k]!.push(text.slice(from, to)); continue; }
+            // a code or a date is found by a number made of its digits, without slicing a string to look it up
+            const key = smallKey(text, from, to);
+            let s = key >= 0 ? u.byKey.get(key) : u.byText.get(text.slice(from, to));
+            if (s === undefined) {
+              s = text.slice(from, to);
+              if (key >= 0) u.byKey.set(key, s); else u.byText.set(s, s);
+            }
             cols[k]!.push(s);
           }
           cols[n - 1]!.push(text.slice(comma[n - 2]! + 1, e));
@@ -180,6 +186,32 @@ export function parseExtract(text: string, file: string): ParsedExtract {
   }
   if (formsRead === 0) throw new InputError(name, 2, undefined, 'the file has a header but no data rows (only blank lines)');
   return { file: name, cols, lines: rowLines, quarantine, formsRead };
+}
+
+/**
+ * A small integer naming text[a, b) when it is at most 8 digits (a code) or a date DDDD-DD-DD, -1 otherwise:
+ * base 12 with digit d as d + 1, so leading zeros count ("070" ≠ "70"), and dates offset by 12^8 so a date and
+ * an 8-digit code never share a number. Always below 2^30: a V8 small integer, cheap as a Map key.
+ */
+function smallKey(text: string, a: number, b: number): number {
+  const len = b - a;
+  let k = 0;
+  if (len === 10 && text.charCodeAt(a + 4) === 45 && text.charCodeAt(a + 7) === 45) {
+    for (let i = a; i < b; i++) {
+      if (i === a + 4 || i === a + 7) continue;
+      const d = text.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) return -1;
+      k = k * 12 + d + 1;
+    }
+    return k + 429981696; // 12^8
+  }
+  if (len > 8) return -1;
+  for (let i = a; i < b; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    k = k * 12 + d + 1;
+  }
+  return k;
 }
 
 /** The line on which the quoted field that is never closed opens (RFC 4180: "" inside quotes is a quote). */
