@@ -62,7 +62,8 @@ async function handle(m: ToWorker): Promise<void> {
         const d = deliverExtract(h.ing, { L, C, prior: (id) => prior.get(id), closed, seq: m.seq, log });
         if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);
         fresh = writeDelivery(store, d);
-        send({ type: 'delivered', k: m.k, index: d.idsText, delivery: d.rec.delivery });
+        const rows = Int32Array.from(d.source);
+        port.postMessage({ type: 'delivered', k: m.k, index: d.idsText, rows, delivery: d.rec.delivery } satisfies FromWorker, [rows.buffer]);
       }
       if (m.build) events = buildMonth(store, h.fileMonth, L, C, log, fresh).events;
       send({ type: 'unit-done', k: m.k, events, built: m.build });

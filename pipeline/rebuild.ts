@@ -53,7 +53,8 @@ export type FromWorker =
   | { type: 'log'; e: StageEvent; level: 'info' | 'warn' | 'error' }
   /** ids: the extract's record ids, newline-joined; index: its record-index lines, each ending in a newline (Delivered.idsText) */
   | { type: 'ingested'; k: number; digest: string; ids: string; forms: number }
-  | { type: 'delivered'; k: number; index: string; delivery: string }
+  /** rows: for each index line, the row of its form among the ids of 'ingested' (Delivered.source) */
+  | { type: 'delivered'; k: number; index: string; rows: Int32Array; delivery: string }
   | { type: 'unit-done'; k: number; events: number; built: boolean }
   | { type: 'year-done'; year: number; events: number }
   | { type: 'error'; message: string };
@@ -119,13 +120,15 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
   // per record id one small integer, line × SLOTS + slot: no object and no line string per entry (21 000 of each
   // per extract on the ordered path); a line is sliced only when it is asked for.
   const SLOTS = 4096;
-  const slots: ({ fileMonth: string; text: string; starts: Int32Array } | undefined)[] = [];
+  const slots: ({ fileMonth: string; text: string; starts: Int32Array; ids: string[] } | undefined)[] = [];
   let scratch = new Int32Array(32768); // line starts of the text being indexed (reused; grown when needed)
   const freeSlots: number[] = [];
   const indexed: number[] = []; // the slots in the window, in delivery (= month) order
   const index = new Map<string, number>();
   const digests = new Map<string, { file: string; month: string; delivery: string }>();
-  const inFlight = new Map<number, string>(); // extract → its digest, between its index request and its delivery
+  // extract → its digest and its ids as sliced for the lookups, between its index request and its delivery: the
+  // delivered lines reuse those strings as Map keys (V8 keeps a string's hash: each id is hashed once, not three times)
+  const inFlight = new Map<number, { digest: string; ids: string[] }>();
   const deliveredMonths = new Set<string>();
   const builtMonths = new Set<string>();
   const yearsDone = new Set<number>();
@@ -191,8 +194,7 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
           const s = indexed.shift()!;
           const old = slots[s]!;
           const text = old.text;
-          for (let l = 0; l < old.starts.length; l++) {
-            const id = lineId(text, old.starts[l]!);
+          for (const id of old.ids) {
             const v = index.get(id);
             if (v !== undefined && slots[v % SLOTS]?.fileMonth === old.fileMonth) index.delete(id);
           }
@@ -202,10 +204,13 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
         // the ids as p.ids.split('\n') gives them, sliced one by one (no array of 21 000 strings)
         const prior: string[] = [];
         const ids = p.ids;
+        const idList: string[] = [];
         for (let a = 0; ; ) {
           let b = ids.indexOf('\n', a);
           if (b < 0) b = ids.length;
-          const v = index.get(ids.slice(a, b));
+          const id = ids.slice(a, b);
+          idList.push(id);
+          const v = index.get(id);
           if (v !== undefined) {
             const e = slots[v % SLOTS]!;
             if (e.fileMonth >= from) {
@@ -219,7 +224,7 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
         }
         seq++;
         first ??= u.fileMonth;
-        inFlight.set(u.k, p.digest);
+        inFlight.set(u.k, { digest: p.digest, ids: idList });
         p.w.postMessage({ type: 'prior', k: u.k, skip: false, seq, build: u.lastOfMonth, prior: prior.join('\n') } satisfies ToWorker);
         return; // the next extract waits for this one's index entries
       }
@@ -235,20 +240,26 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
             const s = freeSlots.pop() ?? slots.length;
             if (s >= SLOTS) throw new Error('internal: more extracts in the 12-month window than the record index has slots');
             const text = m.index;
+            const asked = inFlight.get(m.k)!.ids;
+            const keys: string[] = [];
             let lines = 0;
             for (let a = 0; a < text.length; ) {
               let b = text.indexOf('\n', a);
               if (b < 0) b = text.length;
               if (b > a) {
                 if (lines === scratch.length) { const g = new Int32Array(lines * 2); g.set(scratch); scratch = g; }
-                index.set(lineId(text, a, b), lines * SLOTS + s);
+                // the id string of the lookup, when it is exactly the line's id (it is, unless an id holds a tab or a newline)
+                const r = lines < m.rows.length ? asked[m.rows[lines]!] : undefined;
+                const id = r !== undefined && text.startsWith(r, a) && text.charCodeAt(a + r.length) === 9 && !r.includes('\t') ? r : lineId(text, a, b);
+                index.set(id, lines * SLOTS + s);
+                keys.push(id);
                 scratch[lines++] = a;
               }
               a = b + 1;
             }
-            slots[s] = { fileMonth: u.fileMonth, text, starts: scratch.slice(0, lines) };
+            slots[s] = { fileMonth: u.fileMonth, text, starts: scratch.slice(0, lines), ids: keys };
             indexed.push(s);
-            digests.set(inFlight.get(m.k)!, { file: u.name, month: u.fileMonth, delivery: m.delivery });
+            digests.set(inFlight.get(m.k)!.digest, { file: u.name, month: u.fileMonth, delivery: m.delivery });
             inFlight.delete(m.k);
             deliveredMonths.add(u.fileMonth);
             nextDeliver++;
