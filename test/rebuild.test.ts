@@ -29,6 +29,16 @@ describe('rebuild = the monthly cadence, on two worker threads', () => {
       const g = generate({ year, out: path.join(input, String(year)), seed: 5, records: 2500 });
       for (const f of g.files.filter((x) => x.endsWith('.csv'))) fs.renameSync(f, path.join(input, path.basename(f)));
     }
+    // record ids with a tab or a line break inside (RFC 4180 quoted; the schema allows them): the record index's
+    // text format cuts them, and the rebuild's in-memory index must read them exactly as the cadence reads its files;
+    // the June extract then re-sends one of those forms
+    const may = path.join(input, 'moi_1998_05.csv');
+    const lines = fs.readFileSync(may, 'utf8').split('\n');
+    const odd = (k: number, id: string): string => { const c = lines[k]!.split(','); c[0] = `"${id}"`; return (lines[k] = c.join(',')); };
+    const resent = odd(5, 'ODD\tTAB1');
+    odd(9, 'ODD\nNL1');
+    fs.writeFileSync(may, lines.join('\n'));
+    fs.appendFileSync(path.join(input, 'moi_1998_06.csv'), `${resent}\n`);
     // MoI re-sends the March 1998 extract unchanged under another name: ingested once
     fs.copyFileSync(path.join(input, 'moi_1998_03.csv'), path.join(input, 'resend_moi_1998_03.csv'));
     const files = fs.readdirSync(input).filter((f) => f.endsWith('.csv')).sort((a, b) => (a.slice(-11) < b.slice(-11) ? -1 : a.slice(-11) > b.slice(-11) ? 1 : a < b ? -1 : 1));
