@@ -193,7 +193,6 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
         while (indexed.length && slots[indexed[0]!]!.fileMonth < from) {
           const s = indexed.shift()!;
           const old = slots[s]!;
-          const text = old.text;
           for (const id of old.ids) {
             const v = index.get(id);
             if (v !== undefined && slots[v % SLOTS]?.fileMonth === old.fileMonth) index.delete(id);
