@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { parse } from 'csv-parse/sync';
+import { ByteWriter } from './bytes';
 
 export type Row = Record<string, string>;
 
@@ -97,40 +98,37 @@ export function objectsToCsv(header: readonly string[], rows: Iterable<Record<st
  * large month files, a string built from a million pieces costs more to flatten and encode than to write.
  * An ASCII cell with nothing to quote or neutralise (nearly all) is copied byte by byte; any other goes through csvCell.
  */
-export class CsvWriter {
-  private buf = Buffer.allocUnsafe(1 << 16);
-  private pos = 0;
+export class CsvWriter extends ByteWriter {
   private first = true;
 
   /** null: lines only, no header (a part of a file, given to another writer's append) */
   constructor(header: readonly string[] | null) {
+    super();
     if (header) this.row(header);
   }
 
   /** Lines written by another writer (whole lines), copied as they are. */
   append(lines: CsvWriter): void {
-    const b = lines.bytes();
-    this.room(b.length);
-    this.pos += b.copy(this.buf, this.pos);
+    this.raw(lines.result());
   }
 
   /** One cell of the current line. */
   cell(v: unknown): this {
     if (this.first) this.first = false;
-    else this.byte(44);
+    else this.char(44);
     if (typeof v === 'string') {
       if (!this.plain(v)) this.text(csvCell(v));
     } else if (typeof v === 'number') {
       // one digit (most table cells are 0 or small counts): one byte; other numbers as String(v) writes them
-      if (v >= 0 && v <= 9 && v === Math.floor(v)) this.byte(48 + v); // -0 too: "0", as String(-0)
-      else if (!this.integer(v)) this.text(String(v)); // a number is never a formula, never quoted
+      if (v >= 0 && v <= 9 && v === Math.floor(v)) this.char(48 + v); // -0 too: "0", as String(-0)
+      else this.number(v); // a number is never a formula, never quoted
     } else if (v !== null && v !== undefined) this.text(csvCell(v));
     return this;
   }
 
   /** End the current line. */
   end(): void {
-    this.byte(10);
+    this.char(10);
     this.first = true;
   }
 
@@ -139,56 +137,22 @@ export class CsvWriter {
     this.end();
   }
 
-  bytes(): Buffer {
-    return this.buf.subarray(0, this.pos);
-  }
-
   /** Copy s when it is ASCII, needs no quotes and does not start like a formula; false (nothing written) otherwise. */
   private plain(s: string): boolean {
-    const n = s.length;
-    if (n === 0) return true;
+    const len = s.length;
+    if (len === 0) return true;
     const c0 = s.charCodeAt(0);
     if (c0 === 61 || c0 === 43 || c0 === 45 || c0 === 64 || c0 === 9 || c0 === 13) return false;
-    this.room(n);
+    this.room(len);
     const b = this.buf;
-    let p = this.pos;
-    for (let i = 0; i < n; i++) {
+    let p = this.n;
+    for (let i = 0; i < len; i++) {
       const c = s.charCodeAt(i);
       if (c >= 128 || c === 44 || c === 34 || c === 10 || c === 13) return false;
       b[p++] = c;
     }
-    this.pos = p;
+    this.n = p;
     return true;
-  }
-
-  /** The digits of a safe integer (as String(v) writes it), without a string; false for any other number. */
-  private integer(v: number): boolean {
-    if (!Number.isSafeInteger(v)) return false;
-    this.room(17);
-    let x = v;
-    if (x < 0) { this.buf[this.pos++] = 45; x = -x; }
-    let len = 1;
-    for (let t = x; t >= 10; t = Math.floor(t / 10)) len++;
-    let p = (this.pos += len);
-    do { this.buf[--p] = 48 + (x % 10); x = Math.floor(x / 10); } while (x > 0);
-    return true;
-  }
-
-  private text(s: string): void {
-    this.room(3 * s.length); // UTF-8: at most 3 bytes per UTF-16 unit
-    this.pos += this.buf.write(s, this.pos, 'utf8');
-  }
-
-  private byte(c: number): void {
-    this.room(1);
-    this.buf[this.pos++] = c;
-  }
-
-  private room(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(bigger, 0, 0, this.pos);
-    this.buf = bigger;
   }
 }
 
@@ -196,12 +160,12 @@ export class CsvWriter {
 export function toCsvBytes(header: readonly string[], rows: Iterable<readonly unknown[]>): Buffer {
   const w = new CsvWriter(header);
   for (const r of rows) w.row(r);
-  return w.bytes();
+  return w.result();
 }
 
 /** objectsToCsv as UTF-8 bytes. */
 export function objectsToCsvBytes(header: readonly string[], rows: Iterable<Record<string, unknown>>): Buffer {
-  return objectsToCsvWriter(header, rows).bytes();
+  return objectsToCsvWriter(header, rows).result();
 }
 
 /** objectsToCsv in a writer, which more lines can follow. */

@@ -344,13 +344,13 @@ function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: E
   const files = tableFiles(tables, imputed);
   files.set('quality.json', JSON.stringify(quality, null, 2) + '\n');
   files.set('events.csv', eventsCsv(events, C, month));
-  files.set('changes.csv', changes.bytes());
+  files.set('changes.csv', changes.result());
   const v = new CsvWriter(MONTH_FILE_HEADERS.violations);
   v.append(violations);
-  files.set('violations.csv', v.bytes());
+  files.set('violations.csv', v.result());
   files.set('rules.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.rules, rules as never));
   files.set('quarantine.csv', objectsToCsvBytes(MONTH_FILE_HEADERS.quarantine, quarantine as never));
-  files.set('dispositions.csv', dispositions.bytes());
+  files.set('dispositions.csv', dispositions.result());
   return files;
 }
 
@@ -364,7 +364,7 @@ function eventsCsv(events: Event[], C: Classification, month: string): Buffer {
       .cell(flagNames(e.provenance, PROVENANCE)).cell(flagNames(e.donor, DONOR_VARIABLES));
     w.end();
   }
-  return w.bytes();
+  return w.result();
 }
 
 /** Newline characters in UTF-8 text (a CSV's data rows are that minus the header's). */

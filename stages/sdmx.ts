@@ -22,7 +22,7 @@ import {
   ATTRIBUTES, type AttrId, type DATASET_ATTRIBUTES, DIMENSIONS, type DataModel, KeyedCache, MEASURE, type SdmxInput, buildDataModel, buildStructureModel, dataflowRef,
 } from './sdmx/model';
 import { dataXml, structureXml } from './sdmx/xml';
-import { ByteWriter } from './sdmx/bytes';
+import { ByteWriter } from '../pipeline/bytes';
 
 export type { SdmxInput } from './sdmx/model';
 export { SdmxInputError, dataflowId, dsdId, areaCodelistId, DIMENSIONS, ATTRIBUTES } from './sdmx/model';
@@ -50,13 +50,13 @@ function dataCsvBytes(m: DataModel): Buffer {
   const out = new ByteWriter(m.observations.length * (head.length + m.datasetAttributes.SERIES_NOTE.length + 80));
   out.text(`${CSV_HEADER.join(',')}\r\n`);
   for (const o of m.observations) {
-    out.bytes(head);
-    for (let i = 0; i < DIMENSIONS.length; i++) out.bytes(dims[i]!.get(o.key[DIMENSIONS[i]!]));
+    out.raw(head);
+    for (let i = 0; i < DIMENSIONS.length; i++) out.raw(dims[i]!.get(o.key[DIMENSIONS[i]!]));
     out.char(44); // ','
     const v = String(o.value);
     if (v.charCodeAt(0) === 45 || v.charCodeAt(0) === 43) out.text(csvField(v)); // (csvCell looks at a leading - or +)
     else out.number(o.value);
-    out.bytes(tail.get(o.status));
+    out.raw(tail.get(o.status));
   }
   return out.result();
 }

@@ -42,6 +42,6 @@ describe('CsvWriter writes the bytes of csvCell/toCsv', () => {
     const w = new CsvWriter(['id', 'text', 'n', 'x']);
     w.row(['first', 'a,b', 1, 2]);
     w.append(body);
-    expect(w.bytes().equals(Buffer.from(toCsv(['id', 'text', 'n', 'x'], [['first', 'a,b', 1, 2], ...rows]), 'utf8'))).toBe(true);
+    expect(w.result().equals(Buffer.from(toCsv(['id', 'text', 'n', 'x'], [['first', 'a,b', 1, 2], ...rows]), 'utf8'))).toBe(true);
   });
 });

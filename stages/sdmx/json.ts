@@ -4,7 +4,7 @@ import {
   AGENCY, type Annotation, type Codelist, CONCEPT_SCHEME, CONCEPTS, DATAFLOW_NAME, DATASET_ATTRIBUTES, type DataModel, DIMENSIONS, DSD_NAME,
   OBS_ATTRIBUTES, STATIC_CODELISTS, type StructureModel, type Text, VERSION, codeName, codelistOf, conceptName, dataflowId, dsdId, usedValues,
 } from './model';
-import { ByteWriter } from './bytes';
+import { ByteWriter } from '../../pipeline/bytes';
 
 /** JSON language keys: BCP 47 is case-insensitive; the SDMX-JSON schema pattern wants lower case. */
 const JSON_LANGS: Record<keyof Text, string> = { en: 'en', 'sr-Latn': 'sr-latn' };

@@ -4,7 +4,7 @@ import {
   AGENCY, ATTRIBUTES, type Codelist, CONCEPT_SCHEME, CONCEPTS, DATAFLOW_NAME, DATASET_ATTRIBUTES, type DataModel, DIMENSIONS, DSD_NAME,
   KeyedCache, type StructureModel, type Text, VERSION, codelistOf, dataflowId, dsdId, LANGS,
 } from './model';
-import { ByteWriter } from './bytes';
+import { ByteWriter } from '../../pipeline/bytes';
 
 const NS =
   'xmlns:message="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message" ' +
@@ -186,11 +186,11 @@ export function dataXml(m: DataModel): Buffer {
   const value = ByteWriter.encode('</generic:ObsKey><generic:ObsValue value="');
   const status = new KeyedCache((st) => ByteWriter.encode(`"/><generic:Attributes><generic:Value id="OBS_STATUS" value="${st}"/></generic:Attributes></generic:Obs>`));
   for (const o of m.observations) {
-    out.bytes(open);
-    for (let i = 0; i < DIMENSIONS.length; i++) out.bytes(frag[i]!.get(o.key[DIMENSIONS[i]!]));
-    out.bytes(value);
+    out.raw(open);
+    for (let i = 0; i < DIMENSIONS.length; i++) out.raw(frag[i]!.get(o.key[DIMENSIONS[i]!]));
+    out.raw(value);
     out.number(o.value);
-    out.bytes(status.get(o.status));
+    out.raw(status.get(o.status));
   }
   out.text('\n  </message:DataSet>\n</message:GenericData>\n');
   return out.result();

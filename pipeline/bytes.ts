@@ -1,34 +1,37 @@
 /**
- * Building a large text (a year's 16 MB SDMX-ML, 12 MB SDMX-CSV) as UTF-8 bytes in one growing buffer. The
- * writers repeat a few thousand distinct fragments ~35 000 times; as strings, the millions of pieces and
- * their copies cost far more (mostly in the garbage collector) than copying each fragment's bytes.
+ * A large text built as UTF-8 bytes in one growing buffer: the month's CSV files (CsvWriter, pipeline/csv.ts) and a
+ * year's 16 MB SDMX-ML and 12 MB SDMX-CSV (stages/sdmx). As strings, the millions of small pieces and their copies
+ * cost far more (mostly in the garbage collector) than copying each piece's bytes once.
  */
 export class ByteWriter {
-  private buf: Buffer;
-  private n = 0;
+  protected buf: Buffer;
+  protected n = 0;
 
   /** `capacity`: the expected size, to spare copies while growing */
   constructor(capacity = 1 << 16) {
     this.buf = Buffer.allocUnsafe(capacity);
   }
 
-  private room(k: number): void {
+  /** make room for k more bytes */
+  protected room(k: number): void {
     if (this.n + k <= this.buf.length) return;
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.n + k));
     this.buf.copy(next, 0, 0, this.n);
     this.buf = next;
   }
 
-  /** bytes of a fragment prepared with `ByteWriter.encode` */
-  bytes(b: Uint8Array): void {
+  /** bytes as they are (e.g. a fragment prepared once with `ByteWriter.encode`) */
+  raw(b: Uint8Array): void {
     this.room(b.length);
     if (b.length > 32) this.buf.set(b, this.n);
     else for (let i = 0; i < b.length; i++) this.buf[this.n + i] = b[i]!; // (set() costs more for short ones)
     this.n += b.length;
   }
 
+  /** a string as UTF-8 */
   text(s: string): void {
-    this.bytes(Buffer.from(s, 'utf8'));
+    this.room(3 * s.length); // UTF-8: at most 3 bytes per UTF-16 unit
+    this.n += this.buf.write(s, this.n, 'utf8');
   }
 
   /** one ASCII character, by code */
