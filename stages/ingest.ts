@@ -248,17 +248,7 @@ function checkHeader(header: string[], name: string): void {
 /** The record schema, applied to each row; returns the first failing field and the constraint. */
 let rowObject: Record<string, string> | undefined; // one object reused for every row (ajv keeps no reference)
 export function schemaCheck(r: string[]): { field: string; detail: string } | undefined {
-  const obj = (rowObject ??= Object.fromEntries(INPUT_COLUMNS.map((c) => [c, ''])));
-  for (let k = 0; k < INPUT_COLUMNS.length; k++) obj[INPUT_COLUMNS[k]!] = r[k]!;
-  return checkRowObject(obj);
-}
-
-function checkRowObject(obj: Record<string, string>): { field: string; detail: string } | undefined {
-  const v = validator('record');
-  if (v(obj)) return undefined;
-  const e = v.errors![0]!;
-  const field = e.instancePath.replace(/^\//, '') || String((e.params as { missingProperty?: string }).missingProperty ?? '');
-  return { field, detail: `${field} ${e.message ?? 'invalid'}` };
+  return schemaCheckAt(r.map((v) => [v]), 0);
 }
 
 /**
@@ -272,7 +262,11 @@ function schemaCheckAt(c: string[][], i: number): { field: string; detail: strin
   o.origin_country = c[8]![i]!; o.from_settlement = c[9]![i]!; o.from_municipality = c[10]![i]!; o.destination_country = c[11]![i]!;
   o.to_settlement = c[12]![i]!; o.to_municipality = c[13]![i]!; o.registering_office = c[14]![i]!; o.nationality = c[15]![i]!;
   o.economic_activity = c[16]![i]!; o.occupation = c[17]![i]!;
-  return checkRowObject(o);
+  const v = validator('record');
+  if (v(o)) return undefined;
+  const e = v.errors![0]!;
+  const field = e.instancePath.replace(/^\//, '') || String((e.params as { missingProperty?: string }).missingProperty ?? '');
+  return { field, detail: `${field} ${e.message ?? 'invalid'}` };
 }
 
 /** String(line), kept for the next extracts: every extract has lines 2, 3, … (fewer strings for the garbage collector). */
@@ -339,10 +333,9 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
 
 /** Content of a form for duplicate detection: every input field (the JMBG as its pseudonym). */
 export const CONTENT_COLUMNS = FORM_COLUMNS.filter((c) => !['file', 'line', 'jmbg_valid', 'jmbg_sex', 'jmbg_birth', 'file_month'].includes(c));
+/** The content of form i as the record index hashes it: each CONTENT_COLUMNS value followed by U+001F. */
 export function contentKey(cols: Columns, i: number): string {
-  let s = '';
-  for (const c of CONTENT_COLUMNS) s += cols[c]![i] + '\u001f';
-  return s;
+  return contentKeyer(cols)(i);
 }
 
 /**

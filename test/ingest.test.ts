@@ -1,7 +1,7 @@
 /** Bad input: every malformed case gives a clear error naming file, line and field, or a quarantine reason. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { contentKey, contentKeyer, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
+import { CONTENT_COLUMNS, contentKey, contentKeyer, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
 import { Pseudonymiser, decodeJmbg } from '../stages/jmbg';
 import { runMonth } from '../pipeline/month';
 import { readCsvText } from '../pipeline/csv';
@@ -116,8 +116,13 @@ describe('ingest through the monthly run', () => {
   });
 });
 
-test('contentKeyer gives contentKey for every form', () => {
+test('contentKeyer gives contentKey for every form: each content column followed by U+001F (the format the stored hashes depend on)', () => {
   const cols = Object.fromEntries(FORM_COLUMNS.map((c, k) => [c, [`${c}`, '', k === 2 ? 'Ž\u001f"' : 'x']]));
   const key = contentKeyer(cols);
-  for (let i = 0; i < 3; i++) expect(key(i)).toBe(contentKey(cols, i));
+  for (let i = 0; i < 3; i++) {
+    let spelled = '';
+    for (const c of CONTENT_COLUMNS) spelled += cols[c]![i] + '\u001f';
+    expect(key(i)).toBe(spelled);
+    expect(contentKey(cols, i)).toBe(spelled);
+  }
 });
