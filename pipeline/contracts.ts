@@ -52,8 +52,13 @@ export const AGE_GROUPS = [
 ] as const;
 export const ACTIVITY_GROUPS = ['active', 'personal_income', 'dependents'] as const;
 
+/** Index in AGE_GROUPS of an age (five-year groups, 85 and over last); -1 for an unknown (negative) age. */
+export function ageGroupIndex(age: number): number {
+  return age >= 85 ? AGE_GROUPS.length - 1 : age >= 0 ? Math.floor(age / 5) : -1;
+}
+
 export function ageGroup(age: number): string {
-  return age >= 85 ? 'Y_GE85' : AGE_GROUPS[Math.floor(age / 5)]!;
+  return AGE_GROUPS[ageGroupIndex(age)]!;
 }
 
 /** Out-of-scope reasons (quality.json out_of_scope keys). */

@@ -33,7 +33,7 @@ export interface DeliveryResult {
 }
 
 /** The rows `keep` of one column. */
-function pick(v: string[], keep: number[]): string[] {
+export function pick(v: string[], keep: number[]): string[] {
   const n = keep.length;
   const a: string[] = new Array(n);
   for (let j = 0; j < n; j++) a[j] = v[keep[j]!]!;

@@ -8,6 +8,8 @@ import * as crypto from 'node:crypto';
 import { differenceInMonths } from 'date-fns/differenceInMonths'; // the subpath: the whole of date-fns costs 50 ms at start-up
 import { InputError, type Columns } from './ingest';
 import { CsvWriter } from '../pipeline/csv';
+import { pick } from './deliver';
+import { ageGroupIndex } from '../pipeline/contracts';
 import { isValidDate } from './jmbg';
 import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
 import type { Classification } from './territory';
@@ -106,15 +108,11 @@ const MUTABLE = new Set(['sex', 'birth_date', 'from_settlement', 'from_municipal
  * The rows `keep` (increasing) of a column. A month replaces a few dozen forms out of 20 000: the kept rows are a
  * few long runs, copied as slices (native copies) instead of element by element; with many runs, by element.
  */
-function pick(v: string[], keep: number[], runs: number[]): string[] {
-  if (runs.length <= 2 * 256) {
-    const slices: string[][] = [];
-    for (let r = 0; r < runs.length; r += 2) slices.push(v.slice(runs[r], runs[r + 1]));
-    return slices.length === 1 ? slices[0]! : ([] as string[]).concat(...slices);
-  }
-  const a: string[] = new Array(keep.length);
-  for (let j = 0; j < keep.length; j++) a[j] = v[keep[j]!]!;
-  return a;
+function pickRuns(v: string[], keep: number[], runs: number[]): string[] {
+  if (runs.length > 2 * 256) return pick(v, keep);
+  const slices: string[][] = [];
+  for (let r = 0; r < runs.length; r += 2) slices.push(v.slice(runs[r], runs[r + 1]));
+  return slices.length === 1 ? slices[0]! : ([] as string[]).concat(...slices);
 }
 /** The runs of consecutive rows in `keep` (increasing), as [start, end) pairs. */
 function keptRuns(keep: number[]): number[] {
@@ -172,7 +170,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const all = n === nIn;
   const kept: Columns = {};
   const runs = keptRuns(keep);
-  for (const [k, v] of Object.entries(input)) kept[k] = all && !MUTABLE.has(k) ? v : pick(v, keep, runs);
+  for (const [k, v] of Object.entries(input)) kept[k] = all && !MUTABLE.has(k) ? v : pickRuns(v, keep, runs);
   const f: Columns = { ...kept, reference_year: new Array(n).fill(String(year)) };
   const rid = f.record_id!;
   const log = (i: number, step: string, method: string, rule: string, variable: string, oldV: string, newV: string, donor = ''): void => {
@@ -406,7 +404,7 @@ export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e:
   events.forEach((e, j) => {
     const o = j * SLOTS;
     values[o] = intern(e.sex);
-    values[o + 1] = e.age >= 0 ? 1 + (e.age >= 85 ? 17 : Math.floor(e.age / 5)) : 0; // AGE_GROUPS index + 1
+    values[o + 1] = ageGroupIndex(e.age) + 1; // 0: unknown age
     let t = toIds.get(e.to); // a destination's three values interned once (a few hundred destinations a month)
     if (!t) toIds.set(e.to, (t = [intern(C.areaOf(e.to)), intern(C.regionOf(e.to)), intern(e.to)]));
     values[o + 2] = t[0]!;

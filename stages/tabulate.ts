@@ -5,7 +5,7 @@
  * (series 1998-) is nobody's emigration. Counting is done in typed arrays indexed by unit.
  * Annual tables are sums of monthly tables (sumTables), never recounted.
  */
-import { ACTIVITY_GROUPS, AGE_GROUPS, MOVE_TYPES, SEXES, type TableName } from '../pipeline/contracts';
+import { ACTIVITY_GROUPS, AGE_GROUPS, ageGroupIndex, MOVE_TYPES, SEXES, type TableName } from '../pipeline/contracts';
 import { D_AGE, D_FROM, D_SEX, type Event } from './month';
 import { type Classification, KM_REGION, REPUBLIC, seriesOf } from './territory';
 
@@ -51,10 +51,6 @@ function moveTypeIndex(C: Classification, e: Event): 0 | 1 | 2 {
   return C.areaOf(e.from) === C.areaOf(e.to) ? 1 : 2;
 }
 
-/** Index in AGE_GROUPS of ageGroup(age) (five-year groups, 85 and over last); -1 for an unknown age. */
-function ageGroupIndex(age: number): number {
-  return age >= 85 ? AGE_GROUPS.length - 1 : age >= 0 ? Math.floor(age / 5) : -1;
-}
 
 /** Count events into per-unit arrays: dims = number of categories of the cross-classification. */
 function counter(nUnits: number, dims: number): { imm: Int32Array; emi: Int32Array } {
