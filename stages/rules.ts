@@ -161,8 +161,7 @@ function fused(rules: Rule[], t: AQ.ColumnTable): FusedFn | null {
     const cond = cf ? rowCode(cf) : undefined;
     const when = wf ? rowCode(wf) : undefined;
     if (cond === undefined || wf === null || (wf && when === undefined)) { parts.push(`/* rule ${k}: not a row function, evaluated by table.derive */`); return; }
-    const types = rule.applies_to;
-    const mask = types ? (types.includes('R') ? 1 : 0) | (types.includes('D') ? 2 : 0) : 0;
+    const mask = kindMask(rule);
     parts.push(`/* rule ${k} */ try { const o = outs[${k}]; let p = 0, f = 0;
   for (let row = 0; row < n; row++) {
     ${mask ? `if (!(${mask} & kind[row])) continue;` : ''}
@@ -186,6 +185,12 @@ function fused(rules: Rule[], t: AQ.ColumnTable): FusedFn | null {
   return f;
 }
 
+/** The form kinds a rule applies to, as bits of evaluateRules' `kind` (1 R, 2 D); 0 for every form. */
+function kindMask(rule: Rule): number {
+  const types = rule.applies_to;
+  return types ? (types.includes('R') ? 1 : 0) | (types.includes('D') ? 2 : 0) : 0;
+}
+
 /** Evaluate rules on a table of columns. A rule that throws on the data becomes a summary row with its error. */
 export function evaluateRules(rules: Rule[], cols: Columns, classification: Classification, formTypeCol = 'form_type'): RuleResult[] {
   register();
@@ -206,8 +211,7 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
   rules.forEach((rule, k) => {
     const outcome = outs[k]!;
     const summary: RuleSummary = { items: 0, passes: 0, fails: 0, na: 0, severity: rule.severity, expression: rule.condition };
-    const types = rule.applies_to;
-    const mask = types ? (types.includes('R') ? 1 : 0) | (types.includes('D') ? 2 : 0) : 0;
+    const mask = kindMask(rule);
     let passes = counts[2 * k]!, fails = counts[2 * k + 1]!;
     try {
       if (errors[k] !== NO_ERROR) throw errors[k];
