@@ -10,6 +10,7 @@ import { InputError, type Columns } from './ingest';
 import { CsvWriter } from '../pipeline/csv';
 import { pick } from './deliver';
 import { ageGroupIndex } from '../pipeline/contracts';
+import { KeyedCache } from '../pipeline/memo';
 import { isValidDate } from './jmbg';
 import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
 import type { Classification } from './territory';
@@ -193,12 +194,8 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const linkOfR = new Int32Array(n).fill(-1);
   const linkOfD = new Int32Array(n).fill(-1);
   // day numbers of dates, memoised for the month: a few hundred distinct dates, compared pairwise below
-  const days = new Map<string, number>();
-  const dayNum = (d: string): number => {
-    let v = days.get(d);
-    if (v === undefined) days.set(d, (v = dayNumber(d)));
-    return v;
-  };
+  const days = new KeyedCache(dayNumber);
+  const dayNum = (d: string): number => days.get(d);
   const dOrder: number[] = [];
   for (let i = 0; i < n; i++) if (ft[i] === 'D' && pid[i]) dOrder.push(i);
   dOrder.sort((a, b) => (rid[a]! < rid[b]! ? -1 : 1));
@@ -235,18 +232,10 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     ids: { valid: `R10_${side.toUpperCase()}_MUNI_VALID`, settlementIn: `R16_${side.toUpperCase()}_SETTLEMENT_IN_MUNI`, present: side === 'to' ? 'R25_DESTINATION_PRESENT' : 'R22_PREVIOUS_RESIDENCE_PRESENT', variable: `${side}_municipality` },
   }));
   // the classification of 31 December, memoised per code for the month: a few thousand distinct codes, 21 000 forms
-  const memo = <T>(of: (code: string) => T): ((code: string) => T) => {
-    const m = new Map<string, T>();
-    return (code) => {
-      const hit = m.get(code);
-      if (hit !== undefined || m.has(code)) return hit as T; // one lookup when memoised and defined (nearly always)
-      const v = of(code);
-      m.set(code, v);
-      return v;
-    };
-  };
-  const successorAtYearEnd = memo((code) => C.successorOn(code, yearEnd));
-  const settlementAtYearEnd = memo((s) => C.settlementMunicipality(s, yearEnd));
+  const successors = new KeyedCache((code) => C.successorOn(code, yearEnd));
+  const settlements = new KeyedCache((s) => C.settlementMunicipality(s, yearEnd));
+  const successorAtYearEnd = (code: string): string | undefined => successors.get(code);
+  const settlementAtYearEnd = (s: string): string | undefined => settlements.get(s);
   const quarantine: MonthOutcome['quarantine'] = [];
   for (let i = 0; i < n; i++) {
     // 4a. sex and birth date from a valid JMBG

@@ -19,10 +19,11 @@ import { csvCell } from '../pipeline/csv';
 import { SCHEMAS } from '../pipeline/paths';
 import { dataJson, structureJson } from './sdmx/json';
 import {
-  ATTRIBUTES, type AttrId, type DATASET_ATTRIBUTES, DIMENSIONS, type DataModel, KeyedCache, MEASURE, type SdmxInput, buildDataModel, buildStructureModel, dataflowRef,
+  ATTRIBUTES, type AttrId, type DATASET_ATTRIBUTES, DIMENSIONS, type DataModel, MEASURE, type SdmxInput, buildDataModel, buildStructureModel, dataflowRef,
 } from './sdmx/model';
 import { dataXml, structureXml } from './sdmx/xml';
 import { ByteWriter } from '../pipeline/bytes';
+import { KeyedCache } from '../pipeline/memo';
 
 export type { SdmxInput } from './sdmx/model';
 export { SdmxInputError, dataflowId, dsdId, areaCodelistId, DIMENSIONS, ATTRIBUTES } from './sdmx/model';

@@ -357,17 +357,6 @@ export function buildDataModel(input: SdmxInput): DataModel {
   };
 }
 
-/** Memoised string function: the writers format each distinct dimension value once, not once per observation. */
-export class KeyedCache<T = string> {
-  private readonly m = new Map<string, T>();
-  constructor(private readonly make: (v: string) => T) {}
-  get(v: string): T {
-    let s = this.m.get(v);
-    if (s === undefined) this.m.set(v, (s = this.make(v)));
-    return s;
-  }
-}
-
 /** Ids of the values of each dimension used in the data, in codelist order (TIME_PERIOD: the year). */
 export function usedValues(m: DataModel): Record<DimId, string[]> {
   const out = {} as Record<DimId, string[]>;

@@ -2,9 +2,10 @@
 import type { Series } from '../territory';
 import {
   AGENCY, ATTRIBUTES, type Codelist, CONCEPT_SCHEME, CONCEPTS, DATAFLOW_NAME, DATASET_ATTRIBUTES, type DataModel, DIMENSIONS, DSD_NAME,
-  KeyedCache, type StructureModel, type Text, VERSION, codelistOf, dataflowId, dsdId, LANGS,
+  type StructureModel, type Text, VERSION, codelistOf, dataflowId, dsdId, LANGS,
 } from './model';
 import { ByteWriter } from '../../pipeline/bytes';
+import { KeyedCache } from '../../pipeline/memo'; // the writers format each distinct dimension value once
 
 const NS =
   'xmlns:message="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message" ' +
