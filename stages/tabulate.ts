@@ -51,7 +51,6 @@ function moveTypeIndex(C: Classification, e: Event): 0 | 1 | 2 {
   return C.areaOf(e.from) === C.areaOf(e.to) ? 1 : 2;
 }
 
-
 /** Count events into per-unit arrays: dims = number of categories of the cross-classification. */
 function counter(nUnits: number, dims: number): { imm: Int32Array; emi: Int32Array } {
   return { imm: new Int32Array(nUnits * dims), emi: new Int32Array(nUnits * dims) };
@@ -99,7 +98,7 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
       const fromImp = e.donor & D_FROM ? 1 : 0;
       for (const u of orig) {
         for (let t = 0; t < 2; t++) {
-        const si = t === 0 ? 0 : s;
+          const si = t === 0 ? 0 : s;
           terr.emi[u * 3 + si]!++;
           age.emi[(u * 3 + si) * AGE_GROUPS.length + ag]!++;
           actv.emi[(u * 3 + si) * ACTIVITY_GROUPS.length + acg]!++;
