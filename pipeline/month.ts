@@ -136,7 +136,7 @@ export interface Delivered {
  * Deliver: duplicates against the record index, systemic corrections, attribution; checks the row-count identity.
  * Takes over ing.forms: its columns become the accepted forms' (compacted in place), do not read them afterwards.
  */
-export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification; prior: (id: string) => { month: string; content: string } | undefined; closed: (m: string) => boolean; seq: number; log: StageLog }): Delivered {
+export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification; prior: (id: string) => PriorEntry | undefined; closed: (m: string) => boolean; seq: number; log: StageLog }): Delivered {
   const t1 = Date.now();
   const earliestOpenFrom = (m: string): string => { let x = m; while (o.closed(x)) x = addMonths(x, 1); return x; };
   const dr = deliver({ forms: ing.forms, quarantine: ing.quarantine, fileMonth: ing.fileMonth }, { prior: o.prior, contentHash, isClosed: o.closed, earliestOpenFrom, rules: o.L.rules, corrections: o.L.corrections, classification: o.C, systemic: o.L.config.systemic, consume: true });
@@ -219,10 +219,19 @@ export function formsJson(part: Columns): string {
 /** Form partitions just written by this run ("<month>/<file>"), so building the month need not read them back. */
 export type FreshParts = Map<string, { cols: Columns; sha256: string }>;
 
+/** A record-index entry: the reference month the form went to and the hash of its content. */
+export interface PriorEntry { month: string; content: string }
+
+/** Read one record-index line (record id TAB month TAB hash) into the map. */
+export function setIndexLine(into: Map<string, PriorEntry>, line: string): void {
+  const [id, month, content] = line.split('\t');
+  into.set(id!, { month: month!, content: content! });
+}
+
 /** The record-index entries of the last `lookback` months for the ids of this extract only: memory stays flat however long the history. */
-function loadPriorIndex(store: Store, fileMonth: string, lookback: number, wanted: Set<string>): Map<string, { month: string; content: string }> {
+function loadPriorIndex(store: Store, fileMonth: string, lookback: number, wanted: Set<string>): Map<string, PriorEntry> {
   const dir = store.p('state', 'ids');
-  const out = new Map<string, { month: string; content: string }>();
+  const out = new Map<string, PriorEntry>();
   if (!fs.existsSync(dir)) return out;
   const from = addMonths(fileMonth, -lookback);
   for (const f of fs.readdirSync(dir).sort()) {
@@ -233,10 +242,7 @@ function loadPriorIndex(store: Store, fileMonth: string, lookback: number, wante
       let b = text.indexOf('\n', a);
       if (b < 0) b = text.length;
       const t1 = text.indexOf('\t', a);
-      if (t1 > a && t1 < b && wanted.has(text.slice(a, t1))) {
-        const [id, month, h] = text.slice(a, b).split('\t');
-        out.set(id!, { month: month!, content: h! });
-      }
+      if (t1 > a && t1 < b && wanted.has(text.slice(a, t1))) setIndexLine(out, text.slice(a, b));
       a = b + 1;
     }
   }

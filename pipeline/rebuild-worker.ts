@@ -8,7 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { loadConfig, type Loaded } from './config';
 import { durability, sha256 } from './fsutil';
 import type { StageEvent } from './log';
-import { buildMonth, deliverExtract, ingestExtract, writeDelivery, type FreshParts, type Ingested, type StageLog } from './month';
+import { buildMonth, deliverExtract, ingestExtract, setIndexLine, writeDelivery, type FreshParts, type Ingested, type PriorEntry, type StageLog } from './month';
 import type { FromWorker, ToWorker } from './rebuild';
 import { Store } from './store';
 import { loadClassification, type Classification } from '../stages/territory';
@@ -46,17 +46,9 @@ async function handle(m: ToWorker): Promise<void> {
       let events = 0;
       let fresh: FreshParts | undefined;
       if (!m.skip) {
-        const prior = new Map<string, { month: string; content: string }>();
-        // the lines id TAB month TAB hash, read with indexOf (no array per line)
-        const t = m.prior;
-        for (let a = 0; a < t.length; ) {
-          let b = t.indexOf('\n', a);
-          if (b < 0) b = t.length;
-          const t1 = t.indexOf('\t', a), t2 = t1 < 0 ? -1 : t.indexOf('\t', t1 + 1), t3 = t2 < 0 ? -1 : t.indexOf('\t', t2 + 1);
-          if (t1 >= 0 && t2 >= 0 && t2 < b && (t3 < 0 || t3 > b)) prior.set(t.slice(a, t1), { month: t.slice(t1 + 1, t2), content: t.slice(t2 + 1, b) });
-          else { const [id, month, content] = t.slice(a, b).split('\t'); prior.set(id!, { month: month!, content: content! }); } // a record id with a tab or newline
-          a = b + 1;
-        }
+        // the index lines of this extract's ids that the main thread found (a few hundred at most), read as loadPriorIndex reads its files
+        const prior = new Map<string, PriorEntry>();
+        if (m.prior) for (const line of m.prior.split('\n')) setIndexLine(prior, line);
         // as in the monthly cadence: when an extract arrives, every month before its own is closed
         const closed = (x: string): boolean => x < h.fileMonth;
         const d = deliverExtract(h.ing, { L, C, prior: (id) => prior.get(id), closed, seq: m.seq, log });
