@@ -18,6 +18,12 @@ const send = (m: FromWorker): void => port.postMessage(m);
 const log: StageLog = { log: (e: StageEvent, level: 'info' | 'warn' | 'error' = 'info') => send({ type: 'log', e, level }) };
 
 let store: Store, L: Loaded, C: Classification, settlements: string | undefined, population: string | undefined;
+/**
+ * Test hook (test/rebuild.test.ts), inert unless set: a worker waits this long before it writes the files of a
+ * delivery whose month it does not build, so that a later extract of the same month, delivered meanwhile, would
+ * build the month without them if the main thread did not hold it back.
+ */
+const SLOW_WRITES_MS = Number(process.env.MIGSTAT_TEST_SLOW_WRITES_MS ?? 0);
 let held: { k: number; fileMonth: string; ing: Ingested } | undefined;
 
 async function handle(m: ToWorker): Promise<void> {
@@ -53,9 +59,11 @@ async function handle(m: ToWorker): Promise<void> {
         const closed = (x: string): boolean => x < h.fileMonth;
         const d = deliverExtract(h.ing, { L, C, prior: (id) => prior.get(id), closed, seq: m.seq, log });
         if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);
-        fresh = writeDelivery(store, d);
+        // the index lines first: the next extract's delivery waits for them, not for the files written here
         const rows = Int32Array.from(d.source);
         port.postMessage({ type: 'delivered', k: m.k, index: d.idsText, rows, delivery: d.rec.delivery } satisfies FromWorker, [rows.buffer]);
+        if (SLOW_WRITES_MS > 0 && !m.build) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, SLOW_WRITES_MS);
+        fresh = writeDelivery(store, d);
       }
       if (m.build) events = buildMonth(store, h.fileMonth, L, C, log, fresh).events;
       send({ type: 'unit-done', k: m.k, events, built: m.build });

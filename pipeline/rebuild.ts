@@ -132,6 +132,7 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
   const deliveredMonths = new Set<string>();
   const builtMonths = new Set<string>();
   const yearsDone = new Set<number>();
+  const unitDone = new Uint8Array(units.length);
   let nextUnit = 0, nextDeliver = 0, seq = 0, forms = 0, events = 0, unchanged = 0, done = 0;
   const pendingIds = new Map<number, { w: Worker; digest: string; ids: string }>();
   const busy = new Set<Worker>();
@@ -179,6 +180,9 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
       for (;;) {
         const p = pendingIds.get(nextDeliver);
         if (!p) return;
+        // a worker posts its index lines before it writes its forms (writing is off the ordered path): an extract
+        // whose month an earlier extract also delivered to waits until that one is written (its month build lists them)
+        for (let j = nextDeliver - 1; j >= 0 && units[j]!.fileMonth === units[nextDeliver]!.fileMonth; j--) if (!unitDone[j]) return;
         pendingIds.delete(nextDeliver);
         const u = units[nextDeliver]!;
         if (digests.has(p.digest)) {
@@ -273,6 +277,8 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
             else if (u.lastOfMonth) completeYears = completeYears.filter((x) => x !== y); // nothing delivered for that month
             if (completeYears.includes(y) && !yearQueue.includes(y) && monthsOf(y).every((x) => builtMonths.has(x))) yearQueue.push(y);
             done++;
+            unitDone[m.k] = 1;
+            answer(); // the next extract of the same month may have been waiting for this one's forms
             bar?.increment(1, { what: u.fileMonth });
             dispatch(w);
             kickIdle();

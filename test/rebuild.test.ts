@@ -39,15 +39,20 @@ describe('rebuild = the monthly cadence, on two worker threads', () => {
     odd(9, 'ODD\nNL1');
     fs.writeFileSync(may, lines.join('\n'));
     fs.appendFileSync(path.join(input, 'moi_1998_06.csv'), `${resent}\n`);
+    // a second, different extract for April 1998 (forms that came late, under new record ids): the month is built
+    // from both deliveries, by whichever worker takes the second one
+    const april = fs.readFileSync(path.join(input, 'moi_1998_04.csv'), 'utf8').split('\n');
+    fs.writeFileSync(path.join(input, 'late_moi_1998_04.csv'), `${[april[0], ...april.slice(1, 41).map((l) => `LATE${l}`)].join('\n')}\n`);
     // MoI re-sends the March 1998 extract unchanged under another name: ingested once
     fs.copyFileSync(path.join(input, 'moi_1998_03.csv'), path.join(input, 'resend_moi_1998_03.csv'));
     const files = fs.readdirSync(input).filter((f) => f.endsWith('.csv')).sort((a, b) => (a.slice(-11) < b.slice(-11) ? -1 : a.slice(-11) > b.slice(-11) ? 1 : a < b ? -1 : 1));
     const log = logFor(cadence);
     const store = new Store(cadence);
-    for (const f of files) {
+    files.forEach((f, k) => {
       const r = runMonth({ data: cadence, input: path.join(input, f), log });
-      if (r.status === 'processed') store.close([r.fileMonth], 'cadence');
-    }
+      // a month is closed after its last extract
+      if (files[k + 1]?.slice(-11) !== f.slice(-11) && !store.isClosed(r.fileMonth)) store.close([r.fileMonth], 'cadence');
+    });
     for (const y of [1997, 1998]) await runYear({ data: cadence, year: y, log });
     const r = cli('rebuild', '--data', rebuilt, '--input-dir', input, '--workers', '2');
     if (r.status !== 0) throw new Error(`rebuild failed: ${r.stderr}`);
@@ -68,11 +73,23 @@ describe('rebuild = the monthly cadence, on two worker threads', () => {
     expect(ing(rebuilt)).toEqual(ing(cadence));
     expect(Object.keys(new Store(rebuilt).closedMonths())).toEqual(Object.keys(new Store(cadence).closedMonths()));
     expect(new Store(rebuilt).firstMonth()).toBe('1997-01');
-    expect(stdout).toMatch(/rebuilt 24 months and 2 years from 25 extracts \(1 already ingested\)/);
+    expect(stdout).toMatch(/rebuilt 24 months and 2 years from 26 extracts \(1 already ingested\)/);
     expect(verifyLogChain(new Store(rebuilt).logFile())).toEqual([]);
     const log = fs.readFileSync(new Store(rebuilt).logFile(), 'utf8');
     expect(log).toContain('"event":"unchanged"');
     expect(fs.readdirSync(path.dirname(rebuilt)).filter((f) => f.includes('staging'))).toEqual([]);
+  });
+
+  test('a month delivered by two extracts is built from both, however slowly the first one is written', () => {
+    // the worker of the late April extract posts its index lines, then writes its forms; the slow-writes hook (see
+    // rebuild-worker.ts) holds that write while the other worker delivers the main April extract and builds the month
+    const target = path.join(tmpDir(), 'store');
+    const r = spawnSync(process.execPath, [CLI, 'rebuild', '--data', target, '--input-dir', input, '--from', '1998-04', '--to', '1998-04', '--workers', '2'], { encoding: 'utf8', env: { ...process.env, MIGSTAT_TEST_SLOW_WRITES_MS: '400' } });
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    const manifest = JSON.parse(fs.readFileSync(path.join(target, 'months', '1998-04', 'manifest.json'), 'utf8')) as { inputs: { path: string }[]; counts: { forms: number } };
+    expect(manifest.inputs.map((x) => x.path)).toEqual([expect.stringMatching(/^forms\/1998-04\/0001-late_moi_1998_04-/), expect.stringMatching(/^forms\/1998-04\/0002-moi_1998_04-/)]);
+    const delivered = fs.readdirSync(path.join(target, 'deliveries')).map((f) => JSON.parse(fs.readFileSync(path.join(target, 'deliveries', f), 'utf8')) as { by_month: Record<string, number> });
+    expect(manifest.counts.forms).toBe(delivered.reduce((a, d) => a + (d.by_month['1998-04'] ?? 0), 0));
   });
 
   test('refuses a store that is not empty, with one clear line', () => {
