@@ -126,8 +126,6 @@ export interface Delivered {
    * than 21 000 to post to the main thread (structured clone copies it in one piece)
    */
   idsText: string;
-  /** for each line of the record index, the row of its form in the ingested forms (the rebuild's main thread reuses its id strings) */
-  source: number[];
   /** the months this delivery touches (its own month and the months it attributed forms to), sorted */
   months: string[];
 }
@@ -170,7 +168,7 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   o.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');
   if (!identity) throw new Error(`row-count identity broken for ${ing.name}: read ${rec.forms_read} ≠ accepted ${rec.accepted} + quarantined ${rec.quarantined} + duplicates ${rec.duplicates} + corrections to closed months ${rec.corrections_to_closed}`);
   for (const s of dr.systemic) o.log.log({ stage: 'systemic', event: 'escalated', rule: s.rule, office: s.office, share: s.share, items: s.items, action: s.action }, 'warn');
-  return { rec, parts, ids, idsText: `${ids.join('\n')}\n`, source: dr.source, months: [...new Set([ing.fileMonth, ...parts.keys()])].sort() };
+  return { rec, parts, ids, idsText: `${ids.join('\n')}\n`, months: [...new Set([ing.fileMonth, ...parts.keys()])].sort() };
 }
 
 /** Write what a delivery gave to the store: the forms by reference month, the record index, the delivery record. */
@@ -229,7 +227,7 @@ export function setIndexLine(into: Map<string, PriorEntry>, line: string): void 
 }
 
 /** The record-index entries of the last `lookback` months for the ids of this extract only: memory stays flat however long the history. */
-function loadPriorIndex(store: Store, fileMonth: string, lookback: number, wanted: Set<string>): Map<string, PriorEntry> {
+export function loadPriorIndex(store: Store, fileMonth: string, lookback: number, wanted: Set<string>): Map<string, PriorEntry> {
   const dir = store.p('state', 'ids');
   const out = new Map<string, PriorEntry>();
   if (!fs.existsSync(dir)) return out;

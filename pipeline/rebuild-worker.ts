@@ -10,6 +10,7 @@ import { durability, sha256 } from './fsutil';
 import type { StageEvent } from './log';
 import { buildMonth, deliverExtract, ingestExtract, setIndexLine, writeDelivery, type FreshParts, type Ingested, type PriorEntry, type StageLog } from './month';
 import type { FromWorker, ToWorker } from './rebuild';
+import { idHash } from './record-index';
 import { Store } from './store';
 import { loadClassification, type Classification } from '../stages/territory';
 
@@ -43,7 +44,8 @@ async function handle(m: ToWorker): Promise<void> {
       const digest = sha256(bytes);
       const ing = ingestExtract({ bytes, name: path.basename(m.file), digest, input: m.file, fileMonth: m.fileMonth, encoding: 'utf-8', log });
       held = { k: m.k, fileMonth: m.fileMonth, ing };
-      send({ type: 'ingested', k: m.k, digest, ids: ing.forms.record_id!.join('\n'), forms: ing.formsRead });
+      const ids = Int32Array.from(ing.forms.record_id!, (id) => idHash(id));
+      port.postMessage({ type: 'ingested', k: m.k, digest, ids, forms: ing.formsRead } satisfies FromWorker, [ids.buffer]);
       return;
     }
     case 'prior': {
@@ -60,8 +62,7 @@ async function handle(m: ToWorker): Promise<void> {
         const d = deliverExtract(h.ing, { L, C, prior: (id) => prior.get(id), closed, seq: m.seq, log });
         if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);
         // the index lines first: the next extract's delivery waits for them, not for the files written here
-        const rows = Int32Array.from(d.source);
-        port.postMessage({ type: 'delivered', k: m.k, index: d.idsText, rows, delivery: d.rec.delivery } satisfies FromWorker, [rows.buffer]);
+        send({ type: 'delivered', k: m.k, index: d.idsText, delivery: d.rec.delivery });
         if (SLOW_WRITES_MS > 0 && !m.build) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, SLOW_WRITES_MS);
         fresh = writeDelivery(store, d);
       }

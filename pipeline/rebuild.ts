@@ -23,6 +23,7 @@ import { Worker } from 'node:worker_threads';
 import { RunLog, type StageEvent } from './log';
 import { Store, withLockAsync } from './store';
 import { addMonths } from './month';
+import { RecordIndex } from './record-index';
 import { fileMonthOf } from '../stages/ingest';
 
 export interface RebuildOptions {
@@ -51,10 +52,9 @@ export type ToWorker =
   | { type: 'year'; year: number };
 export type FromWorker =
   | { type: 'log'; e: StageEvent; level: 'info' | 'warn' | 'error' }
-  /** ids: the extract's record ids, newline-joined; index: its record-index lines, each ending in a newline (Delivered.idsText) */
-  | { type: 'ingested'; k: number; digest: string; ids: string; forms: number }
-  /** rows: for each index line, the row of its form among the ids of 'ingested' (Delivered.source) */
-  | { type: 'delivered'; k: number; index: string; rows: Int32Array; delivery: string }
+  /** ids: idHash of each of the extract's record ids; index: its record-index lines, each ending in a newline (Delivered.idsText) */
+  | { type: 'ingested'; k: number; digest: string; ids: Int32Array; forms: number }
+  | { type: 'delivered'; k: number; index: string; delivery: string }
   | { type: 'unit-done'; k: number; events: number; built: boolean }
   | { type: 'year-done'; year: number; events: number }
   | { type: 'error'; message: string };
@@ -113,28 +113,16 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
   let completeYears = o.years === false ? [] : [...years].filter((y) => monthsOf(y).every((m) => monthSet.has(m))).sort();
   const bar = progressBar(o.progress ?? Boolean(process.stderr.isTTY), units.length + completeYears.length);
 
-  // the record index of the last 12 months, as loadPriorIndex reads it from state/ids: per record id its newest line
-  // (later deliveries override earlier ones) and the file month of the extract that wrote it; lines older than the
-  // window count as absent, and are dropped as the window moves on so memory stays flat over 35 years.
-  // Kept as the delivered index texts themselves (one string per extract, in a slot, with where its lines start) and
-  // per record id one small integer, line × SLOTS + slot: no object and no line string per entry (21 000 of each
-  // per extract on the ordered path); a line is sliced only when it is asked for.
-  const SLOTS = 4096;
-  const slots: ({ fileMonth: string; text: string; starts: Int32Array; ids: string[] } | undefined)[] = [];
-  let scratch = new Int32Array(32768); // line starts of the text being indexed (reused; grown when needed)
-  const freeSlots: number[] = [];
-  const indexed: number[] = []; // the slots in the window, in delivery (= month) order
-  const index = new Map<string, number>();
+  // the record index of the last 12 months, as loadPriorIndex reads it from state/ids (see record-index.ts)
+  const index = new RecordIndex();
   const digests = new Map<string, { file: string; month: string; delivery: string }>();
-  // extract → its digest and its ids as sliced for the lookups, between its index request and its delivery: the
-  // delivered lines reuse those strings as Map keys (V8 keeps a string's hash: each id is hashed once, not three times)
-  const inFlight = new Map<number, { digest: string; ids: string[] }>();
+  const inFlight = new Map<number, string>(); // extract → its digest, between its index request and its delivery
   const deliveredMonths = new Set<string>();
   const builtMonths = new Set<string>();
   const yearsDone = new Set<number>();
   const unitDone = new Uint8Array(units.length);
   let nextUnit = 0, nextDeliver = 0, seq = 0, forms = 0, events = 0, unchanged = 0, done = 0;
-  const pendingIds = new Map<number, { w: Worker; digest: string; ids: string }>();
+  const pendingIds = new Map<number, { w: Worker; digest: string; ids: Int32Array }>();
   const busy = new Set<Worker>();
   const yearQueue: number[] = [];
   const yearDispatched = new Set<number>();
@@ -194,41 +182,12 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
           continue;
         }
         const from = addMonths(u.fileMonth, -12);
-        while (indexed.length && slots[indexed[0]!]!.fileMonth < from) {
-          const s = indexed.shift()!;
-          const old = slots[s]!;
-          for (const id of old.ids) {
-            const v = index.get(id);
-            if (v !== undefined && slots[v % SLOTS]?.fileMonth === old.fileMonth) index.delete(id);
-          }
-          slots[s] = undefined; // no entry points to it any more
-          freeSlots.push(s);
-        }
-        // the ids as p.ids.split('\n') gives them, sliced one by one (no array of 21 000 strings)
-        const prior: string[] = [];
-        const ids = p.ids;
-        const idList: string[] = [];
-        for (let a = 0; ; ) {
-          let b = ids.indexOf('\n', a);
-          if (b < 0) b = ids.length;
-          const id = ids.slice(a, b);
-          idList.push(id);
-          const v = index.get(id);
-          if (v !== undefined) {
-            const e = slots[v % SLOTS]!;
-            if (e.fileMonth >= from) {
-              const start = e.starts[(v - (v % SLOTS)) / SLOTS]!;
-              const end = e.text.indexOf('\n', start);
-              prior.push(e.text.slice(start, end < 0 ? e.text.length : end));
-            }
-          }
-          if (b === ids.length) break;
-          a = b + 1;
-        }
+        index.dropBefore(from);
+        const prior = index.lookup(p.ids, from);
         seq++;
         first ??= u.fileMonth;
-        inFlight.set(u.k, { digest: p.digest, ids: idList });
-        p.w.postMessage({ type: 'prior', k: u.k, skip: false, seq, build: u.lastOfMonth, prior: prior.join('\n') } satisfies ToWorker);
+        inFlight.set(u.k, p.digest);
+        p.w.postMessage({ type: 'prior', k: u.k, skip: false, seq, build: u.lastOfMonth, prior } satisfies ToWorker);
         return; // the next extract waits for this one's index entries
       }
     };
@@ -240,29 +199,8 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
           case 'delivered': {
             const u = units[m.k]!;
             // the index text as written to state/ids (each line ends in \n): kept whole, each line located by number
-            const s = freeSlots.pop() ?? slots.length;
-            if (s >= SLOTS) throw new Error('internal: more extracts in the 12-month window than the record index has slots');
-            const text = m.index;
-            const asked = inFlight.get(m.k)!.ids;
-            const keys: string[] = [];
-            let lines = 0;
-            for (let a = 0; a < text.length; ) {
-              let b = text.indexOf('\n', a);
-              if (b < 0) b = text.length;
-              if (b > a) {
-                if (lines === scratch.length) { const g = new Int32Array(lines * 2); g.set(scratch); scratch = g; }
-                // the id string of the lookup, when it is exactly the line's id (it is, unless an id holds a tab or a newline)
-                const r = lines < m.rows.length ? asked[m.rows[lines]!] : undefined;
-                const id = r !== undefined && text.startsWith(r, a) && text.charCodeAt(a + r.length) === 9 && !r.includes('\t') ? r : lineId(text, a, b);
-                index.set(id, lines * SLOTS + s);
-                keys.push(id);
-                scratch[lines++] = a;
-              }
-              a = b + 1;
-            }
-            slots[s] = { fileMonth: u.fileMonth, text, starts: scratch.slice(0, lines), ids: keys };
-            indexed.push(s);
-            digests.set(inFlight.get(m.k)!.digest, { file: u.name, month: u.fileMonth, delivery: m.delivery });
+            index.add(u.fileMonth, m.index);
+            digests.set(inFlight.get(m.k)!, { file: u.name, month: u.fileMonth, delivery: m.delivery });
             inFlight.delete(m.k);
             deliveredMonths.add(u.fileMonth);
             nextDeliver++;
@@ -308,13 +246,6 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
     }
     kickIdle();
   });
-}
-
-/** The record id of the index line starting at a (as line.slice(0, line.indexOf('\t')) reads it, even without a tab). */
-function lineId(text: string, a: number, b = text.indexOf('\n', a)): string {
-  const end = b < 0 ? text.length : b;
-  const t = text.indexOf('\t', a);
-  return text.slice(a, t >= 0 && t < end ? t : end - 1);
 }
 
 /** A progress bar on a terminal (cli-progress); nothing when output goes to a file or a pipe. */

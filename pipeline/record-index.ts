@@ -1,0 +1,148 @@
+/**
+ * The rebuild's in-memory record index (pipeline/rebuild.ts): the record-index lines of the last 12 months, as the
+ * monthly cadence reads them from state/ids/*.tsv (loadPriorIndex in pipeline/month.ts), answering "which lines
+ * name these record ids?" for one extract after another, on the rebuild's ordered path.
+ *
+ * The lines stay inside the index texts the workers delivered (one string per extract); an entry is four integers
+ * in typed arrays — the hash of its record id, its text, its line, the next entry of its hash bucket — so neither
+ * the ~21 000 lines of an extract nor their ids become strings or Map entries (the main thread used to spend ~40 ms
+ * an extract on those). Ids are compared as text only when their hashes are equal: a re-sent record or a collision.
+ *
+ * Exactness. The workers send the hash of each record id they ask about (`idHash`); the index returns every line in
+ * the window whose id has that hash — newest line per id, as loadPriorIndex keeps it. A collision only adds lines of
+ * other ids: the worker reads the lines into a Map by their own id (setIndexLine) and asks it for exact ids, so what
+ * it finds is exactly what loadPriorIndex would have given it.
+ */
+
+/** FNV-1a over the UTF-16 code units of s[a, b): the hash of a record id, the same in the workers and here. */
+export function idHash(s: string, a = 0, b = s.length): number {
+  let h = 0x811c9dc5;
+  for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
+interface Text { fileMonth: string; text: string; starts: Int32Array; entries: Int32Array; lines: number }
+
+const BUCKET_BITS = 20; // 1 M buckets for ~260 000–400 000 entries (12–13 months): chains of one, mostly
+
+export class RecordIndex {
+  private readonly head = new Int32Array(1 << BUCKET_BITS).fill(-1);
+  // entry e: hash[e], text[e] (a slot of `texts`), line[e] (its line number in that text), next[e] (bucket chain or free list)
+  private hash = new Int32Array(1 << 16);
+  private text = new Int32Array(1 << 16);
+  private line = new Int32Array(1 << 16);
+  private next = new Int32Array(1 << 16);
+  private used = 0;
+  private free = -1;
+  private readonly texts: (Text | undefined)[] = [];
+  private readonly freeTexts: number[] = [];
+  private readonly window: number[] = []; // the slots of the texts held, in delivery (= month) order
+
+  /** Forget the texts of extracts of months before `from` (the window moves on: memory stays flat over 35 years). */
+  dropBefore(from: string): void {
+    while (this.window.length && this.texts[this.window[0]!]!.fileMonth < from) {
+      const s = this.window.shift()!;
+      const t = this.texts[s]!;
+      // an entry a later line took over (same id) belongs to that line now: it stays
+      for (let k = 0; k < t.lines; k++) {
+        const e = t.entries[k]!;
+        if (this.text[e] === s && this.line[e] === k) this.remove(e);
+      }
+      this.texts[s] = undefined;
+      this.freeTexts.push(s);
+    }
+  }
+
+  /** The lines (without their line end, joined with \n) of the ids with these hashes, in texts of months from `from` on. */
+  lookup(hashes: Int32Array, from: string): string {
+    const out: string[] = [];
+    const mask = (1 << BUCKET_BITS) - 1;
+    for (let j = 0; j < hashes.length; j++) {
+      const h = hashes[j]!;
+      for (let e = this.head[h & mask]!; e >= 0; e = this.next[e]!) {
+        if (this.hash[e] !== h) continue;
+        const t = this.texts[this.text[e]!]!;
+        if (t.fileMonth < from) continue;
+        const a = t.starts[this.line[e]!]!;
+        const b = t.text.indexOf('\n', a);
+        out.push(t.text.slice(a, b < 0 ? t.text.length : b));
+      }
+    }
+    return out.join('\n');
+  }
+
+  /**
+   * Add the record-index text an extract of `fileMonth` delivered (lines "id TAB month TAB hash", each ending in \n),
+   * read as loadPriorIndex reads its file: a line is an entry when it has a tab after a non-empty id; a later line of
+   * the same id replaces the earlier one.
+   */
+  add(fileMonth: string, text: string): void {
+    const s = this.freeTexts.pop() ?? this.texts.length;
+    let cap = 1024;
+    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) cap++; // at most this many lines
+    const t: Text = { fileMonth, text, starts: new Int32Array(cap), entries: new Int32Array(cap), lines: 0 };
+    this.texts[s] = t;
+    for (let a = 0; a < text.length; ) {
+      let b = text.indexOf('\n', a);
+      if (b < 0) b = text.length;
+      const tab = text.indexOf('\t', a);
+      if (tab > a && tab < b) {
+        const k = t.lines++;
+        t.starts[k] = a;
+        t.entries[k] = this.put(idHash(text, a, tab), s, k, text, a, tab);
+      }
+      a = b + 1;
+    }
+    this.window.push(s);
+  }
+
+  /** The entry of the id text[a, tab) with hash h, now at line k of slot s: the id's entry taken over, or a new one. */
+  private put(h: number, s: number, k: number, text: string, a: number, tab: number): number {
+    const bucket = h & ((1 << BUCKET_BITS) - 1);
+    for (let e = this.head[bucket]!; e >= 0; e = this.next[e]!) {
+      if (this.hash[e] !== h) continue;
+      const o = this.texts[this.text[e]!]!;
+      const oa = o.starts[this.line[e]!]!;
+      if (sameId(o.text, oa, text, a, tab)) { this.text[e] = s; this.line[e] = k; return e; }
+    }
+    let e = this.free;
+    if (e >= 0) this.free = this.next[e]!;
+    else {
+      if (this.used === this.hash.length) this.grow();
+      e = this.used++;
+    }
+    this.hash[e] = h; this.text[e] = s; this.line[e] = k;
+    this.next[e] = this.head[bucket]!;
+    this.head[bucket] = e;
+    return e;
+  }
+
+  private remove(e: number): void {
+    const bucket = this.hash[e]! & ((1 << BUCKET_BITS) - 1);
+    let p = -1;
+    for (let x = this.head[bucket]!; x !== e; x = this.next[x]!) p = x;
+    if (p < 0) this.head[bucket] = this.next[e]!; else this.next[p] = this.next[e]!;
+    this.next[e] = this.free;
+    this.free = e;
+  }
+
+  private grow(): void {
+    const g = (a: Int32Array): Int32Array<ArrayBuffer> => { const b = new Int32Array(a.length * 2); b.set(a); return b; };
+    this.hash = g(this.hash); this.text = g(this.text); this.line = g(this.line); this.next = g(this.next);
+  }
+
+  /** Entries held (for the tests). */
+  get size(): number {
+    let n = 0;
+    for (const s of this.window) { const t = this.texts[s]!; for (let k = 0; k < t.lines; k++) { const e = t.entries[k]!; if (this.text[e] === s && this.line[e] === k) n++; } }
+    return n;
+  }
+}
+
+/** Whether the id starting at x[xa] (up to its tab) is y[ya, ytab). */
+function sameId(x: string, xa: number, y: string, ya: number, ytab: number): boolean {
+  const len = ytab - ya;
+  if (x.charCodeAt(xa + len) !== 9) return false;
+  for (let i = 0; i < len; i++) if (x.charCodeAt(xa + i) !== y.charCodeAt(ya + i)) return false;
+  return true;
+}
