@@ -54,8 +54,9 @@ function dataCsvBytes(m: DataModel): Buffer {
     out.raw(head);
     for (let i = 0; i < DIMENSIONS.length; i++) out.raw(dims[i]!.get(o.key[DIMENSIONS[i]!]));
     out.char(44); // ','
-    const v = String(o.value);
-    if (v.charCodeAt(0) === 45 || v.charCodeAt(0) === 43) out.text(csvField(v)); // (csvCell looks at a leading - or +)
+    // csvCell looks at a leading - or +: String of a number starts with '-' exactly when it is negative and never
+    // with '+', so only negative values need it (and no string is made of the others)
+    if (o.value < 0) out.text(csvField(String(o.value)));
     else out.number(o.value);
     out.raw(tail.get(o.status));
   }
