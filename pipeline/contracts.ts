@@ -137,3 +137,9 @@ export const IMPUTED_HEADERS = {
   territory_imputed: ['series', 'level', 'code', 'sex', 'immigrants_imputed', 'emigrants_imputed'],
   age_imputed: ['series', 'level', 'code', 'sex', 'age_group', 'immigrants_imputed', 'emigrants_imputed'],
 } as const;
+
+/** The month k months after m (YYYY-MM; k may be negative). */
+export const addMonths = (m: string, k: number): string => {
+  const t = +m.slice(0, 4) * 12 + (+m.slice(5, 7) - 1) + k;
+  return `${Math.floor(t / 12)}-${String((t % 12) + 1).padStart(2, '0')}`;
+};

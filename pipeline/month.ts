@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
+import { addMonths, MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
 import { CsvWriter, objectsToCsvBytes, objectsToCsvWriter, toCsvBytes } from './csv';
 import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeFileDurable, writeJsonAtomic } from './fsutil';
 import type { RunLog, StageEvent } from './log';
@@ -35,10 +35,7 @@ export interface DeliveryRecord {
 /** The record index stores this hash of a form's content (contentKey), never the content itself. */
 const contentHash = (content: string): string => crypto.hash('sha1', content, 'hex') as string;
 
-export const addMonths = (m: string, k: number): string => {
-  const t = +m.slice(0, 4) * 12 + (+m.slice(5, 7) - 1) + k;
-  return `${Math.floor(t / 12)}-${String((t % 12) + 1).padStart(2, '0')}`;
-};
+export { addMonths };
 
 export function runMonth(opts: MonthOptions): MonthRunResult {
   const store = new Store(opts.data);
@@ -136,13 +133,14 @@ export interface Delivered {
  */
 export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification; prior: (id: string) => PriorEntry | undefined; closed: (m: string) => boolean; seq: number; log: StageLog }): Delivered {
   const t1 = Date.now();
-  const earliestOpenFrom = (m: string): string => { let x = m; while (o.closed(x)) x = addMonths(x, 1); return x; };
-  const dr = deliver({ forms: ing.forms, quarantine: ing.quarantine, fileMonth: ing.fileMonth }, { prior: o.prior, contentHash, isClosed: o.closed, earliestOpenFrom, rules: o.L.rules, corrections: o.L.corrections, classification: o.C, systemic: o.L.config.systemic, consume: true });
+  const dr = deliver({ forms: ing.forms, quarantine: ing.quarantine, fileMonth: ing.fileMonth }, { prior: o.prior, contentHash, isClosed: o.closed, rules: o.L.rules, corrections: o.L.corrections, classification: o.C, systemic: o.L.config.systemic, consume: true });
   const delivery = `${String(o.seq).padStart(4, '0')}-${ing.name.replace(/\.csv$/i, '')}-${ing.digest.slice(0, 8)}`;
   const refMonth = dr.forms.ref_month!;
   const n = refMonth.length;
   const parts = new Map<string, Columns>();
-  if (n > 0 && refMonth.every((m) => m === refMonth[0])) parts.set(refMonth[0]!, { ...dr.forms }); // one month (the usual case): the columns as they are
+  let oneMonth = n > 0;
+  for (let i = 1; i < n && oneMonth; i++) oneMonth = refMonth[i] === refMonth[0];
+  if (oneMonth) parts.set(refMonth[0]!, { ...dr.forms }); // one month (the usual case): the columns as they are
   else {
     const byMonth: Record<string, number[]> = {};
     refMonth.forEach((m, i) => (byMonth[m] ??= []).push(i));
@@ -284,7 +282,9 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   const formsRead = sum('forms_read');
   const holds = formsRead === Object.values(rhs).reduce((a, b) => a + b, 0);
   const delays: Record<string, number> = {};
-  for (const e of out.events) { const k = e.delay === null ? 'unknown' : String(e.delay); delays[k] = (delays[k] ?? 0) + 1; }
+  let delayed = 0;
+  // loops, not filter/map callbacks, over the month's events: a callback made per call is compiled again every month (stages/month.ts)
+  for (const e of out.events) { const k = e.delay === null ? 'unknown' : String(e.delay); delays[k] = (delays[k] ?? 0) + 1; if (e.delay !== null && e.delay >= 1) delayed++; }
   const provenance: Record<string, number> = {};
   const byFlag = new Array<number>(PROVENANCE.length).fill(0);
   for (const e of out.events) for (let b = 0; b < PROVENANCE.length; b++) if (e.provenance & (1 << b)) byFlag[b]!++;
@@ -293,7 +293,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   for (const r of [...out.ruleResults, ...out.scopeResults]) rules[r.rule.id] = r.summary;
   const quality: Quality = {
     period: month, series: seriesOf(year), forms_read: formsRead, duplicates: sum('duplicates'), quarantined: quarantine.length, out_of_scope: outOfScope,
-    events: out.events.length, delayed_events: out.events.filter((e) => e.delay !== null && e.delay >= 1).length, carried_forward: out.counts.carried_forward,
+    events: out.events.length, delayed_events: delayed, carried_forward: out.counts.carried_forward,
     unmatched_departures: out.counts.unmatched, imputed: sortObj(out.imputed), rules, linked_departures: out.counts.linked, replaced_versions: out.counts.replaced,
     corrections_to_closed: sum('corrections_to_closed'), recoded_territory: out.counts.recoded, delay_distribution: sortObj(delays),
     imputation_by_method: sortObj(out.imputedByMethod), systemic: own.flatMap((d) => d.systemic), identity: { holds, lhs: formsRead, rhs }, checks, provenance: sortObj(provenance),

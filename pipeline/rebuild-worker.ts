@@ -25,6 +25,14 @@ let store: Store, L: Loaded, C: Classification, settlements: string | undefined,
  * build the month without them if the main thread did not hold it back.
  */
 const SLOW_WRITES_MS = Number(process.env.MIGSTAT_TEST_SLOW_WRITES_MS ?? 0);
+/**
+ * The extract being delivered, read by two functions made once (not per extract: V8 compiles a closure made afresh
+ * on each call afresh too, and deliver calls these two for every form).
+ */
+const current = { prior: new Map<string, PriorEntry>(), fileMonth: '' };
+const priorOf = (id: string): PriorEntry | undefined => current.prior.get(id);
+/** as in the monthly cadence: when an extract arrives, every month before its own is closed */
+const closed = (x: string): boolean => x < current.fileMonth;
 let held: { k: number; fileMonth: string; ing: Ingested } | undefined;
 
 async function handle(m: ToWorker): Promise<void> {
@@ -44,7 +52,9 @@ async function handle(m: ToWorker): Promise<void> {
       const digest = sha256(bytes);
       const ing = ingestExtract({ bytes, name: path.basename(m.file), digest, input: m.file, fileMonth: m.fileMonth, encoding: 'utf-8', log });
       held = { k: m.k, fileMonth: m.fileMonth, ing };
-      const ids = Int32Array.from(ing.forms.record_id!, (id) => idHash(id));
+      const recordIds = ing.forms.record_id!;
+      const ids = new Int32Array(recordIds.length);
+      for (let i = 0; i < ids.length; i++) ids[i] = idHash(recordIds[i]!);
       port.postMessage({ type: 'ingested', k: m.k, digest, ids, forms: ing.formsRead } satisfies FromWorker, [ids.buffer]);
       return;
     }
@@ -55,11 +65,10 @@ async function handle(m: ToWorker): Promise<void> {
       let fresh: FreshParts | undefined;
       if (!m.skip) {
         // the index lines of this extract's ids that the main thread found (a few hundred at most), read as loadPriorIndex reads its files
-        const prior = new Map<string, PriorEntry>();
-        if (m.prior) for (const line of m.prior.split('\n')) setIndexLine(prior, line);
-        // as in the monthly cadence: when an extract arrives, every month before its own is closed
-        const closed = (x: string): boolean => x < h.fileMonth;
-        const d = deliverExtract(h.ing, { L, C, prior: (id) => prior.get(id), closed, seq: m.seq, log });
+        current.prior = new Map<string, PriorEntry>();
+        if (m.prior) for (const line of m.prior.split('\n')) setIndexLine(current.prior, line);
+        current.fileMonth = h.fileMonth;
+        const d = deliverExtract(h.ing, { L, C, prior: priorOf, closed, seq: m.seq, log });
         if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);
         // the index lines first: the next extract's delivery waits for them, not for the files written here
         send({ type: 'delivered', k: m.k, index: d.idsText, delivery: d.rec.delivery });

@@ -9,6 +9,7 @@
 import type { QuarantineRow, Columns } from './ingest';
 import { contentKey, FORM_COLUMNS } from './ingest';
 import { isValidDate } from './jmbg';
+import { addMonths } from '../pipeline/contracts';
 import { evaluateRules, systemicFindings, type Rule } from './rules';
 import type { Classification } from './territory';
 
@@ -60,6 +61,13 @@ export function take(cols: Columns, keep: number[], copy = false): Columns {
   return out;
 }
 
+/** The first month from m on that is not closed (where a closed month's late forms are carried forward). */
+function earliestOpen(m: string, isClosed: (month: string) => boolean): string {
+  let x = m;
+  while (isClosed(x)) x = addMonths(x, 1);
+  return x;
+}
+
 export function swapDayMonth(d: string): string {
   return d.length === 10 ? `${d.slice(0, 4)}-${d.slice(8, 10)}-${d.slice(5, 7)}` : d;
 }
@@ -71,7 +79,6 @@ export function deliver(
     /** how the store keys content (the store keeps a hash of each form's content) */
     contentHash?: (content: string) => string;
     isClosed: (month: string) => boolean;
-    earliestOpenFrom: (month: string) => string;
     rules: Rule[];
     corrections: SystemicCorrection[];
     /** the caller does not read input.forms afterwards: its columns may be compacted in place instead of copied */
@@ -164,7 +171,7 @@ export function deliver(
     const month = reg.startsWith(input.fileMonth) ? input.fileMonth : reg.slice(0, 7);
     if (month > input.fileMonth) { q('registration_after_file_month', `registered ${reg}, after the extract's month ${input.fileMonth}`); continue; }
     if (ctx.isClosed(month)) {
-      ref.push(ctx.earliestOpenFrom(month));
+      ref.push(earliestOpen(month, ctx.isClosed));
       cf.push('1');
       carried++;
     } else {
@@ -174,7 +181,8 @@ export function deliver(
     keep2.push(i);
   }
   // the accepted forms: every column in the caller's order, from the kept copy when there is one
-  const rows = keep2.map((i) => keep[i]!); // among all forms
+  const rows: number[] = new Array(keep2.length); // among all forms (a loop: a map callback made per call is compiled again every extract)
+  for (let j = 0; j < rows.length; j++) rows[j] = keep[keep2[j]!]!;
   const out: Columns = {};
   // (a kept column that is a copy is ours to compact; the caller's columns only when it gave them up)
   for (const [c, v] of Object.entries(f)) {

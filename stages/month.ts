@@ -129,26 +129,56 @@ function keptRuns(keep: number[]): number[] {
 const RESEND_FIELDS = ['form_type', 'registration_date', 'move_date', 'pid', 'citizenship', 'sex', 'birth_date', 'origin_country', 'from_settlement', 'from_municipality', 'destination_country', 'to_settlement', 'to_municipality', 'registering_office', 'nationality', 'economic_activity', 'occupation'];
 const dayNumber = (d: string): number => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / DAY;
 
+/*
+ * No closures made per call in the month's hot paths: V8 compiles a function made afresh on each call afresh too,
+ * and drops optimised code that inlined a closure once that closure is gone. A rebuild made ~20 such closures a
+ * month (loggers, lookups, comparators, map/forEach callbacks) and recompiled them, and the functions that called
+ * them, every month: a fifth of its CPU went to the optimising compiler. What they did is done by methods of the
+ * classes below, by module-level functions and by plain loops.
+ */
+
+/** What processMonth writes as it goes: the change log, the dispositions and the imputation counts. */
+class MonthRecords {
+  readonly changes = new CsvWriter(null);
+  readonly dispositions = new CsvWriter(null);
+  readonly imputed: Record<string, number> = {};
+  readonly byMethod: Record<string, Record<string, number>> = {};
+  /** one changes.csv line, in MONTH_FILE_HEADERS.changes order */
+  change(step: string, method: string, rule: string, id: string, variable: string, oldV: string, newV: string, donor: string): void {
+    this.changes.cell(step).cell(method).cell(rule).cell(id).cell(variable).cell(oldV).cell(newV).cell(donor).end();
+  }
+  /** one dispositions.csv line, in MONTH_FILE_HEADERS.dispositions order: file,line,record_id,form_type,disposition,reason */
+  disposition(file: string, line: string, id: string, type: string, what: string, reason: string): void {
+    this.dispositions.cell(file).cell(line).cell(id).cell(type).cell(what).cell(reason).end();
+  }
+  /** one more value of `variable` imputed by `method` */
+  count(variable: string, method: string): void {
+    this.imputed[variable] = (this.imputed[variable] ?? 0) + 1;
+    const m = (this.byMethod[variable] ??= {});
+    m[method] = (m[method] ?? 0) + 1;
+  }
+}
+
+/** The classification in force on a date (31 December of the month's year), for KeyedCache. */
+interface On { C: Classification; date: string }
+const successorOn = (code: string, on: On): string | undefined => on.C.successorOn(code, on.date);
+const settlementOn = (settlement: string, on: On): string | undefined => on.C.settlementMunicipality(settlement, on.date);
+
+let sortKeys: string[] = [];
+const byKey = (a: number, b: number): number => (sortKeys[a]! < sortKeys[b]! ? -1 : 1);
+/** `indices` sorted (in place) by keys[index], as `<` compares strings. */
+function sortIndicesBy(indices: number[], keys: string[]): number[] {
+  sortKeys = keys;
+  try { indices.sort(byKey); } finally { sortKeys = []; }
+  return indices;
+}
+
 export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const { timings, lap } = stopwatch();
   const C = ctx.classification;
   const year = +ctx.month.slice(0, 4);
   const yearEnd = `${year}-12-31`;
-  const changes = new CsvWriter(null);
-  // one changes.csv line, in MONTH_FILE_HEADERS.changes order
-  const change = (step: string, method: string, rule: string, id: string, variable: string, oldV: string, newV: string, donor: string): void => {
-    changes.cell(step).cell(method).cell(rule).cell(id).cell(variable).cell(oldV).cell(newV).cell(donor).end();
-  };
-  const dispositions = new CsvWriter(null); // MONTH_FILE_HEADERS.dispositions order: file,line,record_id,form_type,disposition,reason
-  const disposition = (file: string, line: string, id: string, type: string, what: string, reason: string): void => {
-    dispositions.cell(file).cell(line).cell(id).cell(type).cell(what).cell(reason).end();
-  };
-  const imputed: Record<string, number> = {};
-  const byMethod: Record<string, Record<string, number>> = {};
-  const count = (variable: string, method: string): void => {
-    imputed[variable] = (imputed[variable] ?? 0) + 1;
-    (byMethod[variable] ??= {})[method] = (byMethod[variable]![method] ?? 0) + 1;
-  };
+  const rec = new MonthRecords();
 
   // 1. versions: the latest version of a record_id replaces the earlier ones.
   const nIn = input.record_id!.length;
@@ -159,9 +189,9 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     if (last.get(input.record_id![i]!) === i) keep.push(i);
     else {
       const j = last.get(input.record_id![i]!)!;
-      disposition(input.file![i]!, input.line![i]!, input.record_id![i]!, input.form_type![i]!, 'replaced', `superseded by a later version (${input.file![j]} line ${input.line![j]})`);
+      rec.disposition(input.file![i]!, input.line![i]!, input.record_id![i]!, input.form_type![i]!, 'replaced', `superseded by a later version (${input.file![j]} line ${input.line![j]})`);
       // a corrected re-send: log every cell the correction changes
-      for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) change('resend', 'correction_by_resend', '', input.record_id![i]!, v, v === 'pid' ? '(pseudonym)' : input[v]![i]!, v === 'pid' ? '(pseudonym)' : input[v]![j]!, '');
+      for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) rec.change('resend', 'correction_by_resend', '', input.record_id![i]!, v, v === 'pid' ? '(pseudonym)' : input[v]![i]!, v === 'pid' ? '(pseudonym)' : input[v]![j]!, '');
     }
   }
   const n = keep.length;
@@ -174,9 +204,6 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   for (const [k, v] of Object.entries(input)) kept[k] = all && !MUTABLE.has(k) ? v : pickRuns(v, keep, runs);
   const f: Columns = { ...kept, reference_year: new Array(n).fill(String(year)) };
   const rid = f.record_id!;
-  const log = (i: number, step: string, method: string, rule: string, variable: string, oldV: string, newV: string, donor = ''): void => {
-    change(step, method, rule, rid[i]!, variable, oldV, newV, donor);
-  };
 
   lap('versions');
   // 2. validation rules on the forms as received.
@@ -195,10 +222,9 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const linkOfD = new Int32Array(n).fill(-1);
   // day numbers of dates, memoised for the month: a few hundred distinct dates, compared pairwise below
   const days = new KeyedCache(dayNumber);
-  const dayNum = (d: string): number => days.get(d);
   const dOrder: number[] = [];
   for (let i = 0; i < n; i++) if (ft[i] === 'D' && pid[i]) dOrder.push(i);
-  dOrder.sort((a, b) => (rid[a]! < rid[b]! ? -1 : 1));
+  sortIndicesBy(dOrder, rid);
   for (const d of dOrder) {
     const first = rFirst.get(pid[d]!);
     if (first === undefined) continue;
@@ -206,12 +232,12 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     let best = -1, bestDd = 0, bestMd = 0, bestId = '';
     for (let r = first; r >= 0; r = rNext[r]!) {
       if (linkOfR[r] !== -1) continue;
-      const dd = Math.abs(dayNum(reg[r]!) - dayNum(reg[d]!));
+      const dd = Math.abs(days.get(reg[r]!) - days.get(reg[d]!));
       if (!(dd <= ctx.linkageWindowDays)) continue;
       if (f.to_settlement![d] && f.to_settlement![d] !== f.to_settlement![r]) continue;
       if (f.to_municipality![d] && f.to_municipality![r] && f.to_municipality![d] !== f.to_municipality![r]) continue;
       if (f.from_settlement![r] && f.from_settlement![d] && f.from_settlement![r] !== f.from_settlement![d]) continue;
-      const md = isValidDate(mv[r]!) && isValidDate(mv[d]!) ? Math.abs(dayNum(mv[r]!) - dayNum(mv[d]!)) : 1e9;
+      const md = isValidDate(mv[r]!) && isValidDate(mv[d]!) ? Math.abs(days.get(mv[r]!) - days.get(mv[d]!)) : 1e9;
       const id = rid[r]!;
       if (best < 0 || dd < bestDd || (dd === bestDd && (md < bestMd || (md === bestMd && id < bestId)))) { best = r; bestDd = dd; bestMd = md; bestId = id; }
     }
@@ -232,28 +258,27 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     ids: { valid: `R10_${side.toUpperCase()}_MUNI_VALID`, settlementIn: `R16_${side.toUpperCase()}_SETTLEMENT_IN_MUNI`, present: side === 'to' ? 'R25_DESTINATION_PRESENT' : 'R22_PREVIOUS_RESIDENCE_PRESENT', variable: `${side}_municipality` },
   }));
   // the classification of 31 December, memoised per code for the month: a few thousand distinct codes, 21 000 forms
-  const successors = new KeyedCache((code) => C.successorOn(code, yearEnd));
-  const settlements = new KeyedCache((s) => C.settlementMunicipality(s, yearEnd));
-  const successorAtYearEnd = (code: string): string | undefined => successors.get(code);
-  const settlementAtYearEnd = (s: string): string | undefined => settlements.get(s);
+  const atYearEnd: On = { C, date: yearEnd };
+  const successors = new KeyedCache(successorOn, atYearEnd);
+  const settlements = new KeyedCache(settlementOn, atYearEnd);
   const quarantine: MonthOutcome['quarantine'] = [];
   for (let i = 0; i < n; i++) {
     // 4a. sex and birth date from a valid JMBG
     if (f.jmbg_valid![i] === '1') {
-      if (sex[i] !== f.jmbg_sex![i]) { log(i, 'deductive', 'jmbg', sex[i] ? 'R07_JMBG_SEX' : 'R20_SEX_PRESENT', 'sex', sex[i]!, f.jmbg_sex![i]!); if (ft[i] === 'R') count('sex', 'jmbg'); sex[i] = f.jmbg_sex![i]!; prov[i]! |= P_DEDUCED; }
-      if (birth[i] !== f.jmbg_birth![i]) { log(i, 'deductive', 'jmbg', birth[i] ? 'R08_JMBG_BIRTH' : 'R21_BIRTH_PRESENT', 'birth_date', birth[i]!, f.jmbg_birth![i]!); if (ft[i] === 'R') count('birth_date', 'jmbg'); birth[i] = f.jmbg_birth![i]!; prov[i]! |= P_DEDUCED; }
+      if (sex[i] !== f.jmbg_sex![i]) { rec.change('deductive', 'jmbg', sex[i] ? 'R07_JMBG_SEX' : 'R20_SEX_PRESENT', rid[i]!, 'sex', sex[i]!, f.jmbg_sex![i]!, ''); if (ft[i] === 'R') rec.count('sex', 'jmbg'); sex[i] = f.jmbg_sex![i]!; prov[i]! |= P_DEDUCED; }
+      if (birth[i] !== f.jmbg_birth![i]) { rec.change('deductive', 'jmbg', birth[i] ? 'R08_JMBG_BIRTH' : 'R21_BIRTH_PRESENT', rid[i]!, 'birth_date', birth[i]!, f.jmbg_birth![i]!, ''); if (ft[i] === 'R') rec.count('birth_date', 'jmbg'); birth[i] = f.jmbg_birth![i]!; prov[i]! |= P_DEDUCED; }
     }
     // 4b. age in completed years; an impossible birth date counts as missing
     if (birth[i]) {
       const a = isValidDate(birth[i]!) ? completedYears(birth[i]!, reg[i]!) : -1;
-      if (a < 0 || a > 115) { log(i, 'deductive', 'rule', 'R05_AGE_RANGE', 'birth_date', birth[i]!, ''); birth[i] = ''; }
+      if (a < 0 || a > 115) { rec.change('deductive', 'rule', 'R05_AGE_RANGE', rid[i]!, 'birth_date', birth[i]!, '', ''); birth[i] = ''; }
       else age[i] = a;
     }
     // 4c. previous residence of an R form from its linked D form
     const d = linkOfR[i]!;
     if (ft[i] === 'R' && d >= 0 && !f.from_settlement![i] && !f.from_municipality![i] && (f.from_settlement![d] || f.from_municipality![d])) {
-      for (const v of ['from_settlement', 'from_municipality']) if (f[v]![d]) { log(i, 'deductive', 'linked_d_form', 'R22_PREVIOUS_RESIDENCE_PRESENT', v, '', f[v]![d]!); f[v]![i] = f[v]![d]!; }
-      count('previous_residence', 'linked_d_form');
+      for (const v of ['from_settlement', 'from_municipality']) if (f[v]![d]) { rec.change('deductive', 'linked_d_form', 'R22_PREVIOUS_RESIDENCE_PRESENT', rid[i]!, v, '', f[v]![d]!, ''); f[v]![i] = f[v]![d]!; }
+      rec.count('previous_residence', 'linked_d_form');
       prov[i]! |= P_DEDUCED;
     }
     // 4d. municipalities from settlements, codes through territorial changes, offices
@@ -264,24 +289,24 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       let how = '';
       const onReg = s ? C.settlementMunicipality(s, reg[i]!) : undefined;
       if (onReg) {
-        fin = settlementAtYearEnd(s) ?? successorAtYearEnd(onReg);
+        fin = settlements.get(s) ?? successors.get(onReg);
         if (!code) how = 'settlement';
         else if (code === onReg || C.successorOn(code, reg[i]!) === onReg) how = fin !== code ? 'territorial_change' : '';
         else how = 'settlement';
       } else if (code && C.isMunicipality(code)) {
-        fin = successorAtYearEnd(code);
+        fin = successors.get(code);
         how = fin !== undefined && fin !== code ? 'territorial_change' : '';
       }
       const officeSide = (side === 'to' && ft[i] === 'R') || (side === 'from' && ft[i] === 'D');
       if (fin === undefined && officeSide) {
-        const o = successorAtYearEnd(f.registering_office![i]!);
+        const o = successors.get(f.registering_office![i]!);
         if (o) { fin = o; how = 'registering_office'; }
       }
       if (fin !== undefined) {
-        if (how === 'territorial_change') { recoded++; prov[i]! |= P_RECODED; log(i, 'deductive', how, ids.valid, ids.variable, code, fin); }
+        if (how === 'territorial_change') { recoded++; prov[i]! |= P_RECODED; rec.change('deductive', how, ids.valid, rid[i]!, ids.variable, code, fin, ''); }
         else if (how) {
-          log(i, 'deductive', how, how === 'settlement' && code ? ids.settlementIn : ids.present, ids.variable, code, fin);
-          if (ft[i] === 'R') count(ids.variable, how);
+          rec.change('deductive', how, how === 'settlement' && code ? ids.settlementIn : ids.present, rid[i]!, ids.variable, code, fin, '');
+          if (ft[i] === 'R') rec.count(ids.variable, how);
           prov[i]! |= P_DEDUCED;
         }
         muni[i] = fin;
@@ -291,8 +316,8 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
       }
     }
     // 4e. economic activity is not applicable under 15; occupation only for the employed
-    if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { log(i, 'deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', 'economic_activity', act[i]!, 'NA'); if (act[i]) { count('economic_activity', 'age_under_15'); prov[i]! |= P_DEDUCED; } act[i] = 'NA'; }
-    if (occ[i] && act[i] !== '1' && act[i] !== '') { log(i, 'deductive', 'rule', 'R19_OCCUPATION_EMPLOYED', 'occupation', occ[i]!, ''); occ[i] = ''; }
+    if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { rec.change('deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', rid[i]!, 'economic_activity', act[i]!, 'NA', ''); if (act[i]) { rec.count('economic_activity', 'age_under_15'); prov[i]! |= P_DEDUCED; } act[i] = 'NA'; }
+    if (occ[i] && act[i] !== '1' && act[i] !== '') { rec.change('deductive', 'rule', 'R19_OCCUPATION_EMPLOYED', rid[i]!, 'occupation', occ[i]!, '', ''); occ[i] = ''; }
   }
 
   lap('deduction');
@@ -304,38 +329,36 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   let linked = 0, unmatched = 0, carried = 0;
   const eventIdx: number[] = [];
   for (let i = 0; i < n; i++) {
-    const dispo = (what: string, reason = ''): void => disposition(f.file![i]!, f.line![i]!, rid[i]!, ft[i]!, what, reason);
-    if (outReason[i]) { outCounts[outReason[i]!] = (outCounts[outReason[i]!] ?? 0) + 1; dispo('out_of_scope', outReason[i]!); continue; }
-    if (ft[i] === 'D') {
-      if (linkOfD[i]! >= 0) { linked++; dispo('linked_departure', rid[linkOfD[i]!]!); } else { unmatched++; dispo('unmatched_departure'); }
-      continue;
-    }
-    if (!toFinal[i]) { quarantine.push({ file: f.file![i]!, line: +f.line![i]!, record_id: rid[i]!, field: 'to_municipality', reason: 'no_destination', detail: 'no settlement, municipality or usable office for the new residence' }); dispo('quarantined', 'no_destination'); continue; }
+    let what = '', reason = '';
+    if (outReason[i]) { outCounts[outReason[i]!] = (outCounts[outReason[i]!] ?? 0) + 1; what = 'out_of_scope'; reason = outReason[i]!; }
+    else if (ft[i] === 'D') {
+      if (linkOfD[i]! >= 0) { linked++; what = 'linked_departure'; reason = rid[linkOfD[i]!]!; } else { unmatched++; what = 'unmatched_departure'; }
+    } else if (!toFinal[i]) { quarantine.push({ file: f.file![i]!, line: +f.line![i]!, record_id: rid[i]!, field: 'to_municipality', reason: 'no_destination', detail: 'no settlement, municipality or usable office for the new residence' }); what = 'quarantined'; reason = 'no_destination'; }
+    if (what) { rec.disposition(f.file![i]!, f.line![i]!, rid[i]!, ft[i]!, what, reason); continue; }
     eventIdx.push(i);
   }
 
   lap('scope');
   // 6. events, then donor imputation of what logic could not recover.
-  const events: Event[] = eventIdx.map((i) => {
+  const events: Event[] = [];
+  for (const i of eventIdx) {
     const from = fromFinal[i] && year >= 1998 && C.isKM(fromFinal[i]!) ? 'KM' : fromFinal[i]!;
     const mvOk = isValidDate(mv[i]!) && mv[i]! <= reg[i]!;
     const cf = f.carried_forward![i] === '1';
     if (cf) { carried++; prov[i]! |= P_CARRIED; }
     if (prov[i] === 0) prov[i] = P_REPORTED;
-    return {
+    events.push({
       record_id: rid[i]!, registration_date: reg[i]!, to: toFinal[i]!, from, sex: sex[i]!, age: age[i] ?? -1,
       activity: act[i]!, nationality: f.nationality![i] || '99', delay: mvOk ? delayMonths(reg[i]!, mv[i]!) : null,
       carried_forward: cf, provenance: prov[i]!, donor: 0,
-    };
-  });
-  for (const i of eventIdx) disposition(f.file![i]!, f.line![i]!, rid[i]!, 'R', 'event', '');
+    });
+  }
+  for (const i of eventIdx) rec.disposition(f.file![i]!, f.line![i]!, rid[i]!, 'R', 'event', '');
   lap('events');
-  donorImpute(events, ctx, (e, variable, oldV, newV, donor, cls) => {
-    change('donor', 'hot_deck', cls, e.record_id, variable, oldV, newV, donor);
-    count(variable === 'from' ? 'previous_residence' : variable, 'donor');
-  });
+  donorImpute(events, ctx, rec);
   // a gap with no donor in the whole month (a tiny or very incomplete extract) cannot be tabulated: stop clearly
-  const stuck = events.findIndex((e) => gapMask(e) !== 0);
+  let stuck = -1;
+  for (let j = 0; j < events.length && stuck < 0; j++) if (gapMask(events[j]!) !== 0) stuck = j;
   if (stuck >= 0) {
     const i = eventIdx[stuck]!;
     const gaps = needs(events[stuck]!);
@@ -345,9 +368,9 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   lap('donors');
 
   return {
-    events, changes, violations, ruleResults, scopeResults, dispositions, quarantine,
+    events, changes: rec.changes, violations, ruleResults, scopeResults, dispositions: rec.dispositions, quarantine,
     counts: { forms: nIn, replaced: nIn - n, linked, unmatched, out_of_scope: outCounts, carried_forward: carried, recoded },
-    imputed, imputedByMethod: byMethod, timings,
+    imputed: rec.imputed, imputedByMethod: rec.byMethod, timings,
   };
 }
 
@@ -366,88 +389,100 @@ function needs(e: Event): string[] {
   return GAPS.filter(([, bit]) => m & bit).map(([name]) => name);
 }
 
-/** Hot-deck donor imputation: one donor per record, by class, seeded. */
-/** `cls` in the change log names the imputation class that gave the donor, e.g. "class 2 of 7: sex×age_group×to_region". */
-export function donorImpute(events: Event[], ctx: MonthContext, logChangeOf: (e: Event, variable: string, oldV: string, newV: string, donor: string, cls: string) => void): void {
-  const C = ctx.classification;
-  const classes = ctx.imputation.classes;
-  // A class key is a number, not a string: each variable's value is interned to a small integer (0 = missing),
-  // once per event (an event's values do not change before its own turn), and a class's key packs its variables'
-  // integers in base 2^12 (a class has at most 4 variables: < 2^48)
-  const ids = new Map<string, number>();
-  const intern = (v: string): number => {
+/**
+ * Donor-class values interned to small integers (0 = missing), at most 4095 distinct ones: a class key packs its
+ * variables' integers in base 2^12 (a class has at most 4 variables: < 2^48).
+ */
+class Interner {
+  private readonly ids = new Map<string, number>();
+  of(v: string): number {
     if (!v) return 0;
-    let k = ids.get(v);
+    let k = this.ids.get(v);
     if (k === undefined) {
-      if (ids.size >= 4095) throw new Error('internal: more than 4095 distinct values in donor class keys');
-      ids.set(v, (k = ids.size + 1));
+      if (this.ids.size >= 4095) throw new Error('internal: more than 4095 distinct values in donor class keys');
+      this.ids.set(v, (k = this.ids.size + 1));
     }
     return k;
-  };
-  const SLOTS = 5; // sex, age_group, to_area, to_region, and any other name: the destination (as before)
-  const slotOf = (v: string): number => (v === 'sex' ? 0 : v === 'age_group' ? 1 : v === 'to_area' ? 2 : v === 'to_region' ? 3 : 4);
+  }
+}
+/** Interned values per event: sex, age_group, to_area, to_region, and any other class variable: the destination. */
+const SLOTS = 5;
+const slotOf = (v: string): number => (v === 'sex' ? 0 : v === 'age_group' ? 1 : v === 'to_area' ? 2 : v === 'to_region' ? 3 : 4);
+/** Event j's key in the class of these slots, -1 when the event lacks one of its variables (it is not in the class). */
+function classKey(values: Int32Array, slots: number[], j: number): number {
+  let k = 0;
+  for (const slot of slots) {
+    const x = values[j * SLOTS + slot]!;
+    if (x === 0) return -1;
+    k = k * 4096 + x;
+  }
+  return k;
+}
+
+/** Hot-deck donor imputation: one donor per record, by class, seeded. */
+/** `cls` in the change log names the imputation class that gave the donor, e.g. "class 2 of 7: sex×age_group×to_region". */
+function donorImpute(events: Event[], ctx: MonthContext, rec: MonthRecords): void {
+  const C = ctx.classification;
+  const classes = ctx.imputation.classes;
+  // A class key is a number, not a string: each variable's value is interned once per event (an event's values do
+  // not change before its own turn)
+  const ids = new Interner();
   for (const vars of classes) if (vars.length > 4) throw new Error(`imputation class ${vars.join('×')}: more than 4 variables`);
   const classSlots = classes.map((vars) => vars.map(slotOf));
   const values = new Int32Array(events.length * SLOTS);
   const toIds = new Map<string, number[]>();
-  events.forEach((e, j) => {
+  for (let j = 0; j < events.length; j++) {
+    const e = events[j]!;
     const o = j * SLOTS;
-    values[o] = intern(e.sex);
+    values[o] = ids.of(e.sex);
     values[o + 1] = ageGroupIndex(e.age) + 1; // 0: unknown age
     let t = toIds.get(e.to); // a destination's three values interned once (a few hundred destinations a month)
-    if (!t) toIds.set(e.to, (t = [intern(C.areaOf(e.to)), intern(C.regionOf(e.to)), intern(e.to)]));
+    if (!t) toIds.set(e.to, (t = [ids.of(C.areaOf(e.to)), ids.of(C.regionOf(e.to)), ids.of(e.to)]));
     values[o + 2] = t[0]!;
     values[o + 3] = t[1]!;
     values[o + 4] = t[2]!;
-  });
-  const key = (j: number, c: number): number => {
-    let k = 0;
-    for (const slot of classSlots[c]!) {
-      const x = values[j * SLOTS + slot]!;
-      if (x === 0) return -1; // a variable the event lacks: not in this class
-      k = k * 4096 + x;
-    }
-    return k;
-  };
+  }
   // the donors (events with nothing to impute) by record id, pooled by class key
   const donors: number[] = [];
-  for (let j = 0; j < events.length; j++) if (gapMask(events[j]!) === 0) donors.push(j);
-  donors.sort((a, b) => (events[a]!.record_id < events[b]!.record_id ? -1 : 1));
+  const recordIds: string[] = new Array(events.length);
+  for (let j = 0; j < events.length; j++) { recordIds[j] = events[j]!.record_id; if (gapMask(events[j]!) === 0) donors.push(j); }
+  sortIndicesBy(donors, recordIds);
   // a class's pools are built when a recipient first reaches that class: most find a donor in the first classes
   const pools: Map<number, Event[]>[] = [];
-  const poolsOf = (c: number): Map<number, Event[]> => {
-    let m = pools[c];
-    if (!m) {
-      pools[c] = m = new Map<number, Event[]>();
-      for (const j of donors) { const k = key(j, c); const a = m.get(k); if (a) a.push(events[j]!); else m.set(k, [events[j]!]); }
-    }
-    return m;
-  };
   const clsName = classes.map((vars, c) => `class ${c + 1} of ${classes.length}: ${vars.join('×') || 'all events of the month'}`);
-  events.forEach((e, j) => {
+  for (let j = 0; j < events.length; j++) {
+    const e = events[j]!;
     const gaps = gapMask(e);
-    if (!gaps) return;
+    if (!gaps) continue;
     for (let c = 0; c < classes.length; c++) {
-      const k = key(j, c);
+      const k = classKey(values, classSlots[c]!, j);
       if (k < 0) continue;
-      const pool = poolsOf(c).get(k);
+      let m = pools[c];
+      if (!m) {
+        pools[c] = m = new Map<number, Event[]>();
+        for (const d of donors) { const dk = classKey(values, classSlots[c]!, d); const a = m.get(dk); if (a) a.push(events[d]!); else m.set(dk, [events[d]!]); }
+      }
+      const pool = m.get(k);
       if (!pool || !pool.length) continue;
       const h = (crypto.hash('sha256', `${ctx.seed}|${ctx.month}|${e.record_id}`, 'buffer') as unknown as Buffer).readUInt32BE(0);
       const d = pool[h % pool.length]!;
       const cls = clsName[c]!;
       for (const [g, bit] of GAPS) {
         if (!(gaps & bit)) continue;
-        if (g === 'sex') { logChangeOf(e, 'sex', '', d.sex, d.record_id, cls); e.sex = d.sex; }
-        else if (g === 'age') { logChangeOf(e, 'age', '', String(d.age), d.record_id, cls); e.age = d.age; }
+        let variable: string, v: string;
+        if (g === 'sex') { variable = 'sex'; v = d.sex; e.sex = v; }
+        else if (g === 'age') { variable = 'age'; v = String(d.age); e.age = d.age; }
         // the donor's origin relative to its destination: its origin with the two destinations exchanged (a move within the
         // donor's municipality is one within the recipient's; a donor from the recipient's municipality came from the donor's)
-        else if (g === 'from') { const v = d.from === d.to ? e.to : d.from === e.to ? d.to : d.from; logChangeOf(e, 'from', '', v, d.record_id, cls); e.from = v; }
-        else { logChangeOf(e, 'economic_activity', '', d.activity, d.record_id, cls); e.activity = d.activity; }
+        else if (g === 'from') { variable = 'from'; v = d.from === d.to ? e.to : d.from === e.to ? d.to : d.from; e.from = v; }
+        else { variable = 'economic_activity'; v = d.activity; e.activity = v; }
+        rec.change('donor', 'hot_deck', cls, e.record_id, variable, '', v, d.record_id);
+        rec.count(variable === 'from' ? 'previous_residence' : variable, 'donor');
         e.donor |= bit;
       }
       if (e.age >= 0 && e.age < 15) e.activity = 'NA';
       e.provenance = (e.provenance | P_IMPUTED) & ~P_REPORTED;
       break;
     }
-  });
+  }
 }

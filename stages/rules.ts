@@ -259,7 +259,8 @@ export function systemicFindings(results: RuleResult[], office: string[], thresh
       items.set(k, (items.get(k) ?? 0) + 1);
       if (o === FAIL) fails.set(k, (fails.get(k) ?? 0) + 1);
     }
-    for (const [k, it] of [...items].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    for (const k of [...items.keys()].sort()) { // (the default sort orders strings as < does: no comparator made per call)
+      const it = items.get(k)!;
       const f = fails.get(k) ?? 0;
       if (it >= minItems && f / it > threshold) found.push({ rule: r.rule.id, office: k, share: Math.round((f / it) * 1000) / 1000, items: it });
     }

@@ -60,7 +60,6 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
   const series = seriesOf(year);
   const { units, index } = unitsOf(C, year);
   const U = units.length;
-  const sexIdx = (s: string): number => (s === '1' ? 1 : 2);
   const terr = counter(U, 3), terrImp = counter(U, 3);
   const age = counter(U, 3 * AGE_GROUPS.length), ageImp = counter(U, 3 * AGE_GROUPS.length);
   const actv = counter(U, 3 * ACTIVITY_GROUPS.length);
@@ -74,7 +73,7 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
     if (!dest) throw new Error(`event ${e.record_id}: destination ${e.to} is not a unit of ${year}`);
     const orig = e.from === 'KM' ? undefined : index.get(e.from);
     if (e.from !== 'KM' && !orig) throw new Error(`event ${e.record_id}: origin ${e.from} is not a unit of ${year}`);
-    const s = sexIdx(e.sex);
+    const s = e.sex === '1' ? 1 : 2;
     const ag = ageGroupIndex(e.age);
     const acg = activityGroupIndex(e);
     const ng = natIndex.get(e.nationality) ?? -1;
@@ -114,28 +113,32 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
     }
   }
   const territory: Table = [], territoryImp: Table = [], ageT: Table = [], ageImpT: Table = [], actT: Table = [], natT: Table = [], mtT: Table = [], originT: Table = [];
-  units.forEach((u, ui) => {
-    SEXES.forEach((sx, si) => {
+  // plain loops, not forEach callbacks: a callback made per call is compiled again every month (see stages/month.ts)
+  for (let ui = 0; ui < U; ui++) {
+    const u = units[ui]!;
+    for (let si = 0; si < SEXES.length; si++) {
+      const sx = SEXES[si]!;
       const k = ui * 3 + si;
       territory.push([series, u.level, u.code, sx, terr.imm[k]!, terr.emi[k]!, terr.imm[k]! - terr.emi[k]!]);
       territoryImp.push([series, u.level, u.code, sx, terrImp.imm[k]!, terrImp.emi[k]!]);
-      AGE_GROUPS.forEach((g, gi) => {
+      for (let gi = 0; gi < AGE_GROUPS.length; gi++) {
+        const g = AGE_GROUPS[gi]!;
         const kk = k * AGE_GROUPS.length + gi;
         ageT.push([series, u.level, u.code, sx, g, age.imm[kk]!, age.emi[kk]!, age.imm[kk]! - age.emi[kk]!]);
         ageImpT.push([series, u.level, u.code, sx, g, ageImp.imm[kk]!, ageImp.emi[kk]!]);
-      });
-      ACTIVITY_GROUPS.forEach((g, gi) => {
+      }
+      for (let gi = 0; gi < ACTIVITY_GROUPS.length; gi++) {
         const kk = k * ACTIVITY_GROUPS.length + gi;
-        actT.push([series, u.level, u.code, sx, g, actv.imm[kk]!, actv.emi[kk]!, actv.imm[kk]! - actv.emi[kk]!]);
-      });
-    });
-    if (u.level !== 'municipality') NATIONALITIES.forEach((g, gi) => {
+        actT.push([series, u.level, u.code, sx, ACTIVITY_GROUPS[gi]!, actv.imm[kk]!, actv.emi[kk]!, actv.imm[kk]! - actv.emi[kk]!]);
+      }
+    }
+    if (u.level !== 'municipality') for (let gi = 0; gi < NATIONALITIES.length; gi++) {
       const kk = ui * NATIONALITIES.length + gi;
-      natT.push([series, u.level, u.code, g, nat.imm[kk]!, nat.emi[kk]!, nat.imm[kk]! - nat.emi[kk]!]);
-    });
-    MOVE_TYPES.forEach((t, ti) => mtT.push([series, u.level, u.code, t, mt[ui * 4 + ti]!]));
+      natT.push([series, u.level, u.code, NATIONALITIES[gi]!, nat.imm[kk]!, nat.emi[kk]!, nat.imm[kk]! - nat.emi[kk]!]);
+    }
+    for (let ti = 0; ti < MOVE_TYPES.length; ti++) mtT.push([series, u.level, u.code, MOVE_TYPES[ti]!, mt[ui * 4 + ti]!]);
     if (series === '1998-') for (const oc of originCodes) originT.push([series, u.level, u.code, oc, origin.get(oc)?.[ui] ?? 0]);
-  });
+  }
   return {
     tables: { territory, move_type: mtT, age: ageT, activity: actT, nationality: natT, origin: originT },
     imputed: { territory_imputed: territoryImp, age_imputed: ageImpT },
@@ -171,20 +174,10 @@ export function checkTables(tables: Tables, C: Classification, year: number): Ch
   const val = new Map<string, number[]>();
   for (const r of terr) val.set(`${r[1]}:${r[2]}:${r[3]}`, [Number(r[4]), Number(r[5]), Number(r[6])]);
   const munis = C.unitsForYear(year);
-  const parentSums = (level: string, parentOf: (m: (typeof munis)[number]) => string): Map<string, number[]> => {
-    const s = new Map<string, number[]>();
-    for (const m of munis) for (const sx of SEXES) {
-      const k = `${level}:${parentOf(m)}:${sx}`;
-      const v = val.get(`municipality:${m.code}:${sx}`)!;
-      const a = s.get(k) ?? [0, 0];
-      s.set(k, [a[0]! + v[0]!, a[1]! + v[1]!]);
-    }
-    return s;
-  };
   const hier: [string, string, Map<string, number[]>][] = [
-    ['H1_MUNICIPALITIES_SUM_TO_AREAS', 'area', parentSums('area', (m) => m.area)],
-    ['H2_MUNICIPALITIES_SUM_TO_REGIONS', 'region', parentSums('region', (m) => m.region)],
-    ['H3_MUNICIPALITIES_SUM_TO_REPUBLIC', 'republic', parentSums('republic', () => REPUBLIC)],
+    ['H1_MUNICIPALITIES_SUM_TO_AREAS', 'area', parentSums(munis, val, 'area')],
+    ['H2_MUNICIPALITIES_SUM_TO_REGIONS', 'region', parentSums(munis, val, 'region')],
+    ['H3_MUNICIPALITIES_SUM_TO_REPUBLIC', 'republic', parentSums(munis, val, 'republic')],
   ];
   for (const [id, , sums] of hier) {
     let imb = 0; const bad: string[] = [];
@@ -198,19 +191,33 @@ export function checkTables(tables: Tables, C: Classification, year: number): Ch
   let netBad = 0;
   for (const r of terr) if (Number(r[6]) !== Number(r[4]) - Number(r[5])) netBad++;
   res.push({ id: 'N1_NET_IS_IMMIGRANTS_MINUS_EMIGRANTS', ok: netBad === 0, imbalance: netBad, detail: `${netBad} rows differ` });
-  const mt = tables.move_type!.filter((r) => r[1] === 'republic');
-  const mtSum = mt.filter((r) => r[3] !== 'total').reduce((a, r) => a + Number(r[4]), 0);
-  const mtTot = Number(mt.find((r) => r[3] === 'total')?.[4] ?? 0);
+  // loops, not filter/reduce callbacks: checked every month (see stages/month.ts on closures made per call)
+  let mtSum = 0, mtTot = 0, mtFound = false;
+  for (const r of tables.move_type!) if (r[1] === 'republic') { if (r[3] !== 'total') mtSum += Number(r[4]); else if (!mtFound) { mtFound = true; mtTot = Number(r[4]); } }
   res.push({ id: 'M1_MOVE_TYPES_SUM_TO_TOTAL', ok: mtSum === mtTot, imbalance: Math.abs(mtSum - mtTot), detail: `types ${mtSum}, total ${mtTot}` });
   const rs = val.get(`republic:${REPUBLIC}:T`)!;
-  const km = (tables.origin ?? []).filter((r) => r[1] === 'republic' && r[3] === 'KM').reduce((a, r) => a + Number(r[4]), 0);
+  let km = 0;
+  for (const r of tables.origin ?? []) if (r[1] === 'republic' && r[3] === 'KM') km += Number(r[4]);
   res.push({ id: 'B1_IMMIGRANTS_EQUAL_EMIGRANTS_PLUS_KM', ok: rs[0] === rs[1]! + km, imbalance: Math.abs(rs[0]! - rs[1]! - km), detail: `immigrants ${rs[0]}, emigrants ${rs[1]}, arrivals from K&M ${km}` });
   res.push({ id: 'T1_MOVE_TYPE_TOTAL_EQUALS_IMMIGRANTS', ok: mtTot === rs[0], imbalance: Math.abs(mtTot - rs[0]!), detail: `move-type total ${mtTot}, immigrants ${rs[0]}` });
   if (seriesOf(year) === '1998-') {
-    const kmRows = terr.filter((r) => r[1] === 'region' && r[2] === KM_REGION).length;
+    let kmRows = 0;
+    for (const r of terr) if (r[1] === 'region' && r[2] === KM_REGION) kmRows++;
     res.push({ id: 'S1_SERIES_1998_EXCLUDES_KM', ok: kmRows === 0, imbalance: kmRows, detail: `${kmRows} K&M rows` });
   }
   return res;
+}
+
+/** Immigrants and emigrants of the municipalities summed by their area, region or the Republic ("level:code:sex" → [imm, emi]). */
+function parentSums(munis: { code: string; area: string; region: string }[], val: Map<string, number[]>, level: 'area' | 'region' | 'republic'): Map<string, number[]> {
+  const s = new Map<string, number[]>();
+  for (const m of munis) for (const sx of SEXES) {
+    const k = `${level}:${level === 'republic' ? REPUBLIC : m[level]}:${sx}`;
+    const v = val.get(`municipality:${m.code}:${sx}`)!;
+    const a = s.get(k) ?? [0, 0];
+    s.set(k, [a[0]! + v[0]!, a[1]! + v[1]!]);
+  }
+  return s;
 }
 
 export const TABLE_KEY_COLS: Record<TableName | 'territory_imputed' | 'age_imputed', number> = {

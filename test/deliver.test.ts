@@ -25,7 +25,7 @@ test('every form of the swapping office is corrected, including one registered o
   rows.push({ id: 'S02', office: '70203', reg: '2024-02-02', move: '2024-31-01' }); // day = month; move date swapped
   rows.push({ id: 'OK1', office: '70106', reg: '2024-02-10', move: '2024-02-01' });
   const r = deliver({ forms: forms(rows), quarantine: [], fileMonth: '2024-02' }, {
-    prior: () => undefined, isClosed: () => false, earliestOpenFrom: (m) => m, rules: L.rules, corrections: L.corrections,
+    prior: () => undefined, isClosed: () => false, rules: L.rules, corrections: L.corrections,
     classification: loadClassification(path.join(__dirname, '..', 'reference', 'territory', 'settlements.csv')), systemic: L.config.systemic,
   });
   expect(r.systemic.map((s) => s.office)).toEqual(['70203']);
