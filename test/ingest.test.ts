@@ -1,7 +1,9 @@
 /** Bad input: every malformed case gives a clear error naming file, line and field, or a quarantine reason. */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CONTENT_COLUMNS, contentKey, contentKeyer, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
+import fc from 'fast-check';
+import { CONTENT_COLUMNS, contentDigests, contentKey, contentKeyer, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
 import { Pseudonymiser, decodeJmbg } from '../stages/jmbg';
 import { runMonth } from '../pipeline/month';
 import { readCsvText } from '../pipeline/csv';
@@ -126,3 +128,14 @@ test('contentKeyer gives contentKey for every form: each content column followed
     expect(contentKey(cols, i)).toBe(spelled);
   }
 });
+
+test('contentDigests digests the UTF-8 of contentKey for every form: ASCII, non-ASCII, lone surrogates, long values', () => {
+  const sha1 = (x: string | Uint8Array): string => crypto.hash('sha1', x, 'hex') as string;
+  const value = fc.oneof(fc.stringMatching(/^[0-9A-Za-z-]{0,14}$/), fc.string({ maxLength: 8 }), fc.string({ unit: 'binary', maxLength: 8 }), fc.string({ unit: 'grapheme', maxLength: 4 }), fc.string({ minLength: 100, maxLength: 300 }), fc.constantFrom('\u001f', '\ud800', 'Ž', '\u007f', '\u0080'));
+  fc.assert(fc.property(fc.integer({ min: 1, max: 6 }).chain((n) => fc.array(fc.array(value, { minLength: n, maxLength: n }), { minLength: FORM_COLUMNS.length, maxLength: FORM_COLUMNS.length })), (vs) => {
+    const cols = Object.fromEntries(FORM_COLUMNS.map((c, k) => [c, vs[k]!]));
+    const got = contentDigests(cols, sha1);
+    expect(got).toEqual(vs[0]!.map((_, i) => sha1(contentKey(cols, i))));
+  }), { seed: 7, numRuns: 300 });
+});
+
