@@ -311,13 +311,24 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
   const fill = (v: string): string[] => new Array<string>(n).fill(v);
   const jmbgs = col(4), bdate = col(7);
   const pid: string[] = new Array(n), valid: string[] = new Array(n), jsex: string[] = new Array(n), jbirth: string[] = new Array(n), line: string[] = new Array(n);
+  // Most persons have two forms in an extract (a departure and a registration): each distinct JMBG is decoded
+  // and pseudonymised once, at its first form, whose columns the later forms copy. The memo maps the JMBG to
+  // that row and lives as long as this call (memory stays flat over a rebuild; the clear JMBG stays in ingest).
+  const first = new Map<string, number>();
   for (let i = 0; i < n; i++) {
     const jmbg = jmbgs[i]!;
-    const j = decodeJmbg(jmbg);
-    pid[i] = pseudo.of(jmbg);
-    valid[i] = jmbg ? (j.valid ? '1' : '0') : '';
-    jsex[i] = j.sex;
-    jbirth[i] = j.birthDate === bdate[i] ? bdate[i] : j.birthDate; // usually the stated birth date: the same string
+    const f = first.get(jmbg);
+    if (f === undefined) {
+      first.set(jmbg, i);
+      const j = decodeJmbg(jmbg);
+      pid[i] = pseudo.of(jmbg);
+      valid[i] = jmbg ? (j.valid ? '1' : '0') : '';
+      jsex[i] = j.sex;
+      jbirth[i] = j.birthDate === bdate[i] ? bdate[i] : j.birthDate; // usually the stated birth date: the same string
+    } else {
+      pid[i] = pid[f]!; valid[i] = valid[f]!; jsex[i] = jsex[f]!;
+      jbirth[i] = jbirth[f] === bdate[i] ? bdate[i] : jbirth[f]!; // jbirth[f] is the decoded birth date (or '')
+    }
     line[i] = lineString(p.lines[ok[i]!]!);
   }
   // the columns in the order of FORM_COLUMNS (the forms partitions are written in that order)

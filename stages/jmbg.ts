@@ -73,7 +73,6 @@ export function pseudonymKey(env: NodeJS.ProcessEnv = process.env, readFile: (f:
  * messages, which matters at 10 million forms.
  */
 export class Pseudonymiser {
-  private readonly cache = new Map<string, string>();
   private readonly inner: Buffer;
   private readonly outer = Buffer.alloc(64 + 32);
   constructor(private readonly key: string) {
@@ -84,15 +83,10 @@ export class Pseudonymiser {
     this.inner = Buffer.alloc(64 + 13);
     for (let i = 0; i < 64; i++) { this.inner[i] = padded[i]! ^ 0x36; this.outer[i] = padded[i]! ^ 0x5c; }
   }
+  /** Not memoised: toForms pseudonymises each distinct JMBG of an extract once. */
   of(j: string): string {
     if (!j) return '';
-    let p = this.cache.get(j);
-    if (p === undefined) {
-      p = isThirteenDigits(j) ? this.fast(j) : crypto.createHmac('sha256', this.key).update(j).digest('hex').slice(0, 32);
-      if (this.cache.size > 200000) this.cache.clear();
-      this.cache.set(j, p);
-    }
-    return p;
+    return isThirteenDigits(j) ? this.fast(j) : crypto.createHmac('sha256', this.key).update(j).digest('hex').slice(0, 32);
   }
   private readonly hex = Buffer.alloc(16);
   private fast(j: string): string {
