@@ -103,8 +103,15 @@ export function parseExtract(text: string, file: string): ParsedExtract {
   if (text.trim() === '') throw new InputError(name, 1, undefined, 'the file is empty (no header, no data)');
   if (!text.includes('\n') && /\r[^\r]/.test(text)) throw new InputError(name, 1, undefined, 'the lines end in CR only (old Mac format): convert the file to LF or CRLF line ends');
   const n = INPUT_COLUMNS.length;
-  const cols: string[][] = INPUT_COLUMNS.map(() => []);
-  const rowLines: number[] = [];
+  const quoteFree = !text.includes('"');
+  // The columns are allocated at their final size when it is known (a quote-free file has at most one row a
+  // line) and written by index: ~1.5 ms an extract less than pushing 18 × 21 000 strings into arrays that grow
+  // by copying. They are cut to the rows read at the end.
+  let lines = 1;
+  if (quoteFree) for (let p = text.indexOf('\n'); p >= 0; p = text.indexOf('\n', p + 1)) lines++;
+  const cols: string[][] = INPUT_COLUMNS.map(() => new Array<string>(quoteFree ? lines : 0));
+  const rowLines: number[] = new Array<number>(quoteFree ? lines : 0);
+  let rows = 0; // the data rows stored so far
   const quarantine: QuarantineRow[] = [];
   let formsRead = 0;
   /** One data record (split by the slow path, or a quote-free line with a wrong field count). */
@@ -117,11 +124,11 @@ export function parseExtract(text: string, file: string): ParsedExtract {
       quarantine.push({ file: name, line, record_id: withholdJmbg((r[0] ?? '').slice(0, 40)), field: '', reason: 'field_count', detail: `${r.length} fields, expected ${n}` });
       return;
     }
-    for (let k = 0; k < n; k++) cols[k]!.push(r[k]!);
-    rowLines.push(line);
+    for (let k = 0; k < n; k++) cols[k]![rows] = r[k]!;
+    rowLines[rows++] = line;
   };
   const endsWithNewline = text.endsWith('\n');
-  if (!text.includes('"')) {
+  if (quoteFree) {
     // line by line (a CR before the LF is dropped); a line with exactly n - 1 commas is sliced into the columns
     const len = text.length;
     const comma = new Int32Array(n); // positions of the commas of the current line
@@ -145,11 +152,11 @@ export function parseExtract(text: string, file: string): ParsedExtract {
         for (let p = text.indexOf(',', a); p >= 0 && p < e && c < n; p = text.indexOf(',', p + 1)) comma[c++] = p;
         if (c === n - 1) {
           formsRead++;
-          cols[0]!.push(text.slice(a, comma[0]));
+          cols[0]![rows] = text.slice(a, comma[0]);
           for (let k = 1; k < n - 1; k++) {
             const from = comma[k - 1]! + 1, to = comma[k]!;
             const u = pool[k];
-            if (u === undefined) { cols[k]!.push(text.slice(from, to)); continue; }
+            if (u === undefined) { cols[k]![rows] = text.slice(from, to); continue; }
             // a code or a date is found by a number made of its digits, without slicing a string to look it up
             const key = smallKey(text, from, to);
             let s = key >= 0 ? u.byKey.get(key) : u.byText.get(text.slice(from, to));
@@ -157,10 +164,10 @@ export function parseExtract(text: string, file: string): ParsedExtract {
               s = text.slice(from, to);
               if (key >= 0) u.byKey.set(key, s); else u.byText.set(s, s);
             }
-            cols[k]!.push(s);
+            cols[k]![rows] = s;
           }
-          cols[n - 1]!.push(text.slice(comma[n - 2]! + 1, e));
-          rowLines.push(line);
+          cols[n - 1]![rows] = text.slice(comma[n - 2]! + 1, e);
+          rowLines[rows++] = line;
         } else record(text.slice(a, e).split(','), line, last);
       }
       a = b + 1;
@@ -185,6 +192,8 @@ export function parseExtract(text: string, file: string): ParsedExtract {
     for (let k = 1; k < out.length; k++) record(out[k]!.record, out[k - 1]!.info.lines + 1, k === out.length - 1 && !endsWithNewline);
   }
   if (formsRead === 0) throw new InputError(name, 2, undefined, 'the file has a header but no data rows (only blank lines)');
+  for (const c of cols) c.length = rows;
+  rowLines.length = rows;
   return { file: name, cols, lines: rowLines, quarantine, formsRead };
 }
 
