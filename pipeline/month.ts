@@ -105,11 +105,11 @@ export function ingestExtract(o: { bytes: Buffer; name: string; digest: string; 
   const t0 = Date.now();
   const text = decodeExtract(o.bytes, o.input, o.encoding);
   const parsed = parseExtract(text, o.input);
-  const { forms, quarantine } = toForms(parsed, o.fileMonth, new Pseudonymiser(key.key));
+  const { forms, quarantine, spans } = toForms(parsed, o.fileMonth, new Pseudonymiser(key.key));
   // The record index's content hashes, computed here rather than at delivery (about the same CPU, ~12 ms an
   // extract): in a rebuild the delivery of extract k is on the ordered path (extract k + 1 waits for its index
   // lines), ingest is not.
-  const contentHashes = contentDigests(forms, contentHash);
+  const contentHashes = contentDigests(forms, contentHash, spans);
   o.log.log({ stage: 'ingest', event: 'done', file: o.name, forms_read: parsed.formsRead, schema_ok: forms.record_id!.length, quarantined: quarantine.length, duration_ms: Date.now() - t0 });
   return { name: o.name, digest: o.digest, fileMonth: o.fileMonth, encoding: o.encoding, formsRead: parsed.formsRead, forms, quarantine, contentHashes };
 }
