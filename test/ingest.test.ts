@@ -1,9 +1,13 @@
 /** Bad input: every malformed case gives a clear error naming file, line and field, or a quarantine reason. */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CONTENT_COLUMNS, contentKey, contentKeyer, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
+import fc from 'fast-check';
+import { CONTENT_COLUMNS, contentDigests, contentKey, contentKeyer, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
 import { Pseudonymiser, decodeJmbg } from '../stages/jmbg';
 import { runMonth } from '../pipeline/month';
+import { lengthShortcut, makeAjv, validator } from '../pipeline/schemas';
+import { SCHEMAS } from '../pipeline/paths';
 import { readCsvText } from '../pipeline/csv';
 import { logFor, tmpDir, WE } from './helpers/store';
 
@@ -125,4 +129,73 @@ test('contentKeyer gives contentKey for every form: each content column followed
     expect(key(i)).toBe(spelled);
     expect(contentKey(cols, i)).toBe(spelled);
   }
+});
+
+test('contentDigests digests the UTF-8 of contentKey for every form: ASCII, non-ASCII, lone surrogates, long values', () => {
+  const sha1 = (x: string | Uint8Array): string => crypto.hash('sha1', x, 'hex') as string;
+  const value = fc.oneof(fc.stringMatching(/^[0-9A-Za-z-]{0,14}$/), fc.string({ maxLength: 8 }), fc.string({ unit: 'binary', maxLength: 8 }), fc.string({ unit: 'grapheme', maxLength: 4 }), fc.string({ minLength: 100, maxLength: 300 }), fc.constantFrom('\u001f', '\ud800', 'Ž', '\u007f', '\u0080'));
+  fc.assert(fc.property(fc.integer({ min: 1, max: 6 }).chain((n) => fc.array(fc.array(value, { minLength: n, maxLength: n }), { minLength: FORM_COLUMNS.length, maxLength: FORM_COLUMNS.length })), (vs) => {
+    const cols = Object.fromEntries(FORM_COLUMNS.map((c, k) => [c, vs[k]!]));
+    const got = contentDigests(cols, sha1);
+    expect(got).toEqual(vs[0]!.map((_, i) => sha1(contentKey(cols, i))));
+  }), { seed: 7, numRuns: 300 });
+});
+
+test('toForms reuses the decoded JMBG and pseudonym of the previous form with the same JMBG: the same columns as decoding every form on its own', () => {
+  const jmbgs = ['2001985711236', '0909968716237', '3011001711248', '0707977711231', '', '0101000000000', '3102990711234'];
+  const birth = fc.constantFrom('', '1985-01-20', '1968-09-09', '2001-11-30');
+  // runs of one to three forms of the same JMBG (stated birth dates may differ within a run), runs in any order
+  const runs = fc.sample(fc.tuple(fc.constantFrom(...jmbgs), fc.array(birth, { minLength: 1, maxLength: 3 })), { seed: 3, numRuns: 200 });
+  const rows = runs.flatMap(([j, bs]) => bs.map((b) => [j, b] as const));
+  const text = HEADER + '\n' + rows.map(([j, b], i) => ROW.replace('A1', `A${i}`).replace('2001985711236', j).replace('1985-01-20', b)).join('\n') + '\n';
+  const pseudo = new Pseudonymiser('k'.repeat(32));
+  const { forms } = toForms(parse(text), '2024-03', pseudo);
+  expect(forms.pid!.length).toBe(rows.length);
+  rows.forEach(([j, b], i) => {
+    const d = decodeJmbg(j);
+    expect([forms.pid![i], forms.jmbg_valid![i], forms.jmbg_sex![i], forms.jmbg_birth![i]]).toEqual([pseudo.of(j), j ? (d.valid ? '1' : '0') : '', d.sex, d.birthDate]);
+    expect(forms.birth_date![i]).toBe(b);
+  });
+});
+
+test('the record validator with the length shortcut accepts and rejects every row as ajv does, with the same errors', () => {
+  const schema = JSON.parse(fs.readFileSync(path.join(SCHEMAS, 'record.schema.json'), 'utf8'));
+  const plain = makeAjv().compile(schema);
+  const ajv = makeAjv({ code: { source: true } });
+  const code = lengthShortcut((require('ajv/dist/standalone').default as (a: unknown, v: unknown) => string)(ajv, ajv.compile(schema)));
+  expect(code).toContain('data0.length > 40 && (data0.length > 80 ||'); // the shortcut is in place
+  const m = { exports: {} as { default?: typeof plain } };
+  new Function('module', 'exports', 'require', code)(m, m.exports, require);
+  const shortcut = m.exports.default!;
+  // strings around the limits (1, 20, 40 and twice those), in UTF-16 units and in code points (astral, lone surrogates)
+  const text = fc.oneof(fc.string({ maxLength: 90 }), fc.string({ unit: 'binary', maxLength: 90 }), fc.string({ unit: 'grapheme', maxLength: 45 }), fc.stringMatching(/^[0-9A-Za-z]{0,45}$/), fc.integer({ min: 0, max: 90 }).chain((n) => fc.constantFrom('a', '\u{1F600}', '\ud800', 'Ž').map((c) => c.repeat(n))));
+  const base = Object.fromEntries(INPUT_COLUMNS.map((c, k) => [c, ROW.split(',')[k]!]));
+  for (const v of [shortcut, validator('record')]) {
+    fc.assert(fc.property(text, text, text, (record_id, from_settlement, to_settlement) => {
+      const row = { ...base, record_id, from_settlement, to_settlement };
+      expect([v(row), v.errors ?? null]).toEqual([plain(row), plain.errors ?? null]);
+    }), { seed: 5, numRuns: 3000 });
+  }
+});
+
+test('contentDigests from the rows\' spans of the extract text equals the digest of contentKey, whatever the field values', () => {
+  const sha1 = (x: string | Uint8Array): string => crypto.hash('sha1', x, 'hex') as string;
+  // the content key follows the input columns, the JMBG replaced by the pseudonym (contentDigests relies on it)
+  expect(CONTENT_COLUMNS).toEqual(INPUT_COLUMNS.map((c) => (c === 'person_id' ? 'pid' : c)));
+  const base = ROW.split(',');
+  // fields as a quote-free file has them (no comma, quote or line end), ASCII or not; some rows fail the schema
+  const field = fc.oneof(fc.stringMatching(/^[0-9A-Za-z -]{0,12}$/), fc.string({ unit: 'grapheme', maxLength: 6 }).map((x) => x.replace(/[,"\r\n]/g, '')));
+  const row = fc.tuple(fc.integer({ min: 0, max: 17 }), field, fc.constantFrom('2001985711236', '0909968716237', '', '12345'), fc.boolean()).map(([k, v, jmbg, keep]) => {
+    const r = [...base];
+    r[4] = jmbg;
+    if (!keep && k !== 4) r[k] = v;
+    return r.join(',');
+  });
+  fc.assert(fc.property(fc.array(row, { minLength: 1, maxLength: 12 }), fc.boolean(), (rows, crlf) => {
+    const eol = crlf ? '\r\n' : '\n';
+    const p = parse(HEADER + eol + rows.map((r, i) => r.replace(/^A1/, `A${i}`)).join(eol) + eol);
+    expect(p.spans).toBeDefined();
+    const { forms, spans } = toForms(p, '2024-03', new Pseudonymiser('k'.repeat(32)));
+    expect(contentDigests(forms, sha1, spans)).toEqual(forms.record_id!.map((_, i) => sha1(contentKey(forms, i))));
+  }), { seed: 9, numRuns: 300 });
 });
