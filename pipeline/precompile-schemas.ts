@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lengthShortcut, makeAjv, PRECOMPILED } from './schemas';
+import { makeAjv, PRECOMPILED } from './schemas';
 import { sha256 } from './fsutil';
 import { SCHEMAS } from './paths';
 
@@ -16,7 +16,7 @@ for (const f of fs.readdirSync(SCHEMAS).filter((x) => x.endsWith('.schema.json')
   const text = fs.readFileSync(path.join(SCHEMAS, f), 'utf8');
   if (text.includes('"format"')) continue; // formats need ajv-formats at run time: compiled when used
   const ajv = makeAjv({ code: { source: true } });
-  const code = lengthShortcut(standaloneCode(ajv, ajv.compile(JSON.parse(text))));
+  const code = standaloneCode(ajv, ajv.compile(JSON.parse(text)));
   const out = path.join(PRECOMPILED, f.replace(/\.schema\.json$/, '.js'));
   fs.writeFileSync(`${out}.tmp`, `${code}\nmodule.exports.schemaSha256 = ${JSON.stringify(sha256(text))};\n`);
   fs.renameSync(`${out}.tmp`, out);

@@ -14,23 +14,6 @@ export const AJV_OPTIONS = { allErrors: true, strict: true, allowUnionTypes: tru
 /** Validators precompiled at build time (npm run build: pipeline/precompile-schemas.ts), one module per schema. */
 export const PRECOMPILED = path.join(ROOT, 'dist', 'schemas');
 
-/**
- * A precompiled validator's maxLength/minLength checks with a shortcut: ajv counts code points (its ucs2length,
- * a loop over the string) for every string with a length limit, i.e. on every input row for record_id (twice)
- * and both settlements. A string has no more code points than UTF-16 units and no fewer than half as many, so
- * its length decides the limit alone unless it lies between L and 2L: `ucs2length(s) > L` becomes
- * `s.length > L && (s.length > 2L || ucs2length(s) > L)`, and `ucs2length(s) < L` becomes
- * `s.length < L || (s.length < 2L && ucs2length(s) < L)` — the same value, so the same rows pass and fail with
- * the same errors (a test compares with ajv's own validator). Code worded otherwise is left as ajv made it.
- */
-export function lengthShortcut(code: string): string {
-  const f = /const (func\d+) = require\("ajv\/dist\/runtime\/ucs2length"\)\.default;/.exec(code)?.[1];
-  if (f === undefined) return code;
-  return code
-    .replace(new RegExp(`\\b${f}\\((data\\d+)\\) > (\\d+)\\b`, 'g'), (m, d: string, l: string) => `(${d}.length > ${l} && (${d}.length > ${2 * Number(l)} || ${m}))`)
-    .replace(new RegExp(`\\b${f}\\((data\\d+)\\) < (\\d+)\\b`, 'g'), (m, d: string, l: string) => `(${d}.length < ${l} || (${d}.length < ${2 * Number(l)} && ${m}))`);
-}
-
 let instance: Ajv | undefined;
 export function makeAjv(extra: object = {}): Ajv {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -6,8 +6,6 @@ import fc from 'fast-check';
 import { CONTENT_COLUMNS, contentDigests, contentKey, contentKeyer, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
 import { Pseudonymiser, decodeJmbg } from '../stages/jmbg';
 import { runMonth } from '../pipeline/month';
-import { lengthShortcut, makeAjv, validator } from '../pipeline/schemas';
-import { SCHEMAS } from '../pipeline/paths';
 import { readCsvText } from '../pipeline/csv';
 import { logFor, tmpDir, WE } from './helpers/store';
 
@@ -156,26 +154,6 @@ test('toForms reuses the decoded JMBG and pseudonym of the previous form with th
     expect([forms.pid![i], forms.jmbg_valid![i], forms.jmbg_sex![i], forms.jmbg_birth![i]]).toEqual([pseudo.of(j), j ? (d.valid ? '1' : '0') : '', d.sex, d.birthDate]);
     expect(forms.birth_date![i]).toBe(b);
   });
-});
-
-test('the record validator with the length shortcut accepts and rejects every row as ajv does, with the same errors', () => {
-  const schema = JSON.parse(fs.readFileSync(path.join(SCHEMAS, 'record.schema.json'), 'utf8'));
-  const plain = makeAjv().compile(schema);
-  const ajv = makeAjv({ code: { source: true } });
-  const code = lengthShortcut((require('ajv/dist/standalone').default as (a: unknown, v: unknown) => string)(ajv, ajv.compile(schema)));
-  expect(code).toContain('data0.length > 40 && (data0.length > 80 ||'); // the shortcut is in place
-  const m = { exports: {} as { default?: typeof plain } };
-  new Function('module', 'exports', 'require', code)(m, m.exports, require);
-  const shortcut = m.exports.default!;
-  // strings around the limits (1, 20, 40 and twice those), in UTF-16 units and in code points (astral, lone surrogates)
-  const text = fc.oneof(fc.string({ maxLength: 90 }), fc.string({ unit: 'binary', maxLength: 90 }), fc.string({ unit: 'grapheme', maxLength: 45 }), fc.stringMatching(/^[0-9A-Za-z]{0,45}$/), fc.integer({ min: 0, max: 90 }).chain((n) => fc.constantFrom('a', '\u{1F600}', '\ud800', 'Ž').map((c) => c.repeat(n))));
-  const base = Object.fromEntries(INPUT_COLUMNS.map((c, k) => [c, ROW.split(',')[k]!]));
-  for (const v of [shortcut, validator('record')]) {
-    fc.assert(fc.property(text, text, text, (record_id, from_settlement, to_settlement) => {
-      const row = { ...base, record_id, from_settlement, to_settlement };
-      expect([v(row), v.errors ?? null]).toEqual([plain(row), plain.errors ?? null]);
-    }), { seed: 5, numRuns: 3000 });
-  }
 });
 
 test('contentDigests from the rows\' spans of the extract text equals the digest of contentKey, whatever the field values', () => {
