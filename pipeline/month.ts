@@ -13,7 +13,7 @@ import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeF
 import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig, type Loaded } from './config';
-import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentDigests, contentKeyer, type Columns, type QuarantineRow } from '../stages/ingest';
+import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentDigests, ContentKeys, type Columns, type QuarantineRow } from '../stages/ingest';
 import { deliver, take, type ChangeRow, type Disposition } from '../stages/deliver';
 import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
 import { DONOR_VARIABLES, flagNames, processMonth, PROVENANCE, stopwatch, type Event } from '../stages/month';
@@ -147,12 +147,12 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   }
   const ids: string[] = new Array(n);
   const recordId = dr.forms.record_id!;
-  const contentKey = contentKeyer(dr.forms);
+  const contentKey = new ContentKeys(dr.forms);
   // the hash from ingest, unless a systemic correction changed the form since;
   // join makes each line one flat string (a template literal would leave a tree of three concatenations to be
   // flattened again when the lines are posted to the main thread and when they are written)
   for (let i = 0; i < n; i++) {
-    const hash = dr.corrected.has(i) ? contentHash(contentKey(i)) : ing.contentHashes[dr.source[i]!]!;
+    const hash = dr.corrected.has(i) ? contentHash(contentKey.of(i)) : ing.contentHashes[dr.source[i]!]!;
     ids[i] = [recordId[i], refMonth[i], hash].join('\t');
   }
   const rec: DeliveryRecord = {

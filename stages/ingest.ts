@@ -322,13 +322,7 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
   // The parsed columns are taken over: the rows that failed are squeezed out in place (ok[j] ≥ j), not copied
   // (each column of 21 000 strings is a V8 large object, freshly mmapped and page-faulted).
   const n = ok.length;
-  const col = (k: number): string[] => {
-    const c = p.cols[k]!;
-    if (n === rows) return c;
-    for (let j = 0; j < n; j++) c[j] = c[ok[j]!]!;
-    c.length = n;
-    return c;
-  };
+  const col = (k: number): string[] => squeeze(p.cols[k]!, ok); // (called 16 times, not per row: a closure is fine here)
   const fill = (v: string): string[] => new Array<string>(n).fill(v);
   // the forms' spans: p.spans without the rows that failed, also squeezed out in place
   const spans = p.spans;
@@ -369,24 +363,38 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
   return { forms, quarantine, spans };
 }
 
+/** The rows `ok` (increasing, ok[j] ≥ j) of column c, squeezed out in place; c itself when every row is kept. */
+function squeeze(c: string[], ok: number[]): string[] {
+  const n = ok.length;
+  if (n === c.length) return c;
+  for (let j = 0; j < n; j++) c[j] = c[ok[j]!]!;
+  c.length = n;
+  return c;
+}
+
 /** Content of a form for duplicate detection: every input field (the JMBG as its pseudonym). */
 export const CONTENT_COLUMNS = FORM_COLUMNS.filter((c) => !['file', 'line', 'jmbg_valid', 'jmbg_sex', 'jmbg_birth', 'file_month'].includes(c));
 /** The content of form i as the record index hashes it: each CONTENT_COLUMNS value followed by U+001F. */
 export function contentKey(cols: Columns, i: number): string {
-  return contentKeyer(cols)(i);
+  return new ContentKeys(cols).of(i);
 }
 
 /**
- * contentKey(cols, i) for many forms of the same columns: the columns are looked up once and each key is one
+ * contentKey(cols, i) for many forms of the same columns (`of(i)`): the columns are looked up once and each key is one
  * join (one flat string; `+=` builds a tree of 36 pieces that hashing must flatten first).
  */
-export function contentKeyer(cols: Columns): (i: number) => string {
-  const content = CONTENT_COLUMNS.map((c) => cols[c]!);
-  const parts: string[] = new Array<string>(content.length + 1).fill(''); // the last one stays '': the key ends in the separator
-  return (i) => {
+export class ContentKeys {
+  private readonly content: string[][] = [];
+  private readonly parts: string[] = new Array<string>(CONTENT_COLUMNS.length + 1).fill(''); // the last one stays '': the key ends in the separator
+  // (a class, not a closure returned per call: V8 compiles a closure made afresh on each call afresh too)
+  constructor(cols: Columns) {
+    for (const c of CONTENT_COLUMNS) this.content.push(cols[c]!);
+  }
+  of(i: number): string {
+    const content = this.content, parts = this.parts;
     for (let k = 0; k < content.length; k++) parts[k] = content[k]![i]!;
     return parts.join('\u001f');
-  };
+  }
 }
 
 /**
@@ -403,7 +411,7 @@ export function contentKeyer(cols: Columns): (i: number) => string {
  */
 export function contentDigests(cols: Columns, digest: (content: string | Uint8Array) => string, spans?: Spans): string[] {
   const content = CONTENT_COLUMNS.map((c) => cols[c]!);
-  const key = contentKeyer(cols);
+  const key = new ContentKeys(cols);
   const pids = cols.pid!;
   const n = content[0]!.length;
   const bytes = Buffer.alloc(1024); // a form that passed the record schema needs ~110–250 bytes
@@ -414,7 +422,7 @@ export function contentDigests(cols: Columns, digest: (content: string | Uint8Ar
     let o = 0, high = 0;
     if (spans) {
       const t = spans.text, a = spans.start[i]!, e = spans.end[i]!, pid = pids[i]!;
-      if (e - a + pid.length + 1 >= bytes.length) { out[i] = digest(key(i)); continue; }
+      if (e - a + pid.length + 1 >= bytes.length) { out[i] = digest(key.of(i)); continue; }
       let field = 0;
       for (let q = a; q < e; q++) {
         const c = t.charCodeAt(q);
@@ -427,12 +435,12 @@ export function contentDigests(cols: Columns, digest: (content: string | Uint8Ar
     } else {
       for (let k = 0; k < content.length; k++) {
         const s = content[k]![i]!;
-        if (o + s.length >= bytes.length) { out[i] = digest(key(i)); continue rows; }
+        if (o + s.length >= bytes.length) { out[i] = digest(key.of(i)); continue rows; }
         for (let q = 0; q < s.length; q++) { const c = s.charCodeAt(q); high |= c; bytes[o++] = c; }
         bytes[o++] = 0x1f;
       }
     }
-    out[i] = high < 0x80 ? digest((views[o] ??= bytes.subarray(0, o))) : digest(key(i));
+    out[i] = high < 0x80 ? digest((views[o] ??= bytes.subarray(0, o))) : digest(key.of(i));
   }
   return out;
 }

@@ -1,7 +1,7 @@
 /** Systemic correction of one office's day/month swap, before attribution. */
 import * as path from 'node:path';
 import { deliver } from '../stages/deliver';
-import { contentKey, contentKeyer, FORM_COLUMNS, INPUT_COLUMNS, schemaCheck, type Columns } from '../stages/ingest';
+import { contentKey, ContentKeys, FORM_COLUMNS, INPUT_COLUMNS, schemaCheck, type Columns } from '../stages/ingest';
 import { deliverExtract, formsJson, PLAIN_COLUMNS } from '../pipeline/month';
 import * as crypto from 'node:crypto';
 import { loadConfig } from '../pipeline/config';
@@ -69,9 +69,9 @@ test('the record index hashes the delivered content: the hash from ingest, recom
   for (let d = 3; d <= 24; d++) rows.push({ id: `S${d}`, office: '70203', reg: `2024-${String(d).padStart(2, '0')}-02`, move: `2024-${String(d).padStart(2, '0')}-01` });
   rows.push({ id: 'OK1', office: '70106', reg: '2024-02-10', move: '2024-02-01' }, { id: 'OK1', office: '70106', reg: '2024-02-10', move: '2024-02-01' }); // + a duplicate
   const f = forms(rows);
-  const key = contentKeyer(f);
+  const key = new ContentKeys(f);
   const sha1 = (s: string) => crypto.createHash('sha1').update(s).digest('hex');
-  const ing = { name: 'moi_2024_02.csv', digest: '0'.repeat(64), fileMonth: '2024-02', encoding: 'utf-8', formsRead: rows.length, forms: f, quarantine: [], contentHashes: rows.map((_, i) => sha1(key(i))) };
+  const ing = { name: 'moi_2024_02.csv', digest: '0'.repeat(64), fileMonth: '2024-02', encoding: 'utf-8', formsRead: rows.length, forms: f, quarantine: [], contentHashes: rows.map((_, i) => sha1(key.of(i))) };
   const C = loadClassification(path.join(__dirname, '..', 'reference', 'territory', 'settlements.csv'));
   const d = deliverExtract(ing, { L, C, prior: () => undefined, closed: () => false, seq: 1, log: { log: () => undefined } });
   const part = d.parts.get('2024-02')!;

@@ -3,7 +3,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { CONTENT_COLUMNS, contentDigests, contentKey, contentKeyer, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
+import { CONTENT_COLUMNS, contentDigests, contentKey, ContentKeys, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, toForms } from '../stages/ingest';
 import { Pseudonymiser, decodeJmbg } from '../stages/jmbg';
 import { runMonth } from '../pipeline/month';
 import { readCsvText } from '../pipeline/csv';
@@ -118,13 +118,13 @@ describe('ingest through the monthly run', () => {
   });
 });
 
-test('contentKeyer gives contentKey for every form: each content column followed by U+001F (the format the stored hashes depend on)', () => {
+test('ContentKeys gives contentKey for every form: each content column followed by U+001F (the format the stored hashes depend on)', () => {
   const cols = Object.fromEntries(FORM_COLUMNS.map((c, k) => [c, [`${c}`, '', k === 2 ? 'Ž\u001f"' : 'x']]));
-  const key = contentKeyer(cols);
+  const key = new ContentKeys(cols);
   for (let i = 0; i < 3; i++) {
     let spelled = '';
     for (const c of CONTENT_COLUMNS) spelled += cols[c]![i] + '\u001f';
-    expect(key(i)).toBe(spelled);
+    expect(key.of(i)).toBe(spelled);
     expect(contentKey(cols, i)).toBe(spelled);
   }
 });
