@@ -6,7 +6,7 @@
  */
 import * as crypto from 'node:crypto';
 import { differenceInMonths } from 'date-fns/differenceInMonths'; // the subpath: the whole of date-fns costs 50 ms at start-up
-import { InputError, type Columns } from './ingest';
+import { FORM_COLUMNS, InputError, type Columns } from './ingest';
 import { CsvWriter } from '../pipeline/csv';
 import { pick } from './deliver';
 import { ageGroupIndex } from '../pipeline/contracts';
@@ -177,43 +177,117 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   const { timings, lap } = stopwatch();
   const C = ctx.classification;
   const year = +ctx.month.slice(0, 4);
-  const yearEnd = `${year}-12-31`;
   const rec = new MonthRecords();
-
+  // One function per step (each small: V8 compiles small functions quickly, and recompiles only the step whose
+  // assumptions a new month breaks, not one function holding all of them)
   // 1. versions: the latest version of a record_id replaces the earlier ones.
+  const f = latestVersions(input, year, rec);
+  const n = f.record_id!.length;
+  lap('versions');
+  // 2. validation rules on the forms as received.
+  const ruleResults = evaluateRules(ctx.rules, f, C);
+  const violations = violationLines(ruleResults, f.record_id!);
+  lap('rules');
+  // 3. linkage D → R: same person, dates within the window, consistent residence; closest dates win.
+  const { linkOfR, linkOfD } = linkDepartures(f, ctx.linkageWindowDays);
+  lap('linkage');
+  // 4. deductive imputation, in a fixed order.
+  const ded = deduce(f, linkOfR, C, year, rec);
+  lap('deduction');
+  // 5. scope rules on the corrected forms, in the order of the rule file.
+  const scopeResults = evaluateRules(ctx.scopeRules, f, C);
+  const sc = inScope(f, scopeResults, linkOfD, ded.toFinal, rec);
+  lap('scope');
+  // 6. events, then donor imputation of what logic could not recover.
+  const { events, carried } = makeEvents(f, sc.eventIdx, ded, C, year, rec);
+  lap('events');
+  donorImpute(events, ctx, rec);
+  // a gap with no donor in the whole month (a tiny or very incomplete extract) cannot be tabulated: stop clearly
+  let stuck = -1;
+  for (let j = 0; j < events.length && stuck < 0; j++) if (gapMask(events[j]!) !== 0) stuck = j;
+  if (stuck >= 0) {
+    const i = sc.eventIdx[stuck]!;
+    const gaps = needs(events[stuck]!);
+    const field = { sex: 'sex', age: 'birth_date', from: 'from_municipality', economic_activity: 'economic_activity' }[gaps[0]!];
+    throw new InputError(f.file![i]!, +f.line![i]!, field, `form ${f.record_id![i]}: ${gaps.join(', ')} unknown and no donor for it among the ${events.length} events of ${ctx.month}: too few complete forms in the month to impute from`);
+  }
+  lap('donors');
+
   const nIn = input.record_id!.length;
+  return {
+    events, changes: rec.changes, violations, ruleResults, scopeResults, dispositions: rec.dispositions, quarantine: sc.quarantine,
+    counts: { forms: nIn, replaced: nIn - n, linked: sc.linked, unmatched: sc.unmatched, out_of_scope: sc.outCounts, carried_forward: carried, recoded: ded.recoded },
+    imputed: rec.imputed, imputedByMethod: rec.byMethod, timings,
+  };
+}
+
+/** Step 1: the latest version of each record id (earlier ones replaced, their changed cells logged), as a copy. */
+function latestVersions(input: Columns, year: number, rec: MonthRecords): Columns {
+  const nIn = input.record_id!.length;
+  const ids = input.record_id!, files = input.file!, lines = input.line!, types = input.form_type!;
   const last = new Map<string, number>();
-  for (let i = 0; i < nIn; i++) last.set(input.record_id![i]!, i);
+  for (let i = 0; i < nIn; i++) last.set(ids[i]!, i);
   const keep: number[] = [];
   for (let i = 0; i < nIn; i++) {
-    if (last.get(input.record_id![i]!) === i) keep.push(i);
+    if (last.get(ids[i]!) === i) keep.push(i);
     else {
-      const j = last.get(input.record_id![i]!)!;
-      rec.disposition(input.file![i]!, input.line![i]!, input.record_id![i]!, input.form_type![i]!, 'replaced', `superseded by a later version (${input.file![j]} line ${input.line![j]})`);
+      const j = last.get(ids[i]!)!;
+      rec.disposition(files[i]!, lines[i]!, ids[i]!, types[i]!, 'replaced', `superseded by a later version (${files[j]} line ${lines[j]})`);
       // a corrected re-send: log every cell the correction changes
-      for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) rec.change('resend', 'correction_by_resend', '', input.record_id![i]!, v, v === 'pid' ? '(pseudonym)' : input[v]![i]!, v === 'pid' ? '(pseudonym)' : input[v]![j]!, '');
+      for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) rec.change('resend', 'correction_by_resend', '', ids[i]!, v, v === 'pid' ? '(pseudonym)' : input[v]![i]!, v === 'pid' ? '(pseudonym)' : input[v]![j]!, '');
     }
   }
   const n = keep.length;
-  // a copy: the steps below correct cells in place, the input is not changed. Spread into a literal: kept is built
-  // key by key, which leaves V8 a dictionary-mode object, slow for the f.<column> reads in every loop below
-  // its rows. Only the columns corrected below (MUTABLE) are copied when no form was replaced; the others are shared
+  // a copy: the steps below correct cells in place, the input is not changed. Only the columns corrected below
+  // (MUTABLE) are copied when no form was replaced; the others are shared
   const all = n === nIn;
   const kept: Columns = {};
   const runs = keptRuns(keep);
   for (const [k, v] of Object.entries(input)) kept[k] = all && !MUTABLE.has(k) ? v : pickRuns(v, keep, runs);
-  const f: Columns = { ...kept, reference_year: new Array(n).fill(String(year)) };
-  const rid = f.record_id!;
+  return new MonthForms(kept, new Array(n).fill(String(year))) as unknown as Columns;
+}
 
-  lap('versions');
-  // 2. validation rules on the forms as received.
-  const ruleResults = evaluateRules(ctx.rules, f, C);
-  const violations = new CsvWriter(null); // MONTH_FILE_HEADERS.violations order: record_id,rule_id,severity
-  for (const r of ruleResults) if (r.summary.fails > 0) for (let i = 0; i < n; i++) if (r.outcome[i] === FAIL) violations.cell(rid[i]!).cell(r.rule.id).cell(r.rule.severity).end();
+/**
+ * The month's forms, every column a named field in one fixed order: one hidden class for every month. (A plain
+ * object built key by key, like `kept`, is in V8's dictionary mode after 12 properties; a literal spread from it
+ * got a new hidden class every few months, and each step's optimised code, which checks it, was thrown away.)
+ */
+class MonthForms {
+  file: string[]; line: string[]; record_id: string[]; form_type: string[]; registration_date: string[]; move_date: string[];
+  pid: string[]; jmbg_valid: string[]; jmbg_sex: string[]; jmbg_birth: string[]; citizenship: string[]; sex: string[];
+  birth_date: string[]; origin_country: string[]; from_settlement: string[]; from_municipality: string[];
+  destination_country: string[]; to_settlement: string[]; to_municipality: string[]; registering_office: string[];
+  nationality: string[]; economic_activity: string[]; occupation: string[]; file_month: string[];
+  ref_month: string[] | undefined; carried_forward: string[]; reference_year: string[];
+  constructor(c: Columns, referenceYear: string[]) {
+    this.file = c.file!; this.line = c.line!; this.record_id = c.record_id!; this.form_type = c.form_type!;
+    this.registration_date = c.registration_date!; this.move_date = c.move_date!; this.pid = c.pid!; this.jmbg_valid = c.jmbg_valid!;
+    this.jmbg_sex = c.jmbg_sex!; this.jmbg_birth = c.jmbg_birth!; this.citizenship = c.citizenship!; this.sex = c.sex!;
+    this.birth_date = c.birth_date!; this.origin_country = c.origin_country!; this.from_settlement = c.from_settlement!;
+    this.from_municipality = c.from_municipality!; this.destination_country = c.destination_country!; this.to_settlement = c.to_settlement!;
+    this.to_municipality = c.to_municipality!; this.registering_office = c.registering_office!; this.nationality = c.nationality!;
+    this.economic_activity = c.economic_activity!; this.occupation = c.occupation!; this.file_month = c.file_month!;
+    this.ref_month = c.ref_month; this.carried_forward = c.carried_forward!; this.reference_year = referenceYear;
+  }
+}
+// every column a form has after ingest is a field (the compiler checks it when FORM_COLUMNS changes)
+type Fields<T> = { [K in keyof T]: T[K] };
+export type MonthFormsHasEveryFormColumn = Fields<MonthForms> extends Record<(typeof FORM_COLUMNS)[number], string[]> ? true : never;
+const everyFormColumn: MonthFormsHasEveryFormColumn = true;
+void everyFormColumn;
 
-  lap('rules');
-  // 3. linkage D → R: same person, dates within the window, consistent residence; closest dates win.
-  const ft = f.form_type!, pid = f.pid!, reg = f.registration_date!, mv = f.move_date!;
+/** The violations.csv lines (no header; MONTH_FILE_HEADERS.violations order: record_id,rule_id,severity). */
+function violationLines(ruleResults: RuleResult[], rid: string[]): CsvWriter {
+  const violations = new CsvWriter(null);
+  for (const r of ruleResults) if (r.summary.fails > 0) for (let i = 0; i < rid.length; i++) if (r.outcome[i] === FAIL) violations.cell(rid[i]!).cell(r.rule.id).cell(r.rule.severity).end();
+  return violations;
+}
+
+/** Step 3: each D form's R form (linkOfD) and back (linkOfR), -1 when none. */
+function linkDepartures(f: Columns, windowDays: number): { linkOfR: Int32Array; linkOfD: Int32Array } {
+  const rid = f.record_id!, ft = f.form_type!, pid = f.pid!, reg = f.registration_date!, mv = f.move_date!;
+  const toS = f.to_settlement!, toM = f.to_municipality!, fromS = f.from_settlement!;
+  const n = rid.length;
   // each person's R forms as a chain in form order: the first in rFirst, the next of form i in rNext (no array per person)
   const rFirst = new Map<string, number>();
   const rNext = new Int32Array(n);
@@ -233,40 +307,51 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     for (let r = first; r >= 0; r = rNext[r]!) {
       if (linkOfR[r] !== -1) continue;
       const dd = Math.abs(days.get(reg[r]!) - days.get(reg[d]!));
-      if (!(dd <= ctx.linkageWindowDays)) continue;
-      if (f.to_settlement![d] && f.to_settlement![d] !== f.to_settlement![r]) continue;
-      if (f.to_municipality![d] && f.to_municipality![r] && f.to_municipality![d] !== f.to_municipality![r]) continue;
-      if (f.from_settlement![r] && f.from_settlement![d] && f.from_settlement![r] !== f.from_settlement![d]) continue;
+      if (!(dd <= windowDays)) continue;
+      if (toS[d] && toS[d] !== toS[r]) continue;
+      if (toM[d] && toM[r] && toM[d] !== toM[r]) continue;
+      if (fromS[r] && fromS[d] && fromS[r] !== fromS[d]) continue;
       const md = isValidDate(mv[r]!) && isValidDate(mv[d]!) ? Math.abs(days.get(mv[r]!) - days.get(mv[d]!)) : 1e9;
       const id = rid[r]!;
       if (best < 0 || dd < bestDd || (dd === bestDd && (md < bestMd || (md === bestMd && id < bestId)))) { best = r; bestDd = dd; bestMd = md; bestId = id; }
     }
     if (best >= 0) { linkOfR[best] = d; linkOfD[d] = best; }
   }
+  return { linkOfR, linkOfD };
+}
 
-  lap('linkage');
-  // 4. deductive imputation, in a fixed order.
+/** What deduction found per form: age, final destination and origin, provenance flags; and how many codes it recoded. */
+interface Deduced { age: (number | null)[]; toFinal: string[]; fromFinal: string[]; prov: Uint8Array; recoded: number }
+
+/** One side (destination or origin) of the forms, with the names its change-log rows use. */
+interface Side { side: 'to' | 'from'; settlement: string[]; muni: string[]; final: string[]; valid: string; settlementIn: string; present: string; variable: string }
+
+/** Step 4: deductive imputation, in a fixed order (the columns of f are corrected in place). */
+function deduce(f: Columns, linkOfR: Int32Array, C: Classification, year: number, rec: MonthRecords): Deduced {
+  const rid = f.record_id!, ft = f.form_type!, reg = f.registration_date!;
   const sex = f.sex!, birth = f.birth_date!, act = f.economic_activity!, occ = f.occupation!;
+  const jValid = f.jmbg_valid!, jSex = f.jmbg_sex!, jBirth = f.jmbg_birth!, fromS = f.from_settlement!, fromM = f.from_municipality!, office = f.registering_office!;
+  const n = rid.length;
   const age: (number | null)[] = new Array(n).fill(null);
   const toFinal: string[] = new Array(n).fill('');
   const fromFinal: string[] = new Array(n).fill('');
   const prov = new Uint8Array(n); // provenance bit flags per form
   let recoded = 0;
   // each side's columns and the names its change-log rows use, looked up once (not per form)
-  const sides = SIDES.map((side) => ({
+  const sides: Side[] = [];
+  for (const side of SIDES) sides.push({
     side, settlement: f[SETTLEMENT_COL[side]]!, muni: f[MUNI_COL[side]]!, final: side === 'to' ? toFinal : fromFinal,
-    ids: { valid: `R10_${side.toUpperCase()}_MUNI_VALID`, settlementIn: `R16_${side.toUpperCase()}_SETTLEMENT_IN_MUNI`, present: side === 'to' ? 'R25_DESTINATION_PRESENT' : 'R22_PREVIOUS_RESIDENCE_PRESENT', variable: `${side}_municipality` },
-  }));
+    valid: `R10_${side.toUpperCase()}_MUNI_VALID`, settlementIn: `R16_${side.toUpperCase()}_SETTLEMENT_IN_MUNI`, present: side === 'to' ? 'R25_DESTINATION_PRESENT' : 'R22_PREVIOUS_RESIDENCE_PRESENT', variable: `${side}_municipality`,
+  });
   // the classification of 31 December, memoised per code for the month: a few thousand distinct codes, 21 000 forms
-  const atYearEnd: On = { C, date: yearEnd };
+  const atYearEnd: On = { C, date: `${year}-12-31` };
   const successors = new KeyedCache(successorOn, atYearEnd);
   const settlements = new KeyedCache(settlementOn, atYearEnd);
-  const quarantine: MonthOutcome['quarantine'] = [];
   for (let i = 0; i < n; i++) {
     // 4a. sex and birth date from a valid JMBG
-    if (f.jmbg_valid![i] === '1') {
-      if (sex[i] !== f.jmbg_sex![i]) { rec.change('deductive', 'jmbg', sex[i] ? 'R07_JMBG_SEX' : 'R20_SEX_PRESENT', rid[i]!, 'sex', sex[i]!, f.jmbg_sex![i]!, ''); if (ft[i] === 'R') rec.count('sex', 'jmbg'); sex[i] = f.jmbg_sex![i]!; prov[i]! |= P_DEDUCED; }
-      if (birth[i] !== f.jmbg_birth![i]) { rec.change('deductive', 'jmbg', birth[i] ? 'R08_JMBG_BIRTH' : 'R21_BIRTH_PRESENT', rid[i]!, 'birth_date', birth[i]!, f.jmbg_birth![i]!, ''); if (ft[i] === 'R') rec.count('birth_date', 'jmbg'); birth[i] = f.jmbg_birth![i]!; prov[i]! |= P_DEDUCED; }
+    if (jValid[i] === '1') {
+      if (sex[i] !== jSex[i]) { rec.change('deductive', 'jmbg', sex[i] ? 'R07_JMBG_SEX' : 'R20_SEX_PRESENT', rid[i]!, 'sex', sex[i]!, jSex[i]!, ''); if (ft[i] === 'R') rec.count('sex', 'jmbg'); sex[i] = jSex[i]!; prov[i]! |= P_DEDUCED; }
+      if (birth[i] !== jBirth[i]) { rec.change('deductive', 'jmbg', birth[i] ? 'R08_JMBG_BIRTH' : 'R21_BIRTH_PRESENT', rid[i]!, 'birth_date', birth[i]!, jBirth[i]!, ''); if (ft[i] === 'R') rec.count('birth_date', 'jmbg'); birth[i] = jBirth[i]!; prov[i]! |= P_DEDUCED; }
     }
     // 4b. age in completed years; an impossible birth date counts as missing
     if (birth[i]) {
@@ -276,15 +361,16 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
     }
     // 4c. previous residence of an R form from its linked D form
     const d = linkOfR[i]!;
-    if (ft[i] === 'R' && d >= 0 && !f.from_settlement![i] && !f.from_municipality![i] && (f.from_settlement![d] || f.from_municipality![d])) {
-      for (const v of ['from_settlement', 'from_municipality']) if (f[v]![d]) { rec.change('deductive', 'linked_d_form', 'R22_PREVIOUS_RESIDENCE_PRESENT', rid[i]!, v, '', f[v]![d]!, ''); f[v]![i] = f[v]![d]!; }
+    if (ft[i] === 'R' && d >= 0 && !fromS[i] && !fromM[i] && (fromS[d] || fromM[d])) {
+      if (fromS[d]) { rec.change('deductive', 'linked_d_form', 'R22_PREVIOUS_RESIDENCE_PRESENT', rid[i]!, 'from_settlement', '', fromS[d]!, ''); fromS[i] = fromS[d]!; }
+      if (fromM[d]) { rec.change('deductive', 'linked_d_form', 'R22_PREVIOUS_RESIDENCE_PRESENT', rid[i]!, 'from_municipality', '', fromM[d]!, ''); fromM[i] = fromM[d]!; }
       rec.count('previous_residence', 'linked_d_form');
       prov[i]! |= P_DEDUCED;
     }
     // 4d. municipalities from settlements, codes through territorial changes, offices
-    for (const { side, settlement, muni, final, ids } of sides) {
-      const s = settlement[i]!;
-      const code = muni[i]!;
+    for (const sd of sides) {
+      const s = sd.settlement[i]!;
+      const code = sd.muni[i]!;
       let fin: string | undefined;
       let how = '';
       const onReg = s ? C.settlementMunicipality(s, reg[i]!) : undefined;
@@ -297,81 +383,73 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
         fin = successors.get(code);
         how = fin !== undefined && fin !== code ? 'territorial_change' : '';
       }
-      const officeSide = (side === 'to' && ft[i] === 'R') || (side === 'from' && ft[i] === 'D');
+      const officeSide = (sd.side === 'to' && ft[i] === 'R') || (sd.side === 'from' && ft[i] === 'D');
       if (fin === undefined && officeSide) {
-        const o = successors.get(f.registering_office![i]!);
+        const o = successors.get(office[i]!);
         if (o) { fin = o; how = 'registering_office'; }
       }
       if (fin !== undefined) {
-        if (how === 'territorial_change') { recoded++; prov[i]! |= P_RECODED; rec.change('deductive', how, ids.valid, rid[i]!, ids.variable, code, fin, ''); }
+        if (how === 'territorial_change') { recoded++; prov[i]! |= P_RECODED; rec.change('deductive', how, sd.valid, rid[i]!, sd.variable, code, fin, ''); }
         else if (how) {
-          rec.change('deductive', how, how === 'settlement' && code ? ids.settlementIn : ids.present, rid[i]!, ids.variable, code, fin, '');
-          if (ft[i] === 'R') rec.count(ids.variable, how);
+          rec.change('deductive', how, how === 'settlement' && code ? sd.settlementIn : sd.present, rid[i]!, sd.variable, code, fin, '');
+          if (ft[i] === 'R') rec.count(sd.variable, how);
           prov[i]! |= P_DEDUCED;
         }
-        muni[i] = fin;
-        final[i] = fin;
+        sd.muni[i] = fin;
+        sd.final[i] = fin;
       } else if (code && !C.isMunicipality(code)) {
-        muni[i] = ''; // unknown code counts as missing
+        sd.muni[i] = ''; // unknown code counts as missing
       }
     }
     // 4e. economic activity is not applicable under 15; occupation only for the employed
     if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { rec.change('deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', rid[i]!, 'economic_activity', act[i]!, 'NA', ''); if (act[i]) { rec.count('economic_activity', 'age_under_15'); prov[i]! |= P_DEDUCED; } act[i] = 'NA'; }
     if (occ[i] && act[i] !== '1' && act[i] !== '') { rec.change('deductive', 'rule', 'R19_OCCUPATION_EMPLOYED', rid[i]!, 'occupation', occ[i]!, '', ''); occ[i] = ''; }
   }
+  return { age, toFinal, fromFinal, prov, recoded };
+}
 
-  lap('deduction');
-  // 5. scope rules on the corrected forms, in the order of the rule file.
-  const scopeResults = evaluateRules(ctx.scopeRules, f, C);
+/** Step 5: each form's disposition (out of scope, linked or unmatched departure, no destination), and the forms that are events. */
+function inScope(f: Columns, scopeResults: RuleResult[], linkOfD: Int32Array, toFinal: string[], rec: MonthRecords) {
+  const rid = f.record_id!, ft = f.form_type!, file = f.file!, line = f.line!;
+  const n = rid.length;
   const outReason: string[] = new Array(n).fill('');
   for (const r of scopeResults) for (let i = 0; i < n; i++) if (!outReason[i] && r.outcome[i] === FAIL) outReason[i] = r.rule.scope_reason!;
   const outCounts: Record<string, number> = {};
-  let linked = 0, unmatched = 0, carried = 0;
+  const quarantine: MonthOutcome['quarantine'] = [];
+  let linked = 0, unmatched = 0;
   const eventIdx: number[] = [];
   for (let i = 0; i < n; i++) {
     let what = '', reason = '';
     if (outReason[i]) { outCounts[outReason[i]!] = (outCounts[outReason[i]!] ?? 0) + 1; what = 'out_of_scope'; reason = outReason[i]!; }
     else if (ft[i] === 'D') {
       if (linkOfD[i]! >= 0) { linked++; what = 'linked_departure'; reason = rid[linkOfD[i]!]!; } else { unmatched++; what = 'unmatched_departure'; }
-    } else if (!toFinal[i]) { quarantine.push({ file: f.file![i]!, line: +f.line![i]!, record_id: rid[i]!, field: 'to_municipality', reason: 'no_destination', detail: 'no settlement, municipality or usable office for the new residence' }); what = 'quarantined'; reason = 'no_destination'; }
-    if (what) { rec.disposition(f.file![i]!, f.line![i]!, rid[i]!, ft[i]!, what, reason); continue; }
+    } else if (!toFinal[i]) { quarantine.push({ file: file[i]!, line: +line[i]!, record_id: rid[i]!, field: 'to_municipality', reason: 'no_destination', detail: 'no settlement, municipality or usable office for the new residence' }); what = 'quarantined'; reason = 'no_destination'; }
+    if (what) { rec.disposition(file[i]!, line[i]!, rid[i]!, ft[i]!, what, reason); continue; }
     eventIdx.push(i);
   }
+  return { eventIdx, outCounts, quarantine, linked, unmatched };
+}
 
-  lap('scope');
-  // 6. events, then donor imputation of what logic could not recover.
+/** Step 6: the events (in-scope registrations) with their provenance, and their dispositions. */
+function makeEvents(f: Columns, eventIdx: number[], ded: Deduced, C: Classification, year: number, rec: MonthRecords): { events: Event[]; carried: number } {
+  const rid = f.record_id!, reg = f.registration_date!, mv = f.move_date!, sex = f.sex!, act = f.economic_activity!, nat = f.nationality!, cfCol = f.carried_forward!, file = f.file!, line = f.line!;
+  const { age, toFinal, fromFinal, prov } = ded;
   const events: Event[] = [];
+  let carried = 0;
   for (const i of eventIdx) {
     const from = fromFinal[i] && year >= 1998 && C.isKM(fromFinal[i]!) ? 'KM' : fromFinal[i]!;
     const mvOk = isValidDate(mv[i]!) && mv[i]! <= reg[i]!;
-    const cf = f.carried_forward![i] === '1';
+    const cf = cfCol[i] === '1';
     if (cf) { carried++; prov[i]! |= P_CARRIED; }
     if (prov[i] === 0) prov[i] = P_REPORTED;
     events.push({
       record_id: rid[i]!, registration_date: reg[i]!, to: toFinal[i]!, from, sex: sex[i]!, age: age[i] ?? -1,
-      activity: act[i]!, nationality: f.nationality![i] || '99', delay: mvOk ? delayMonths(reg[i]!, mv[i]!) : null,
+      activity: act[i]!, nationality: nat[i] || '99', delay: mvOk ? delayMonths(reg[i]!, mv[i]!) : null,
       carried_forward: cf, provenance: prov[i]!, donor: 0,
     });
   }
-  for (const i of eventIdx) rec.disposition(f.file![i]!, f.line![i]!, rid[i]!, 'R', 'event', '');
-  lap('events');
-  donorImpute(events, ctx, rec);
-  // a gap with no donor in the whole month (a tiny or very incomplete extract) cannot be tabulated: stop clearly
-  let stuck = -1;
-  for (let j = 0; j < events.length && stuck < 0; j++) if (gapMask(events[j]!) !== 0) stuck = j;
-  if (stuck >= 0) {
-    const i = eventIdx[stuck]!;
-    const gaps = needs(events[stuck]!);
-    const field = { sex: 'sex', age: 'birth_date', from: 'from_municipality', economic_activity: 'economic_activity' }[gaps[0]!];
-    throw new InputError(f.file![i]!, +f.line![i]!, field, `form ${rid[i]}: ${gaps.join(', ')} unknown and no donor for it among the ${events.length} events of ${ctx.month}: too few complete forms in the month to impute from`);
-  }
-  lap('donors');
-
-  return {
-    events, changes: rec.changes, violations, ruleResults, scopeResults, dispositions: rec.dispositions, quarantine,
-    counts: { forms: nIn, replaced: nIn - n, linked, unmatched, out_of_scope: outCounts, carried_forward: carried, recoded },
-    imputed: rec.imputed, imputedByMethod: rec.byMethod, timings,
-  };
+  for (const i of eventIdx) rec.disposition(file[i]!, line[i]!, rid[i]!, 'R', 'event', '');
+  return { events, carried };
 }
 
 /** What an event still lacks for the tables, in this order (the order of the change-log rows and of an error's list). */
