@@ -6,7 +6,7 @@
  */
 import * as crypto from 'node:crypto';
 import { differenceInMonths } from 'date-fns/differenceInMonths'; // the subpath: the whole of date-fns costs 50 ms at start-up
-import { FORM_COLUMNS, InputError, type Columns } from './ingest';
+import { type FORM_COLUMNS, InputError, type Columns } from './ingest';
 import { CsvWriter } from '../pipeline/csv';
 import { pick } from './deliver';
 import { ageGroupIndex } from '../pipeline/contracts';
