@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hash } from 'node:crypto';
 import { addMonths, MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
+import { ByteWriter } from './bytes';
 import { CsvWriter, objectsToCsvBytes, objectsToCsvWriter, toCsvBytes } from './csv';
 import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeFileDurable, writeJsonAtomic } from './fsutil';
 import type { RunLog, StageEvent } from './log';
@@ -174,7 +175,7 @@ export function writeDelivery(store: Store, d: Delivered): FreshParts {
   const fresh: FreshParts = new Map();
   for (const [m, part] of d.parts) {
     // encoded once: the same bytes are hashed and written
-    const bytes = Buffer.from(formsJson(part), 'utf8');
+    const bytes = formsJsonBytes(part);
     writeFileAtomic(store.p('forms', m, `${delivery}.json`), bytes);
     fresh.set(`${m}/${delivery}.json`, { cols: part, sha256: sha256(bytes) });
   }
@@ -199,16 +200,28 @@ export const PLAIN_COLUMNS = new Set([
 const NEEDS_ESCAPE = /["\\\x00-\x1f\ud800-\udfff]/;
 
 /**
- * JSON.stringify(part), byte for byte, ~5× faster: a column of strings that need no escaping is `["` + join(`","`) + `"]`
- * (JSON.stringify walks the ~500 000 strings of a month's forms one by one).
+ * The UTF-8 bytes of JSON.stringify(part), ~6× faster, written column by column into one buffer (no 4.5 MB string
+ * to build and encode again): a column of strings that need no escaping is `["` + join(`","`) + `"]`, a column of
+ * one value throughout (the file name, the file's month) that value's JSON repeated (JSON.stringify walks the
+ * ~500 000 strings of a month's forms one by one).
  */
-export function formsJson(part: Columns): string {
-  const pieces: string[] = [];
+export function formsJsonBytes(part: Columns): Buffer {
+  const rows = part.record_id?.length ?? 0;
+  const w = new ByteWriter(256 + rows * 256);
+  let first = true;
+  w.char(123); // {
   for (const [k, v] of Object.entries(part)) {
-    const plain = v.length > 0 && (PLAIN_COLUMNS.has(k) || !NEEDS_ESCAPE.test(v.join('')));
-    pieces.push(`${JSON.stringify(k)}:${plain ? `["${v.join('","')}"]` : JSON.stringify(v)}`);
+    if (!first) w.char(44); // ,
+    first = false;
+    w.text(`${JSON.stringify(k)}:`);
+    let same = v.length > 1 && typeof v[0] === 'string';
+    for (let i = 1; i < v.length && same; i++) same = v[i] === v[0];
+    if (same) { const one = JSON.stringify(v[0]); w.char(91); w.text(`${one},`.repeat(v.length - 1)); w.text(one); w.char(93); }
+    else if (v.length > 0 && (PLAIN_COLUMNS.has(k) || !NEEDS_ESCAPE.test(v.join('')))) { w.text('["'); w.text(v.join('","')); w.text('"]'); }
+    else w.text(JSON.stringify(v));
   }
-  return `{${pieces.join(',')}}`;
+  w.char(125); // }
+  return w.result();
 }
 
 /** Form partitions just written by this run ("<month>/<file>"), so building the month need not read them back. */

@@ -1,8 +1,9 @@
 /** Systemic correction of one office's day/month swap, before attribution. */
 import * as path from 'node:path';
+import fc from 'fast-check';
 import { deliver } from '../stages/deliver';
 import { contentKey, ContentKeys, FORM_COLUMNS, INPUT_COLUMNS, schemaCheck, type Columns } from '../stages/ingest';
-import { deliverExtract, formsJson, PLAIN_COLUMNS } from '../pipeline/month';
+import { deliverExtract, formsJsonBytes, PLAIN_COLUMNS } from '../pipeline/month';
 import * as crypto from 'node:crypto';
 import { loadConfig } from '../pipeline/config';
 import { loadClassification } from '../stages/territory';
@@ -53,13 +54,20 @@ describe('forms partitions are written as JSON.stringify would', () => {
       }
     }
   });
-  test('formsJson equals JSON.stringify, whatever the record ids and file name', () => {
+  test('formsJsonBytes gives the UTF-8 of JSON.stringify, whatever the record ids and file name', () => {
+    const json = (c: Columns): Buffer => Buffer.from(JSON.stringify(c), 'utf8');
     const cols: Columns = {
       file: ['a "quoted" name.csv', 'a "quoted" name.csv'], record_id: ['R1', 'x\\y"z\u0001\ud800'], line: ['2', '3'], pid: ['', 'ab'], empty_: [],
     };
-    expect(formsJson(cols)).toBe(JSON.stringify(cols));
+    expect(formsJsonBytes(cols).equals(json(cols))).toBe(true);
     const plain: Columns = { file: ['moi_2024_03.csv'], record_id: ['Ž1'], ref_month: ['2024-03'] };
-    expect(formsJson(plain)).toBe(JSON.stringify(plain));
+    expect(formsJsonBytes(plain).equals(json(plain))).toBe(true);
+    // any columns: plain or not, one value throughout or not, quotes, escapes, lone surrogates, non-ASCII
+    const text = fc.oneof(fc.string(), fc.string({ unit: fc.constantFrom('a', '"', '\\', '\n', '\u0001', 'Ž', '\ud800', '😀') }), fc.constantFrom('', 'moi_2024_03.csv', '2024-03'));
+    const columnOf = (t: fc.Arbitrary<string>) => fc.oneof(fc.array(t, { maxLength: 6 }), fc.tuple(t, fc.integer({ min: 1, max: 6 })).map(([v, k]) => new Array<string>(k).fill(v)));
+    // (PLAIN_COLUMNS hold what the record schema lets through: digits, letters, '-')
+    const cols2 = fc.tuple(fc.dictionary(fc.constantFrom('file', 'record_id', 'x"y', 'Ž'), columnOf(text)), fc.dictionary(fc.constantFrom('pid', 'line', 'ref_month'), columnOf(fc.stringMatching(/^[0-9a-z-]{0,8}$/))));
+    fc.assert(fc.property(cols2, ([a, b]) => { const c = { ...a, ...b }; expect(formsJsonBytes(c).equals(json(c))).toBe(true); }), { numRuns: 500, seed: 7 });
   });
 });
 
