@@ -89,13 +89,15 @@ export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
     try {
       const r = await drive(units, store, log, nWorkers, o);
       // the workers wrote without a fsync per file: make the whole new store durable before it goes live
+      const tSync = Date.now();
       const synced = spawnSync('sync', ['-f', staging]).status === 0 || spawnSync('sync').status === 0;
+      const syncSeconds = (Date.now() - tSync) / 1000;
       if (!synced) throw new Error('could not sync the file system before moving the rebuilt store into place');
       fs.rmSync(path.join(target, '.lock'), { recursive: true, force: true });
       fs.rmdirSync(target);
       fs.renameSync(staging, target);
       const res: RebuildResult = { ...r, seconds: (Date.now() - t0) / 1000, workers: nWorkers, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) };
-      new RunLog(new Store(target).logFile(), log.runId).log({ stage: 'rebuild', event: 'done', extracts: res.units, unchanged: res.unchanged, months: res.months, years: res.years, forms: res.forms, events: res.events, seconds: res.seconds, peak_rss_mb: res.peakRssMb });
+      new RunLog(new Store(target).logFile(), log.runId).log({ stage: 'rebuild', event: 'done', extracts: res.units, unchanged: res.unchanged, months: res.months, years: res.years, forms: res.forms, events: res.events, seconds: res.seconds, sync_seconds: syncSeconds, peak_rss_mb: res.peakRssMb });
       return res;
     } catch (e) {
       fs.rmSync(staging, { recursive: true, force: true });
