@@ -19,6 +19,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { RunLog, type StageEvent } from './log';
 import { Store, withLockAsync } from './store';
@@ -58,6 +59,9 @@ export type FromWorker =
   | { type: 'unit-done'; k: number; events: number; built: boolean }
   | { type: 'year-done'; year: number; events: number }
   | { type: 'error'; message: string };
+
+/** The old generation a rebuild worker's heap starts with, in MB (see drive). */
+const WORKER_INITIAL_OLD_SPACE_MB = 256;
 
 interface Unit { k: number; file: string; name: string; fileMonth: string; lastOfMonth: boolean }
 
@@ -108,6 +112,12 @@ export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
 
 async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number, o: RebuildOptions): Promise<Omit<RebuildResult, 'seconds' | 'workers' | 'peakRssMb'>> {
   const workerFile = path.join(__dirname, 'rebuild-worker.js');
+  // The workers' heaps start with 256 MB of old generation (V8 reads the flag when it creates an isolate, so it
+  // applies to the workers made below, not to this thread). A worker's live heap is ~20 MB, but each extract passes
+  // ~80 MB of columns and strings through the old generation: from V8's default start, the old generation was
+  // marked, compacted and given back to the system after every extract. Measured on 1991–2025: 89.5 s (default),
+  // 85.3 s (128 MB), 77.3 s (256 MB, peak RSS 1.0 GB), 76.5 s (384 MB, 1.13 GB).
+  v8.setFlagsFromString(`--initial-old-space-size=${WORKER_INITIAL_OLD_SPACE_MB}`);
   if (!fs.existsSync(workerFile)) throw new Error(`internal: ${workerFile} is missing (run npm run build)`);
   const years = new Set(units.map((u) => +u.fileMonth.slice(0, 4)));
   const monthsOf = (y: number): string[] => Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
