@@ -47,21 +47,33 @@ export function readTable(file: string, header: readonly string[]): string[][] {
   return rows;
 }
 
-const NUMERIC = /^-?\d+(\.\d+)?$/;
+/** A plain decimal number (never neutralised: -3 stays -3; the workbook writes such cells as numbers). */
+export const NUMERIC = /^-?\d+(\.\d+)?$/;
+
+/** A first character that makes a spreadsheet read a cell as a formula: = + - @ tab CR. */
+function formulaStart(c: number): boolean {
+  return c === 61 || c === 43 || c === 45 || c === 64 || c === 9 || c === 13;
+}
+/** A character that makes a cell need quotes (RFC 4180): , " LF CR. */
+function needsQuotes(c: number): boolean {
+  return c === 44 || c === 34 || c === 10 || c === 13;
+}
+
+/**
+ * Formula injection neutralised: text a spreadsheet would read as a formula gets a leading apostrophe (a plain
+ * number does not). The rule of every CSV cell (csvCell) and every workbook text cell (stages/excel.ts).
+ */
+export function neutraliseFormula(s: string): string {
+  return s.length > 0 && formulaStart(s.charCodeAt(0)) && !NUMERIC.test(s) ? `'${s}` : s;
+}
 
 /** Quote a cell per RFC 4180 and neutralise formula injection. */
 export function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
   if (typeof v === 'number') return String(v); // a number is never a formula (-3 stays -3)
-  let s = typeof v === 'string' ? v : String(v);
-  if (s.length === 0) return s;
-  const c = s.charCodeAt(0); // = + - @ tab CR
-  if ((c === 61 || c === 43 || c === 45 || c === 64 || c === 9 || c === 13) && !NUMERIC.test(s)) s = `'${s}`;
+  const s = neutraliseFormula(typeof v === 'string' ? v : String(v));
   // one scan for the characters that need quotes (almost every cell has none: no regex, no copy)
-  for (let i = 0; i < s.length; i++) {
-    const k = s.charCodeAt(i);
-    if (k === 44 || k === 34 || k === 10 || k === 13) return `"${s.replace(/"/g, '""')}"`;
-  }
+  for (let i = 0; i < s.length; i++) if (needsQuotes(s.charCodeAt(i))) return `"${s.replace(/"/g, '""')}"`;
   return s;
 }
 
@@ -141,14 +153,13 @@ export class CsvWriter extends ByteWriter {
   private plain(s: string): boolean {
     const len = s.length;
     if (len === 0) return true;
-    const c0 = s.charCodeAt(0);
-    if (c0 === 61 || c0 === 43 || c0 === 45 || c0 === 64 || c0 === 9 || c0 === 13) return false;
+    if (formulaStart(s.charCodeAt(0))) return false;
     this.room(len);
     const b = this.buf;
     let p = this.n;
     for (let i = 0; i < len; i++) {
       const c = s.charCodeAt(i);
-      if (c >= 128 || c === 44 || c === 34 || c === 10 || c === 13) return false;
+      if (c >= 128 || needsQuotes(c)) return false;
       b[p++] = c;
     }
     this.n = p;

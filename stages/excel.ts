@@ -11,7 +11,7 @@
  * pipeline/csv.ts; cells that are plain numbers are written as numbers and need none.
  */
 import ExcelJS from 'exceljs';
-import type { Row } from '../pipeline/csv';
+import { NUMERIC, neutraliseFormula, type Row } from '../pipeline/csv';
 import { SERIES_NOTE, type Series } from './territory';
 
 export interface WorkbookInput {
@@ -62,12 +62,9 @@ const HEADERS: Record<string, [string, string]> = {
 
 /** Classifying columns: always text (codes such as 70106 or nationality 01 must not become numbers). */
 const KEY_COLUMNS = new Set(['series', 'level', 'code', 'name', 'sex', 'move_type', 'age_group', 'activity_group', 'nationality', 'origin']);
-const NUMERIC = /^-?\d+(\.\d+)?$/;
 
-/** Neutralise a text cell that a spreadsheet could read as a formula. */
-export function safeText(s: string): string {
-  return s.length > 0 && '=+-@\t\r'.includes(s[0]!) && !NUMERIC.test(s) ? `'${s}` : s;
-}
+/** Neutralise a text cell that a spreadsheet could read as a formula: the CSV files' rule (pipeline/csv.ts). */
+export const safeText = neutraliseFormula;
 
 const SERIES_NOTE_SR: Record<Series, string> = {
   '1991-1997':
