@@ -7,7 +7,7 @@
  * Pure: the store's knowledge comes in as functions.
  */
 import type { QuarantineRow, Columns } from './ingest';
-import { contentKey, FORM_COLUMNS } from './ingest';
+import { contentKey, FORM_COLUMNS, squeeze } from './ingest';
 import { isValidDate } from './jmbg';
 import { addMonths } from '../pipeline/contracts';
 import { evaluateRules, systemicFindings, type Rule } from './rules';
@@ -41,23 +41,11 @@ export function pick(v: string[], keep: number[]): string[] {
   return a;
 }
 
-/**
- * The rows `keep` (increasing) of a column that nobody else reads any more: v itself, compacted in place (keep[j] ≥ j,
- * so no row is overwritten before it is read). A column of 21 000 strings is a V8 "large object", mmapped and
- * page-faulted afresh: not allocating a copy of each saves system time as well as the copying.
- */
-function compact(v: string[], keep: number[]): string[] {
-  const n = keep.length;
-  for (let j = 0; j < n; j++) v[j] = v[keep[j]!]!;
-  v.length = n;
-  return v;
-}
-
-/** The rows `keep` (increasing) of every column; the columns themselves when every row is kept, unless `copy`. */
-export function take(cols: Columns, keep: number[], copy = false): Columns {
+/** The rows `keep` (increasing) of every column; the columns themselves when every row is kept. */
+export function take(cols: Columns, keep: number[]): Columns {
   const out: Columns = {};
   const n = keep.length;
-  for (const [k, v] of Object.entries(cols)) out[k] = n === v.length && !copy ? v : pick(v, keep); // keep is increasing: all rows, in order
+  for (const [k, v] of Object.entries(cols)) out[k] = n === v.length ? v : pick(v, keep); // keep is increasing: all rows, in order
   return out;
 }
 
@@ -184,10 +172,10 @@ export function deliver(
   const rows: number[] = new Array(keep2.length); // among all forms (a loop: a map callback made per call is compiled again every extract)
   for (let j = 0; j < rows.length; j++) rows[j] = keep[keep2[j]!]!;
   const out: Columns = {};
-  // (a kept column that is a copy is ours to compact; the caller's columns only when it gave them up)
+  // (a kept column that is a copy is ours to squeeze in place; the caller's columns only when it gave them up)
   for (const [c, v] of Object.entries(f)) {
     const k = kept[c];
-    out[c] = k ? (keep2.length === m ? k : k !== v || ctx.consume ? compact(k, keep2) : pick(k, keep2)) : rows.length === n ? v : ctx.consume ? compact(v, rows) : pick(v, rows);
+    out[c] = k ? (keep2.length === m ? k : k !== v || ctx.consume ? squeeze(k, keep2) : pick(k, keep2)) : rows.length === n ? v : ctx.consume ? squeeze(v, rows) : pick(v, rows);
   }
   out.ref_month = ref;
   out.carried_forward = cf;
