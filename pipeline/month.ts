@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hash } from 'node:crypto';
-import { addMonths, MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
+import { addMonths, ageGroup, MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
 import { ByteWriter } from './bytes';
 import { CsvWriter, objectsToCsvBytes, objectsToCsvWriter, toCsvBytes } from './csv';
 import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeFileDurable, writeJsonAtomic } from './fsutil';
@@ -20,7 +20,6 @@ import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
 import { DONOR_VARIABLES, flagNames, processMonth, PROVENANCE, stopwatch, type Event } from '../stages/month';
 import { activityGroup, checkTables, moveType, tabulate, type Tables } from '../stages/tabulate';
 import { type Classification, loadClassification, seriesOf } from '../stages/territory';
-import { ageGroup } from './contracts';
 
 export interface MonthOptions { data: string; input: string; month?: string; encoding?: 'utf-8' | 'windows-1250'; settlements?: string; log: RunLog; dedupeLookbackMonths?: number }
 export interface MonthRunResult { status: 'processed' | 'unchanged'; fileMonth: string; months: string[]; quality: Record<string, Quality> }
@@ -34,10 +33,8 @@ export interface DeliveryRecord {
 }
 
 /** The record index stores this hash of a form's content (contentKey), never the content itself. */
-// (hash imported by name: \`crypto.hash\` through the namespace import is a getter call per form)
+// (hash imported by name: crypto.hash through the namespace import is a getter call per form)
 const contentHash = (content: string | Uint8Array): string => hash('sha1', content, 'hex') as string;
-
-export { addMonths };
 
 export function runMonth(opts: MonthOptions): MonthRunResult {
   const store = new Store(opts.data);
@@ -116,11 +113,9 @@ export interface Delivered {
   rec: DeliveryRecord;
   /** accepted forms by reference month */
   parts: Map<string, Columns>;
-  /** record index lines: record id, reference month, hash of content */
-  ids: string[];
   /**
-   * the same lines as one text, as state/ids/*.tsv holds them (each line ends in \n): one string is far cheaper
-   * than 21 000 to post to the main thread (structured clone copies it in one piece)
+   * the record-index lines (record id TAB reference month TAB hash of content) as one text, as state/ids/*.tsv holds
+   * them (each line ends in \n): one string is far cheaper than 21 000 to post to the main thread
    */
   idsText: string;
   /** the months this delivery touches (its own month and the months it attributed forms to), sorted */
@@ -166,7 +161,7 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   o.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');
   if (!identity) throw new Error(`row-count identity broken for ${ing.name}: read ${rec.forms_read} ≠ accepted ${rec.accepted} + quarantined ${rec.quarantined} + duplicates ${rec.duplicates} + corrections to closed months ${rec.corrections_to_closed}`);
   for (const s of dr.systemic) o.log.log({ stage: 'systemic', event: 'escalated', rule: s.rule, office: s.office, share: s.share, items: s.items, action: s.action }, 'warn');
-  return { rec, parts, ids, idsText: `${ids.join('\n')}\n`, months: [...new Set([ing.fileMonth, ...parts.keys()])].sort() };
+  return { rec, parts, idsText: `${ids.join('\n')}\n`, months: [...new Set([ing.fileMonth, ...parts.keys()])].sort() };
 }
 
 /** Write what a delivery gave to the store: the forms by reference month, the record index, the delivery record. */

@@ -23,7 +23,7 @@ import * as v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { RunLog, type StageEvent } from './log';
 import { Store, withLockAsync } from './store';
-import { addMonths } from './month';
+import { addMonths } from './contracts';
 import { RecordIndex } from './record-index';
 import { fileMonthOf } from '../stages/ingest';
 

@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { addMonths, loadPriorIndex, setIndexLine, type PriorEntry } from '../pipeline/month';
+import { addMonths } from '../pipeline/contracts';
+import { loadPriorIndex, setIndexLine, type PriorEntry } from '../pipeline/month';
 import { idHash, RecordIndex } from '../pipeline/record-index';
 import { Store } from '../pipeline/store';
 import { tmpDir } from './helpers/store';
