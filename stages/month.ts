@@ -252,7 +252,7 @@ function latestVersions(input: Columns, year: number, rec: MonthRecords): Column
  * object built key by key, like `kept`, is in V8's dictionary mode after 12 properties; a literal spread from it
  * got a new hidden class every few months, and each step's optimised code, which checks it, was thrown away.)
  */
-class MonthForms {
+class MonthForms implements Record<(typeof FORM_COLUMNS)[number], string[]> { // (every column a form has after ingest: the compiler checks it)
   file: string[]; line: string[]; record_id: string[]; form_type: string[]; registration_date: string[]; move_date: string[];
   pid: string[]; jmbg_valid: string[]; jmbg_sex: string[]; jmbg_birth: string[]; citizenship: string[]; sex: string[];
   birth_date: string[]; origin_country: string[]; from_settlement: string[]; from_municipality: string[];
@@ -270,11 +270,6 @@ class MonthForms {
     this.ref_month = c.ref_month; this.carried_forward = c.carried_forward!; this.reference_year = referenceYear;
   }
 }
-// every column a form has after ingest is a field (the compiler checks it when FORM_COLUMNS changes)
-type Fields<T> = { [K in keyof T]: T[K] };
-export type MonthFormsHasEveryFormColumn = Fields<MonthForms> extends Record<(typeof FORM_COLUMNS)[number], string[]> ? true : never;
-const everyFormColumn: MonthFormsHasEveryFormColumn = true;
-void everyFormColumn;
 
 /** The violations.csv lines (no header; MONTH_FILE_HEADERS.violations order: record_id,rule_id,severity). */
 function violationLines(ruleResults: RuleResult[], rid: string[]): CsvWriter {
