@@ -81,7 +81,7 @@ async function handle(m: ToWorker): Promise<void> {
     }
     case 'year': {
       const { runYear } = await import('./year');
-      const q = await runYear({ data: store.root, year: m.year, settlements, population, log, lockHeld: true });
+      const q = await runYear({ data: store.root, year: m.year, settlements, population, log, lockHeld: true, config: L });
       send({ type: 'year-done', year: m.year, events: q.events });
       return;
     }

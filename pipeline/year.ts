@@ -11,8 +11,7 @@ import { IMPUTED_HEADERS, TABLE_HEADERS, type Quality } from './contracts';
 import { readCsvText, readTable, type Row } from './csv';
 import { recoverDir, sha256 } from './fsutil';
 import { Store, withLock } from './store';
-import { codeVersion, loadConfig } from './config';
-import { ROOT } from './paths';
+import { codeVersion, loadConfig, type Loaded } from './config';
 import { tableFiles, writeResultsDir, type StageLog } from './month';
 import { type Cell, checkTables, sumTables, TABLE_KEY_COLS, type Table, type Tables } from '../stages/tabulate';
 import { loadClassification, seriesOf } from '../stages/territory';
@@ -27,6 +26,11 @@ export interface YearOptions {
   lockHeld?: boolean;
   /** CSV code,year,population (stages/population.ts): with it, tables/rates.csv and a rates sheet */
   population?: string;
+  /**
+   * the configuration, when the caller has already loaded it (a rebuild worker, once for all its months and years:
+   * loading also validates and compiles every rule)
+   */
+  config?: Loaded;
 }
 
 function tableToRows(t: Table, header: readonly string[]): Row[] {
@@ -116,27 +120,9 @@ function addNumbers(bytes: Buffer, pos: number, n: number, sums: number[], at: n
   return pos;
 }
 
-/**
- * loadConfig() as it was last read while the files it read are unchanged (the same SHA-256 as in its digests):
- * a year uses only settings and digests, and loadConfig also validates and compiles every rule, which a
- * rebuild worker would redo for each year. A changed, missing or broken file loads (and fails) as before.
- */
-let lastConfig: ReturnType<typeof loadConfig> | undefined;
-function yearConfig(): ReturnType<typeof loadConfig> {
-  const unchanged = (f: string, digest: string): boolean => {
-    try {
-      return sha256(fs.readFileSync(path.join(ROOT, f))) === digest;
-    } catch {
-      return false;
-    }
-  };
-  if (!lastConfig || !Object.entries(lastConfig.digests).every(([f, d]) => unchanged(f, d))) lastConfig = loadConfig();
-  return lastConfig;
-}
-
 export async function runYear(opts: YearOptions): Promise<Quality> {
   const store = new Store(opts.data);
-  const L = yearConfig();
+  const L = opts.config ?? loadConfig();
   const C = loadClassification(opts.settlements);
   const y = opts.year;
   const months = Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
