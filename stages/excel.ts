@@ -103,7 +103,10 @@ class SharedCellStyles {
 }
 
 export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
-  const wb = new ExcelJS.Workbook();
+  // exceljs's streaming writer: each row is written out as XML when committed, and the zip is deflated by Node's
+  // zlib (archiver). The in-memory Workbook kept every cell of ~100 000 as an object until the end and deflated
+  // in JavaScript (JSZip/pako): 2.5× the CPU for the same sheets (370 ms against 165 ms a year).
+  const wb = new ExcelJS.stream.xlsx.WorkbookWriter({ useStyles: true, useSharedStrings: true });
   wb.creator = 'migstat';
   wb.lastModifiedBy = 'migstat';
   wb.created = FIXED_DATE;
@@ -118,6 +121,17 @@ export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
     const ws = wb.addWorksheet(sheetName(table), { views: [{ state: 'frozen', ySplit: 3 }] });
     let cols = rows.length ? Object.keys(rows[0]!) : ['series'];
     if (input.names && cols.includes('code') && !cols.includes('name')) cols = [...cols.slice(0, cols.indexOf('code') + 1), 'name', ...cols.slice(cols.indexOf('code') + 1)];
+    const raw = (r: Row, c: string): string => (c === 'name' && !(c in r) ? (input.names?.[r.code ?? ''] ?? '') : (r[c] ?? ''));
+    // the column widths first: a streamed sheet writes them before its first row
+    const widths = cols.map((c) => Math.max((HEADERS[c]?.[0] ?? c).length, (HEADERS[c]?.[1] ?? c).length));
+    for (const r of rows) {
+      for (let i = 0; i < cols.length; i++) {
+        const v = raw(r, cols[i]!);
+        const w = v.length + (v.includes('.') ? 0 : Math.floor(v.length / 3));
+        if (w > widths[i]!) widths[i] = w;
+      }
+    }
+    cols.forEach((_, i) => (ws.getColumn(i + 1).width = Math.min(60, Math.max(8, widths[i]! + 2))));
     const [tsr, ten] = TITLES[table] ?? [table, table];
     const title = ws.getRow(1);
     title.getCell(1).value = safeText(`${tsr}, ${input.year} / ${ten}, ${input.year} (${input.series})${prov}`);
@@ -130,7 +144,6 @@ export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
     });
     hsr.font = bold;
     hen.font = { bold: true, italic: true };
-    const widths = cols.map((c) => Math.max((HEADERS[c]?.[0] ?? c).length, (HEADERS[c]?.[1] ?? c).length));
     // What each column decides once instead of per cell (~100 000 cells a year): key columns are always text;
     // the shared style objects of its cells, [plain, bold], for text, integers and decimals.
     const isKey = cols.map((c) => KEY_COLUMNS.has(c));
@@ -147,25 +160,24 @@ export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
       // bytes do not change). Never mutate these objects (no row.font / cell.font on data rows).
       (row as ExcelJS.Row & { style: Partial<ExcelJS.Style> }).style = total ? rowStyles.bold : rowStyles.plain; // (exceljs types omit Row.style)
       for (let i = 0; i < cols.length; i++) {
-        const c = cols[i]!;
-        const raw = c === 'name' && !(c in r) ? (input.names?.[r.code ?? ''] ?? '') : (r[c] ?? '');
+        const v = raw(r, cols[i]!);
         const cell = row.getCell(i + 1);
-        const dot = raw.includes('.');
-        if (!isKey[i] && NUMERIC.test(raw)) {
-          cell.value = Number(raw);
-          cell.style = (dot ? decStyle : intStyle)[i]![b]!;
+        if (!isKey[i] && NUMERIC.test(v)) {
+          cell.value = Number(v);
+          cell.style = (v.includes('.') ? decStyle : intStyle)[i]![b]!;
         } else {
-          cell.value = safeText(raw);
+          cell.value = safeText(v);
           cell.style = textStyle[b]!;
         }
-        const w = raw.length + (dot ? 0 : Math.floor(raw.length / 3));
-        if (w > widths[i]!) widths[i] = w;
       }
+      row.commit(); // written out, and the rows before it
     }
-    cols.forEach((_, i) => (ws.getColumn(i + 1).width = Math.min(60, Math.max(8, widths[i]! + 2))));
+    ws.commit();
   }
 
   const notes = wb.addWorksheet('notes');
+  notes.getColumn(1).width = 40;
+  notes.getColumn(2).width = 100;
   const series = input.series as Series;
   const lines: [string, string][] = [
     ['Napomene / Notes', ''],
@@ -184,17 +196,18 @@ export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
   ];
   lines.forEach(([k, v], i) => {
     const row = notes.getRow(i + 1);
+    if (i === 0) row.font = { bold: true, size: 12 };
     row.getCell(1).value = safeText(k);
     row.getCell(2).value = safeText(v);
-    row.getCell(1).font = bold;
+    row.getCell(1).font = i === 0 ? { bold: true, size: 12 } : bold;
     row.getCell(2).alignment = { wrapText: true, vertical: 'top' };
+    row.commit();
   });
-  notes.getRow(1).font = { bold: true, size: 12 };
-  notes.getColumn(1).width = 40;
-  notes.getColumn(2).width = 100;
-
-  const buf = Buffer.from(await wb.xlsx.writeBuffer());
-  return fixZipTimestamps(buf);
+  notes.commit();
+  await wb.commit();
+  // (exceljs types omit the writer's output stream: a StreamBuf when no stream or file was given)
+  const buf = (wb as unknown as { stream: { read(): Buffer } }).stream.read();
+  return fixZipTimestamps(Buffer.from(buf));
 }
 
 /** DOS date of 1980-01-01, time 00:00:00. */
