@@ -180,29 +180,14 @@ export function writeDelivery(store: Store, d: Delivered): FreshParts {
 }
 
 /**
- * Columns whose values never need escaping in JSON (digits, letters, '-'): the input fields the record schema
- * restricts to such patterns or enums (test/deliver.test.ts checks that the schema still rejects '"', '\\' and
- * control characters in each), the pseudonym (hex) and the columns the pipeline derives in fixed formats.
- * record_id (any text) and file (a file name) are not among them.
- */
-export const PLAIN_COLUMNS = new Set([
-  'line', 'form_type', 'registration_date', 'move_date', 'pid', 'jmbg_valid', 'jmbg_sex', 'jmbg_birth', 'citizenship', 'sex', 'birth_date',
-  'origin_country', 'from_settlement', 'from_municipality', 'destination_country', 'to_settlement', 'to_municipality', 'registering_office',
-  'nationality', 'economic_activity', 'occupation', 'file_month', 'ref_month', 'carried_forward',
-]);
-/** A character JSON.stringify would escape (or a surrogate, which it may): such a column goes through JSON.stringify. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are among what JSON.stringify escapes
-const NEEDS_ESCAPE = /["\\\x00-\x1f\ud800-\udfff]/;
-
-/**
  * The UTF-8 bytes of JSON.stringify(part), ~6× faster, written column by column into one buffer (no 4.5 MB string
- * to build and encode again): a column of strings that need no escaping is `["` + join(`","`) + `"]`, a column of
- * one value throughout (the file name, the file's month) that value's JSON repeated (JSON.stringify walks the
- * ~500 000 strings of a month's forms one by one).
+ * to build and encode again): a column of one value throughout (the file name, the file's month) is that value's
+ * JSON repeated; any other is written string by string, each ASCII string with nothing to escape (nearly all)
+ * copied byte by byte in a loop (~2.5× faster than V8's join of the column), any other as JSON.stringify writes it.
  */
 export function formsJsonBytes(part: Columns): Buffer {
   const rows = part.record_id?.length ?? 0;
-  const w = new ByteWriter(256 + rows * 256);
+  const w = new JsonColumnWriter(256 + rows * 256);
   let first = true;
   w.char(123); // {
   for (const [k, v] of Object.entries(part)) {
@@ -212,11 +197,41 @@ export function formsJsonBytes(part: Columns): Buffer {
     let same = v.length > 1 && typeof v[0] === 'string';
     for (let i = 1; i < v.length && same; i++) same = v[i] === v[0];
     if (same) { const one = JSON.stringify(v[0]); w.char(91); w.text(`${one},`.repeat(v.length - 1)); w.text(one); w.char(93); }
-    else if (v.length > 0 && (PLAIN_COLUMNS.has(k) || !NEEDS_ESCAPE.test(v.join('')))) { w.text('["'); w.text(v.join('","')); w.text('"]'); }
-    else w.text(JSON.stringify(v));
+    else w.strings(v);
   }
   w.char(125); // }
   return w.result();
+}
+
+/** A ByteWriter that writes an array of strings as JSON. */
+class JsonColumnWriter extends ByteWriter {
+  /** JSON.stringify(v) as UTF-8 (v: strings, as a forms column holds) */
+  strings(v: readonly string[]): void {
+    this.char(91); // [
+    for (let i = 0; i < v.length; i++) {
+      if (i > 0) this.char(44); // ,
+      const s = v[i]!;
+      if (typeof s !== 'string' || !this.plain(s)) this.text(JSON.stringify(s) ?? 'null');
+    }
+    this.char(93); // ]
+  }
+
+  /** s in quotes when every character is printable ASCII other than " and \; false (nothing written) otherwise */
+  private plain(s: string): boolean {
+    const len = s.length;
+    this.room(len + 2);
+    const b = this.buf;
+    let p = this.n;
+    b[p++] = 34;
+    for (let i = 0; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 32 || c > 126 || c === 34 || c === 92) return false;
+      b[p++] = c;
+    }
+    b[p++] = 34;
+    this.n = p;
+    return true;
+  }
 }
 
 /** Form partitions just written by this run ("<month>/<file>"), so building the month need not read them back. */
