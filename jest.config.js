@@ -7,4 +7,7 @@ module.exports = {
   transformIgnorePatterns: ['/node_modules/(?!(arquero|@uwdata)/)'],
   testTimeout: 120000,
   maxWorkers: 2,
+  // one temporary directory per test run, removed at its end (test/helpers/tmp-root.js)
+  globalSetup: '<rootDir>/test/helpers/tmp-root-setup.js',
+  globalTeardown: '<rootDir>/test/helpers/tmp-root-teardown.js',
 };
