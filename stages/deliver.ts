@@ -83,16 +83,21 @@ export function deliver(
     dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: f.record_id![i]!, form_type: f.form_type![i]!, disposition, reason });
   };
   // 1. duplicates: identical content seen before (in this file or in the store) is skipped.
-  const seen = new Map<string, number[]>(); // record_id → the forms kept with it in this file
+  // the forms kept with a record_id in this file, as a chain: the last in lastWith, the one before form i in
+  // prevWith[i] (no array per record id: almost every id has one form)
+  const lastWith = new Map<string, number>();
+  const prevWith = new Int32Array(n);
   const keep: number[] = [];
   let duplicates = 0, toClosed = 0;
   for (let i = 0; i < n; i++) {
     const id = f.record_id![i]!;
-    const inFile = seen.get(id);
+    const last = lastWith.get(id);
     let content: string | undefined; // built only when the id was seen before: most forms never need it
-    if (inFile) {
+    if (last !== undefined) {
       content = contentKey(f, i);
-      if (inFile.some((j) => contentKey(f, j) === content)) { duplicates++; disp(i, 'duplicate', 'same record_id and content earlier in this file'); continue; }
+      let same = false;
+      for (let j = last; j >= 0 && !same; j = prevWith[j]!) same = contentKey(f, j) === content;
+      if (same) { duplicates++; disp(i, 'duplicate', 'same record_id and content earlier in this file'); continue; }
     }
     const prior = ctx.prior(id);
     if (prior) {
@@ -100,7 +105,8 @@ export function deliver(
       if (prior.content === (ctx.contentHash ? ctx.contentHash(content) : content)) { duplicates++; disp(i, 'duplicate', `same record_id and content already ingested (month ${prior.month})`); continue; }
       if (ctx.isClosed(prior.month)) { toClosed++; disp(i, 'correction_to_closed', `corrects a form of closed month ${prior.month}: logged, not applied`); continue; }
     }
-    if (inFile) inFile.push(i); else seen.set(id, [i]);
+    prevWith[i] = last ?? -1;
+    lastWith.set(id, i);
     keep.push(i);
   }
   // The kept forms are read column by column, copied only when first needed: the systemic check reads a few
@@ -144,30 +150,35 @@ export function deliver(
   }
   // 3. attribution to the reference month.
   const quarantine = [...input.quarantine];
-  const ref: string[] = [];
-  const cf: string[] = [];
-  const keep2: number[] = []; // among the kept forms
+  const q = (i: number, reason: string, detail: string): void => {
+    quarantine.push({ file: at('file', i), line: +at('line', i), record_id: at('record_id', i), field: 'registration_date', reason, detail });
+  };
+  // written by index into arrays of the final size at most (no growing by push), cut to length after
+  const ref: string[] = new Array(m);
+  const cf: string[] = new Array(m);
+  const keep2: number[] = new Array(m); // among the kept forms
+  let k2 = 0;
   const regs = col('registration_date');
   let carried = 0;
   for (let i = 0; i < m; i++) {
     const reg = regs[i]!;
-    const q = (reason: string, detail: string): void => {
-      quarantine.push({ file: at('file', i), line: +at('line', i), record_id: at('record_id', i), field: 'registration_date', reason, detail });
-    };
-    if (!isValidDate(reg)) { q('unreadable_date', `registration_date ${JSON.stringify(reg)} is not a calendar date`); continue; }
+    if (!isValidDate(reg)) { q(i, 'unreadable_date', `registration_date ${JSON.stringify(reg)} is not a calendar date`); continue; }
     // the file's own month (most forms) as the one string fileMonth, not a new slice per form
     const month = reg.startsWith(input.fileMonth) ? input.fileMonth : reg.slice(0, 7);
-    if (month > input.fileMonth) { q('registration_after_file_month', `registered ${reg}, after the extract's month ${input.fileMonth}`); continue; }
+    if (month > input.fileMonth) { q(i, 'registration_after_file_month', `registered ${reg}, after the extract's month ${input.fileMonth}`); continue; }
     if (ctx.isClosed(month)) {
-      ref.push(earliestOpen(month, ctx.isClosed));
-      cf.push('1');
+      ref[k2] = earliestOpen(month, ctx.isClosed);
+      cf[k2] = '1';
       carried++;
     } else {
-      ref.push(month);
-      cf.push('0');
+      ref[k2] = month;
+      cf[k2] = '0';
     }
-    keep2.push(i);
+    keep2[k2++] = i;
   }
+  ref.length = k2;
+  cf.length = k2;
+  keep2.length = k2;
   // the accepted forms: every column in the caller's order, from the kept copy when there is one
   const rows: number[] = new Array(keep2.length); // among all forms (a loop: a map callback made per call is compiled again every extract)
   for (let j = 0; j < rows.length; j++) rows[j] = keep[keep2[j]!]!;
