@@ -306,7 +306,8 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
   const quarantine = [...p.quarantine];
   const rows = p.lines.length;
   // 1. the record schema on every row; the rows that pass, in order
-  const ok: number[] = [];
+  const ok: number[] = new Array(rows); // written by index, cut to length after (no growing by push)
+  let nOk = 0;
   for (let i = 0; i < rows; i++) {
     const bad = schemaCheckAt(p.cols, i);
     if (bad) {
@@ -315,8 +316,9 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
       quarantine.push({ file: p.file, line: p.lines[i]!, record_id: withholdJmbg(p.cols[0]![i]!.slice(0, 40)), field: bad.field, reason, detail: bad.field === 'person_id' ? 'person_id is not 13 digits' : withholdJmbg(`${bad.detail} (value: ${JSON.stringify(value?.slice(0, 50) ?? '')})`) });
       continue;
     }
-    ok.push(i);
+    ok[nOk++] = i;
   }
+  ok.length = nOk;
   // 2. columns: the parsed ones themselves when every row passed (the usual case), else the rows that passed.
   // The JMBG is read here, decoded and pseudonymised, and dropped.
   // The parsed columns are taken over: the rows that failed are squeezed out in place (ok[j] ≥ j), not copied

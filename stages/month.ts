@@ -227,9 +227,10 @@ function latestVersions(input: Columns, year: number, rec: MonthRecords): Column
   const ids = input.record_id!, files = input.file!, lines = input.line!, types = input.form_type!;
   const last = new Map<string, number>();
   for (let i = 0; i < nIn; i++) last.set(ids[i]!, i);
-  const keep: number[] = [];
+  const keep: number[] = new Array(nIn); // written by index, cut to length after (no growing by push)
+  let kn = 0;
   for (let i = 0; i < nIn; i++) {
-    if (last.get(ids[i]!) === i) keep.push(i);
+    if (last.get(ids[i]!) === i) keep[kn++] = i;
     else {
       const j = last.get(ids[i]!)!;
       rec.disposition(files[i]!, lines[i]!, ids[i]!, types[i]!, 'replaced', `superseded by a later version (${files[j]} line ${lines[j]})`);
@@ -237,7 +238,8 @@ function latestVersions(input: Columns, year: number, rec: MonthRecords): Column
       for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) rec.change('resend', 'correction_by_resend', '', ids[i]!, v, v === 'pid' ? '(pseudonym)' : input[v]![i]!, v === 'pid' ? '(pseudonym)' : input[v]![j]!, '');
     }
   }
-  const n = keep.length;
+  keep.length = kn;
+  const n = kn;
   // a copy: the steps below correct cells in place, the input is not changed. Only the columns corrected below
   // (MUTABLE) are copied when no form was replaced; the others are shared
   const all = n === nIn;
@@ -291,8 +293,10 @@ function linkDepartures(f: Columns, windowDays: number): { linkOfR: Int32Array; 
   const linkOfD = new Int32Array(n).fill(-1);
   // day numbers of dates, memoised for the month: a few hundred distinct dates, compared pairwise below
   const days = new KeyedCache(dayNumber);
-  const dOrder: number[] = [];
-  for (let i = 0; i < n; i++) if (ft[i] === 'D' && pid[i]) dOrder.push(i);
+  const dOrder: number[] = new Array(n);
+  let dn = 0;
+  for (let i = 0; i < n; i++) if (ft[i] === 'D' && pid[i]) dOrder[dn++] = i;
+  dOrder.length = dn;
   sortIndicesBy(dOrder, rid);
   for (const d of dOrder) {
     const first = rFirst.get(pid[d]!);
@@ -412,7 +416,8 @@ function inScope(f: Columns, scopeResults: RuleResult[], linkOfD: Int32Array, to
   const outCounts: Record<string, number> = {};
   const quarantine: MonthOutcome['quarantine'] = [];
   let linked = 0, unmatched = 0;
-  const eventIdx: number[] = [];
+  const eventIdx: number[] = new Array(n);
+  let en = 0;
   for (let i = 0; i < n; i++) {
     let what = '', reason = '';
     if (outReason[i]) { outCounts[outReason[i]!] = (outCounts[outReason[i]!] ?? 0) + 1; what = 'out_of_scope'; reason = outReason[i]!; }
@@ -420,8 +425,9 @@ function inScope(f: Columns, scopeResults: RuleResult[], linkOfD: Int32Array, to
       if (linkOfD[i]! >= 0) { linked++; what = 'linked_departure'; reason = rid[linkOfD[i]!]!; } else { unmatched++; what = 'unmatched_departure'; }
     } else if (!toFinal[i]) { quarantine.push({ file: file[i]!, line: +line[i]!, record_id: rid[i]!, field: 'to_municipality', reason: 'no_destination', detail: 'no settlement, municipality or usable office for the new residence' }); what = 'quarantined'; reason = 'no_destination'; }
     if (what) { rec.disposition(file[i]!, line[i]!, rid[i]!, ft[i]!, what, reason); continue; }
-    eventIdx.push(i);
+    eventIdx[en++] = i;
   }
+  eventIdx.length = en;
   return { eventIdx, outCounts, quarantine, linked, unmatched };
 }
 
@@ -429,19 +435,20 @@ function inScope(f: Columns, scopeResults: RuleResult[], linkOfD: Int32Array, to
 function makeEvents(f: Columns, eventIdx: number[], ded: Deduced, C: Classification, year: number, rec: MonthRecords): { events: Event[]; carried: number } {
   const rid = f.record_id!, reg = f.registration_date!, mv = f.move_date!, sex = f.sex!, act = f.economic_activity!, nat = f.nationality!, cfCol = f.carried_forward!, file = f.file!, line = f.line!;
   const { age, toFinal, fromFinal, prov } = ded;
-  const events: Event[] = [];
+  const events: Event[] = new Array(eventIdx.length);
   let carried = 0;
-  for (const i of eventIdx) {
+  for (let j = 0; j < eventIdx.length; j++) {
+    const i = eventIdx[j]!;
     const from = fromFinal[i] && year >= 1998 && C.isKM(fromFinal[i]!) ? 'KM' : fromFinal[i]!;
     const mvOk = isValidDate(mv[i]!) && mv[i]! <= reg[i]!;
     const cf = cfCol[i] === '1';
     if (cf) { carried++; prov[i]! |= P_CARRIED; }
     if (prov[i] === 0) prov[i] = P_REPORTED;
-    events.push({
+    events[j] = {
       record_id: rid[i]!, registration_date: reg[i]!, to: toFinal[i]!, from, sex: sex[i]!, age: age[i] ?? -1,
       activity: act[i]!, nationality: nat[i] || '99', delay: mvOk ? delayMonths(reg[i]!, mv[i]!) : null,
       carried_forward: cf, provenance: prov[i]!, donor: 0,
-    });
+    };
   }
   for (const i of eventIdx) rec.disposition(file[i]!, line[i]!, rid[i]!, 'R', 'event', '');
   return { events, carried };
@@ -516,9 +523,11 @@ function donorImpute(events: Event[], ctx: MonthContext, rec: MonthRecords): voi
     values[o + 4] = t[2]!;
   }
   // the donors (events with nothing to impute) by record id, pooled by class key
-  const donors: number[] = [];
+  const donors: number[] = new Array(events.length);
+  let dn = 0;
   const recordIds: string[] = new Array(events.length);
-  for (let j = 0; j < events.length; j++) { recordIds[j] = events[j]!.record_id; if (gapMask(events[j]!) === 0) donors.push(j); }
+  for (let j = 0; j < events.length; j++) { recordIds[j] = events[j]!.record_id; if (gapMask(events[j]!) === 0) donors[dn++] = j; }
+  donors.length = dn;
   sortIndicesBy(donors, recordIds);
   // a class's pools are built when a recipient first reaches that class: most find a donor in the first classes
   const pools: Map<number, Event[]>[] = [];
