@@ -88,8 +88,24 @@ async function handle(m: ToWorker): Promise<void> {
   }
 }
 
+/**
+ * A collection of the young generation between two units of work, when what the unit allocated is garbage
+ * (rebuild.ts gives the workers a gc() function). Left to itself, V8 collected it in the middle of an extract,
+ * mostly on external-memory pressure (the Buffers of the files being written), while the extract's ~20 000 forms
+ * were alive: it copied them, promoted ~12 MB an extract to the old generation, and marked and compacted those
+ * later. Collected here (~1.5 ms on an almost empty young generation), each extract starts on an empty young
+ * generation that holds all it allocates, and little is promoted. Measured on 1991–2025, alternating runs (each
+ * after dropping the page cache): 69.5 s on average against 72.8 s, 4–6 % less CPU. Not gc() without arguments:
+ * that full, "precise" collection also throws away compiled code, and the rebuild took twice as long.
+ */
+const gc = (globalThis as { gc?: (o: { type: 'minor' }) => void }).gc;
+
 // one message at a time, in order
 let chain = Promise.resolve();
 port.on('message', (m: ToWorker) => {
-  chain = chain.then(() => handle(m)).catch((e: Error) => send({ type: 'error', message: e.message }));
+  chain = chain
+    .then(() => handle(m))
+    // after the handler has returned: its locals (the extract's columns) are garbage now
+    .then(() => { if (gc && (m.type === 'prior' || m.type === 'year')) gc({ type: 'minor' }); })
+    .catch((e: Error) => send({ type: 'error', message: e.message }));
 });
