@@ -285,8 +285,10 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   }
   if (!forms.record_id) for (const k of ['record_id', 'file', 'line', 'form_type', 'carried_forward']) forms[k] = [];
   const year = +month.slice(0, 4);
+  const formsIn = forms.file!.length;
   lap('read');
-  const out = processMonth(forms, { month, classification: C, rules: L.rules, scopeRules: L.scopeRules, imputation: L.imputation, seed: L.config.seed, linkageWindowDays: L.config.linkage.window_days });
+  // consumed: these columns are this month's alone (read from its partitions, or handed over fresh for it only)
+  const out = processMonth(forms, { month, classification: C, rules: L.rules, scopeRules: L.scopeRules, imputation: L.imputation, seed: L.config.seed, linkageWindowDays: L.config.linkage.window_days, consume: true });
   Object.assign(timings, out.timings);
   lap('process');
   const { tables, imputed } = tabulate(out.events, C, year);
@@ -296,7 +298,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   const own: DeliveryRecord[] = fs.existsSync(store.p('deliveries')) ? fs.readdirSync(store.p('deliveries')).filter((f) => f.startsWith(`${month}--`)).sort().map((f) => readJson<DeliveryRecord>(store.p('deliveries', f))) : [];
   const sum = (k: keyof DeliveryRecord): number => own.reduce((a, d) => a + (d[k] as number), 0);
   const attributedElsewhere = own.reduce((a, d) => a + Object.entries(d.by_month).filter(([m]) => m !== month).reduce((x, [, v]) => x + v, 0), 0);
-  const fromOther = forms.file!.length - own.reduce((a, d) => a + (d.by_month[month] ?? 0), 0);
+  const fromOther = formsIn - own.reduce((a, d) => a + (d.by_month[month] ?? 0), 0);
   const quarantine = [...own.flatMap((d) => d.quarantine), ...out.quarantine];
   const outOfScope = Object.fromEntries(Object.entries(out.counts.out_of_scope).sort());
   const oos = Object.values(outOfScope).reduce((a, b) => a + b, 0);
@@ -333,11 +335,11 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
     kind: 'month', id: month, code_version: codeVersion(),
     parameters: { config: L.digests, settlements: path.basename(C.settlementsFile), settlements_sha256: settlementsSha(C), seed: L.config.seed },
     inputs: parts.map((p, i) => ({ path: `forms/${month}/${p}`, sha256: partSha[i]! })),
-    counts: { forms: forms.file!.length, events: out.events.length, quarantined: quarantine.length },
+    counts: { forms: formsIn, events: out.events.length, quarantined: quarantine.length },
   });
   lap('write');
   const failed = checks.filter((c) => !c.ok);
-  log.log({ stage: 'month', event: 'done', timings_ms: timings, month, forms_in: forms.file!.length, events: out.events.length, linked: out.counts.linked, unmatched: out.counts.unmatched, out_of_scope: outOfScope, quarantined: quarantine.length, imputed: out.imputed, rules_failed: Object.fromEntries(Object.entries(rules).filter(([, r]) => r.fails > 0).map(([k, r]) => [k, r.fails])), identity_holds: holds, checks_failed: failed.map((c) => c.id), duration_ms: Date.now() - t0 }, holds && !failed.length ? 'info' : 'error');
+  log.log({ stage: 'month', event: 'done', timings_ms: timings, month, forms_in: formsIn, events: out.events.length, linked: out.counts.linked, unmatched: out.counts.unmatched, out_of_scope: outOfScope, quarantined: quarantine.length, imputed: out.imputed, rules_failed: Object.fromEntries(Object.entries(rules).filter(([, r]) => r.fails > 0).map(([k, r]) => [k, r.fails])), identity_holds: holds, checks_failed: failed.map((c) => c.id), duration_ms: Date.now() - t0 }, holds && !failed.length ? 'info' : 'error');
   if (!holds) throw new Error(`row-count identity broken for month ${month}: ${JSON.stringify(quality.identity)}`);
   if (failed.length) throw new Error(`consistency checks failed for month ${month}: ${failed.map((c) => `${c.id} (${c.detail})`).join('; ')}`);
   return quality;
