@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { makeAjv, PRECOMPILED } from './schemas';
 import { sha256 } from './fsutil';
 import { SCHEMAS } from './paths';
+import { recordRowSchema } from '../stages/ingest';
 
 const standaloneCode = require('ajv/dist/standalone').default as (a: unknown, v: unknown) => string;
 fs.mkdirSync(PRECOMPILED, { recursive: true });
@@ -19,6 +20,16 @@ for (const f of fs.readdirSync(SCHEMAS).filter((x) => x.endsWith('.schema.json')
   const code = standaloneCode(ajv, ajv.compile(JSON.parse(text)));
   const out = path.join(PRECOMPILED, f.replace(/\.schema\.json$/, '.js'));
   fs.writeFileSync(`${out}.tmp`, `${code}\nmodule.exports.schemaSha256 = ${JSON.stringify(sha256(text))};\n`);
+  fs.renameSync(`${out}.tmp`, out);
+  n++;
+}
+// schemas derived in code (pipeline/schemas.ts derivedValidator), stamped with the SHA-256 of their JSON
+for (const { name, schema } of [recordRowSchema()]) {
+  if (name === 'record') continue; // (not derived: the file's own validator above)
+  const ajv = makeAjv({ code: { source: true } });
+  const code = standaloneCode(ajv, ajv.compile(schema));
+  const out = path.join(PRECOMPILED, `${name}.js`);
+  fs.writeFileSync(`${out}.tmp`, `${code}\nmodule.exports.schemaSha256 = ${JSON.stringify(sha256(JSON.stringify(schema)))};\n`);
   fs.renameSync(`${out}.tmp`, out);
   n++;
 }

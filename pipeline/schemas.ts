@@ -46,6 +46,26 @@ export function validator(name: string): ValidateFunction {
   return v;
 }
 
+/**
+ * The validator of a schema derived in code from a schema file (the record schema as ingest applies it per row):
+ * the build's precompiled module dist/schemas/<name>.js when it was made from this very derived schema (the
+ * SHA-256 of its JSON is compared, so an edit of the file it comes from is followed), else compiled now.
+ */
+export function derivedValidator(name: string, schema: object): ValidateFunction {
+  let v = cache.get(name);
+  if (!v) {
+    const pre = path.join(PRECOMPILED, `${name}.js`);
+    if (fs.existsSync(pre)) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const m = require(pre) as ValidateFunction & { schemaSha256?: string };
+      if (m.schemaSha256 === sha256(JSON.stringify(schema))) v = m;
+    }
+    v ??= (instance ??= makeAjv()).compile(schema);
+    cache.set(name, v);
+  }
+  return v;
+}
+
 export class SchemaError extends Error {}
 
 /** Validate `data` against schemas/<name>.schema.json; throw one readable message naming `where`. */

@@ -12,7 +12,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import { parse as csvParse } from 'csv-parse/sync';
-import { validator } from '../pipeline/schemas';
+import { derivedValidator, validator } from '../pipeline/schemas';
+import { SCHEMAS } from '../pipeline/paths';
 import { decodeJmbg, type Pseudonymiser } from './jmbg';
 
 export const INPUT_COLUMNS = [
@@ -267,6 +268,34 @@ function checkHeader(header: string[], name: string): void {
 
 /** The record schema, applied to each row; returns the first failing field and the constraint. */
 let rowObject: Record<string, string> | undefined; // one object reused for every row (ajv keeps no reference)
+let rowSchema: { name: string; schema: object } | undefined;
+
+/** Keywords of an object schema that say nothing about the values of its properties. */
+const ANNOTATIONS = new Set(['$id', '$schema', '$comment', 'title', 'description']);
+/**
+ * The record schema as schemaCheckAt applies it to each row object, which it builds with exactly the input columns,
+ * each a string. When the schema's object-level keywords are only `type: "object"`, `required` (input columns),
+ * `additionalProperties: false` and `properties` naming exactly the input columns, every row object satisfies
+ * `required` and `additionalProperties`, so the schema without those two gives the same outcome and the same
+ * first error (ajv checks them before the properties): named `record.rows` and precompiled at build time, it saves
+ * ~4 ms an extract (~10 % of turning rows into forms). Any other record schema (one with if/then, say) is applied
+ * as it is, named `record`.
+ */
+export function recordRowSchema(): { name: string; schema: object } {
+  const schema = JSON.parse(fs.readFileSync(path.join(SCHEMAS, 'record.schema.json'), 'utf8')) as Record<string, unknown>;
+  const props = schema.properties as Record<string, unknown> | undefined;
+  const required = schema.required as unknown[] | undefined;
+  const cols = new Set<string>(INPUT_COLUMNS);
+  const separable = schema.type === 'object' && schema.additionalProperties === false && props !== undefined
+    && Object.keys(props).length === cols.size && Object.keys(props).every((k) => cols.has(k))
+    && (required === undefined || (Array.isArray(required) && required.every((k) => typeof k === 'string' && cols.has(k))))
+    && Object.keys(schema).every((k) => ANNOTATIONS.has(k) || ['type', 'required', 'additionalProperties', 'properties'].includes(k));
+  if (!separable) return { name: 'record', schema };
+  const rows: Record<string, unknown> = { ...schema, $id: 'record.rows' };
+  delete rows.required;
+  delete rows.additionalProperties;
+  return { name: 'record.rows', schema: rows };
+}
 export function schemaCheck(r: string[]): { field: string; detail: string } | undefined {
   return schemaCheckAt(r.map((v) => [v]), 0);
 }
@@ -282,7 +311,8 @@ function schemaCheckAt(c: string[][], i: number): { field: string; detail: strin
   o.origin_country = c[8]![i]!; o.from_settlement = c[9]![i]!; o.from_municipality = c[10]![i]!; o.destination_country = c[11]![i]!;
   o.to_settlement = c[12]![i]!; o.to_municipality = c[13]![i]!; o.registering_office = c[14]![i]!; o.nationality = c[15]![i]!;
   o.economic_activity = c[16]![i]!; o.occupation = c[17]![i]!;
-  const v = validator('record');
+  const rs = (rowSchema ??= recordRowSchema());
+  const v = rs.name === 'record' ? validator('record') : derivedValidator(rs.name, rs.schema);
   if (v(o)) return undefined;
   const e = v.errors![0]!;
   const field = e.instancePath.replace(/^\//, '') || String((e.params as { missingProperty?: string }).missingProperty ?? '');
