@@ -205,7 +205,7 @@ const POOL_BITS = 12;
 /**
  * The strings of one pooled column of an extract, one per distinct value. A code or a date is found by a number
  * made of its digits (smallKey), without slicing a string to look it up: first in a direct-mapped table of 4 096
- * slots (two integer compares; ~4 ms an extract less than a Map lookup per value), then in a Map.
+ * slots (two integer compares; parse ~1.6 ms an extract faster than with a Map lookup per value), then in a Map.
  */
 class Pool {
   private readonly keys = new Int32Array(1 << POOL_BITS).fill(-1);
