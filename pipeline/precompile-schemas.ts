@@ -13,24 +13,21 @@ import { recordRowSchema } from '../stages/ingest';
 const standaloneCode = require('ajv/dist/standalone').default as (a: unknown, v: unknown) => string;
 fs.mkdirSync(PRECOMPILED, { recursive: true });
 let n = 0;
-for (const f of fs.readdirSync(SCHEMAS).filter((x) => x.endsWith('.schema.json')).sort()) {
-  const text = fs.readFileSync(path.join(SCHEMAS, f), 'utf8');
-  if (text.includes('"format"')) continue; // formats need ajv-formats at run time: compiled when used
-  const ajv = makeAjv({ code: { source: true } });
-  const code = standaloneCode(ajv, ajv.compile(JSON.parse(text)));
-  const out = path.join(PRECOMPILED, f.replace(/\.schema\.json$/, '.js'));
-  fs.writeFileSync(`${out}.tmp`, `${code}\nmodule.exports.schemaSha256 = ${JSON.stringify(sha256(text))};\n`);
-  fs.renameSync(`${out}.tmp`, out);
-  n++;
-}
-// schemas derived in code (pipeline/schemas.ts derivedValidator), stamped with the SHA-256 of their JSON
-for (const { name, schema } of [recordRowSchema()]) {
-  if (name === 'record') continue; // (not derived: the file's own validator above)
+/** Write dist/schemas/<name>.js: ajv's standalone code of `schema`, stamped with `sha`. */
+function emit(name: string, schema: object, sha: string): void {
   const ajv = makeAjv({ code: { source: true } });
   const code = standaloneCode(ajv, ajv.compile(schema));
   const out = path.join(PRECOMPILED, `${name}.js`);
-  fs.writeFileSync(`${out}.tmp`, `${code}\nmodule.exports.schemaSha256 = ${JSON.stringify(sha256(JSON.stringify(schema)))};\n`);
+  fs.writeFileSync(`${out}.tmp`, `${code}\nmodule.exports.schemaSha256 = ${JSON.stringify(sha)};\n`);
   fs.renameSync(`${out}.tmp`, out);
   n++;
 }
+for (const f of fs.readdirSync(SCHEMAS).filter((x) => x.endsWith('.schema.json')).sort()) {
+  const text = fs.readFileSync(path.join(SCHEMAS, f), 'utf8');
+  if (text.includes('"format"')) continue; // formats need ajv-formats at run time: compiled when used
+  emit(f.replace(/\.schema\.json$/, ''), JSON.parse(text) as object, sha256(text));
+}
+// schemas derived in code (pipeline/schemas.ts derivedValidator), stamped with the SHA-256 of their JSON
+const rows = recordRowSchema();
+if (rows.name !== 'record') emit(rows.name, rows.schema, sha256(JSON.stringify(rows.schema))); // ('record': the file's own, above)
 process.stdout.write(`precompiled ${n} schemas into ${path.relative(process.cwd(), PRECOMPILED) || PRECOMPILED}\n`);
