@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import { parse as csvParse } from 'csv-parse/sync';
+import type { ValidateFunction } from 'ajv';
 import { derivedValidator, validator } from '../pipeline/schemas';
 import { SCHEMAS } from '../pipeline/paths';
 import { decodeJmbg, type Pseudonymiser } from './jmbg';
@@ -288,9 +289,8 @@ function checkHeader(header: string[], name: string): void {
   throw new InputError(name, 1, undefined, `the header does not match the extract layout — ${parts.join('; ')}`);
 }
 
-/** The record schema, applied to each row; returns the first failing field and the constraint. */
 let rowObject: Record<string, string> | undefined; // one object reused for every row (ajv keeps no reference)
-let rowSchema: { name: string; schema: object } | undefined;
+let rowValidator: ValidateFunction | undefined; // the validator of recordRowSchema(), found once per process
 
 /** Keywords of an object schema that say nothing about the values of its properties. */
 const ANNOTATIONS = new Set(['$id', '$schema', '$comment', 'title', 'description']);
@@ -318,8 +318,13 @@ export function recordRowSchema(): { name: string; schema: object } {
   delete rows.additionalProperties;
   return { name: 'record.rows', schema: rows };
 }
+/** The record schema, applied to one row; returns the first failing field and the constraint. */
 export function schemaCheck(r: string[]): { field: string; detail: string } | undefined {
   return schemaCheckAt(r.map((v) => [v]), 0);
+}
+
+function rowValidatorOf(rs: { name: string; schema: object }): ValidateFunction {
+  return rs.name === 'record' ? validator('record') : derivedValidator(rs.name, rs.schema);
 }
 
 /**
@@ -333,8 +338,7 @@ function schemaCheckAt(c: string[][], i: number): { field: string; detail: strin
   o.origin_country = c[8]![i]!; o.from_settlement = c[9]![i]!; o.from_municipality = c[10]![i]!; o.destination_country = c[11]![i]!;
   o.to_settlement = c[12]![i]!; o.to_municipality = c[13]![i]!; o.registering_office = c[14]![i]!; o.nationality = c[15]![i]!;
   o.economic_activity = c[16]![i]!; o.occupation = c[17]![i]!;
-  const rs = (rowSchema ??= recordRowSchema());
-  const v = rs.name === 'record' ? validator('record') : derivedValidator(rs.name, rs.schema);
+  const v = (rowValidator ??= rowValidatorOf(recordRowSchema()));
   if (v(o)) return undefined;
   const e = v.errors![0]!;
   const field = e.instancePath.replace(/^\//, '') || String((e.params as { missingProperty?: string }).missingProperty ?? '');
