@@ -282,7 +282,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
     let c: Columns;
     if (f) { c = f.cols; partSha.push(f.sha256); }
     else { const text = fs.readFileSync(path.join(partDir, p), 'utf8'); c = JSON.parse(text) as Columns; partSha.push(sha256(text)); }
-    if (parts.length === 1) Object.assign(forms, c); // processMonth copies what it keeps: no need to copy here
+    if (parts.length === 1) Object.assign(forms, c); // no copy: processMonth takes these columns over (consume below)
     else for (const [k, v] of Object.entries(c)) { const a = (forms[k] ??= []); for (const x of v) a.push(x); }
   }
   if (!forms.record_id) for (const k of ['record_id', 'file', 'line', 'form_type', 'carried_forward']) forms[k] = [];
