@@ -196,18 +196,17 @@ export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
   ];
   lines.forEach(([k, v], i) => {
     const row = notes.getRow(i + 1);
-    if (i === 0) row.font = { bold: true, size: 12 };
+    if (i === 0) row.font = { bold: true, size: 12 }; // (set before its cells: they take the row's style)
     row.getCell(1).value = safeText(k);
     row.getCell(2).value = safeText(v);
-    row.getCell(1).font = i === 0 ? { bold: true, size: 12 } : bold;
+    if (i > 0) row.getCell(1).font = bold;
     row.getCell(2).alignment = { wrapText: true, vertical: 'top' };
     row.commit();
   });
   notes.commit();
   await wb.commit();
   // (exceljs types omit the writer's output stream: a StreamBuf when no stream or file was given)
-  const buf = (wb as unknown as { stream: { read(): Buffer } }).stream.read();
-  return fixZipTimestamps(Buffer.from(buf));
+  return fixZipTimestamps((wb as unknown as { stream: { read(): Buffer } }).stream.read()); // (it copies the bytes it rewrites)
 }
 
 /** DOS date of 1980-01-01, time 00:00:00. */
