@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { makeAjv, PRECOMPILED } from './schemas';
 import { sha256 } from './fsutil';
 import { SCHEMAS } from './paths';
-import { recordRowSchema } from '../stages/ingest';
+import { recordRowSchema, recordUnpooledSchema } from '../stages/ingest';
 
 const standaloneCode = require('ajv/dist/standalone').default as (a: unknown, v: unknown) => string;
 fs.mkdirSync(PRECOMPILED, { recursive: true });
@@ -30,4 +30,6 @@ for (const f of fs.readdirSync(SCHEMAS).filter((x) => x.endsWith('.schema.json')
 // schemas derived in code (pipeline/schemas.ts derivedValidator), stamped with the SHA-256 of their JSON
 const rows = recordRowSchema();
 if (rows.name !== 'record') emit(rows.name, rows.schema, sha256(JSON.stringify(rows.schema))); // ('record': the file's own, above)
+const unpooled = recordUnpooledSchema(rows);
+if (unpooled) emit(unpooled.name, unpooled.schema, sha256(JSON.stringify(unpooled.schema)));
 process.stdout.write(`precompiled ${n} schemas into ${path.relative(process.cwd(), PRECOMPILED) || PRECOMPILED}\n`);

@@ -3,7 +3,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { CONTENT_COLUMNS, contentDigests, contentKey, ContentKeys, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, recordRowSchema, schemaCheck, toForms } from '../stages/ingest';
+import { CONTENT_COLUMNS, contentDigests, contentKey, ContentKeys, decodeExtract, FORM_COLUMNS, INPUT_COLUMNS, InputError, parseExtract, recordRowSchema, recordUnpooledSchema, schemaCheck, toForms } from '../stages/ingest';
 import { validator } from '../pipeline/schemas';
 import { Pseudonymiser, decodeJmbg } from '../stages/jmbg';
 import { runMonth } from '../pipeline/month';
@@ -203,4 +203,26 @@ test('the record schema as applied per row (without required and additionalPrope
     const bad = schemaCheck(r);
     expect(bad ? `${bad.field}: ${bad.detail}` : undefined).toBe(viaWhole(r));
   }), { numRuns: 2000, seed: 11 });
+});
+
+test('a quote-free extract is checked as the whole record schema checks each row, its pooled values checked once per distinct value', () => {
+  expect(recordUnpooledSchema()?.name).toBe('record.rows.unpooled'); // the pooled checks are in use for the schema as shipped
+  const good = ROW.split(',');
+  // values as a quote-free file has them, good and bad, ASCII or not, repeated across rows (as pooled values are)
+  const value = fc.oneof(fc.constantFrom(...good, '', 'R', 'D', 'X', '2024-13-45', '2024-03-0', '7010', '70106', '99', '1', '01', '23', 'RS', 'rs', 'Ž', '７0106', '700001'), fc.stringMatching(/^[0-9A-Za-z -]{0,22}$/), fc.string({ unit: 'grapheme', maxLength: 4 }).map((x) => x.replace(/[,"\r\n]/g, '')));
+  const row = fc.array(fc.tuple(fc.integer({ min: 0, max: INPUT_COLUMNS.length - 1 }), value), { maxLength: 3 }).map((edits) => {
+    const r = [...good];
+    for (const [k, v] of edits) r[k] = v;
+    return r;
+  });
+  fc.assert(fc.property(fc.array(row, { minLength: 1, maxLength: 30 }), (rows) => {
+    const named = rows.map((r, i) => [`A${i}`, ...r.slice(1)]);
+    const p = parse(`${HEADER}\n${named.map((r) => r.join(',')).join('\n')}\n`);
+    expect(p.pooledFails).toBeDefined();
+    const { forms, quarantine } = toForms(p, '2024-03', new Pseudonymiser('k'.repeat(32)));
+    // what the whole row check gives, row by row
+    const expected = named.map((r) => schemaCheck(r));
+    expect(forms.record_id).toEqual(named.filter((_, i) => !expected[i]).map((r) => r[0]));
+    expect(quarantine.map((q) => [q.line, q.field])).toEqual(named.flatMap((_, i) => (expected[i] ? [[i + 2, expected[i]!.field]] : [])));
+  }), { numRuns: 400, seed: 13 });
 });
