@@ -161,7 +161,9 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   o.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');
   if (!identity) throw new Error(`row-count identity broken for ${ing.name}: read ${rec.forms_read} ≠ accepted ${rec.accepted} + quarantined ${rec.quarantined} + duplicates ${rec.duplicates} + corrections to closed months ${rec.corrections_to_closed}`);
   for (const s of dr.systemic) o.log.log({ stage: 'systemic', event: 'escalated', rule: s.rule, office: s.office, share: s.share, items: s.items, action: s.action }, 'warn');
-  return { rec, parts, idsText: `${ids.join('\n')}\n`, months: [...new Set([ing.fileMonth, ...parts.keys()])].sort() };
+  // (one flat string: a join followed by + '\n' would be flattened, i.e. copied, again when posted or written)
+  const idsText = n ? [...ids, ''].join('\n') : '\n';
+  return { rec, parts, idsText, months: [...new Set([ing.fileMonth, ...parts.keys()])].sort() };
 }
 
 /** Write what a delivery gave to the store: the forms by reference month, the record index, the delivery record. */
