@@ -9,7 +9,7 @@
  *   asks the main thread for the prior index entries  ── the main thread answers in extract order
  *   delivers it and hands back its own index entries  ── the only sequential step (tens of ms)
  *   builds its month (rules, linkage, imputation, tables, atomic results dir)  ── in parallel
- * and a complete year is built by the next free worker once its months and the year before are done
+ * and a complete year is built by the first worker (when next free) once its months and the year before are done
  * (the year-on-year comparison reads the previous year).
  *
  * The new store is written beside --data in a staging directory and moved into place only when everything
@@ -167,7 +167,12 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
     const yearReady = (y: number): boolean => monthsOf(y).every((m) => builtMonths.has(m)) && (!completeYears.includes(y - 1) || yearsDone.has(y - 1));
     const dispatch = (w: Worker): void => {
       if (failed) return;
-      const y = yearQueue.find((x) => !yearDispatched.has(x) && yearReady(x));
+      // The annual builds go to the first worker only. Each worker thread is a V8 isolate that compiles (JIT) the code
+      // it runs: the year's code (SDMX, exceljs, vega) is then compiled in one of them instead of both, and the other
+      // one runs month code alone, whose optimised code the year's objects no longer make V8 throw away and redo.
+      // Over 1991–2025: 3 180 optimising compiles instead of 3 666 (21.4 s of compile jobs instead of 24.2), and
+      // 1.6–5.2 s less CPU in four paired runs (both versions run at once, so that both see the same machine).
+      const y = w === workers[0] ? yearQueue.find((x) => !yearDispatched.has(x) && yearReady(x)) : undefined;
       if (y !== undefined) { yearDispatched.add(y); busy.add(w); w.postMessage({ type: 'year', year: y } satisfies ToWorker); return; }
       if (nextUnit < units.length) {
         const u = units[nextUnit++]!;
