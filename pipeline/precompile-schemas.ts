@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeAjv, PRECOMPILED } from './schemas';
+import { derivedStamp, makeAjv, PRECOMPILED } from './schemas';
 import { sha256 } from './fsutil';
 import { SCHEMAS } from './paths';
 import { recordRowSchema, recordUnpooledSchema } from '../stages/ingest';
@@ -27,9 +27,7 @@ for (const f of fs.readdirSync(SCHEMAS).filter((x) => x.endsWith('.schema.json')
   if (text.includes('"format"')) continue; // formats need ajv-formats at run time: compiled when used
   emit(f.replace(/\.schema\.json$/, ''), JSON.parse(text) as object, sha256(text));
 }
-// schemas derived in code (pipeline/schemas.ts derivedValidator), stamped with the SHA-256 of their JSON
+// schemas derived in code (pipeline/schemas.ts derivedValidator), with its stamp
 const rows = recordRowSchema();
-if (rows.name !== 'record') emit(rows.name, rows.schema, sha256(JSON.stringify(rows.schema))); // ('record': the file's own, above)
-const unpooled = recordUnpooledSchema(rows);
-if (unpooled) emit(unpooled.name, unpooled.schema, sha256(JSON.stringify(unpooled.schema)));
+for (const d of [rows.name !== 'record' ? rows : undefined, recordUnpooledSchema(rows)]) if (d) emit(d.name, d.schema, derivedStamp(d.schema)); // ('record': the file's own, above)
 process.stdout.write(`precompiled ${n} schemas into ${path.relative(process.cwd(), PRECOMPILED) || PRECOMPILED}\n`);

@@ -42,7 +42,12 @@ export function validator(name: string): ValidateFunction {
  * SHA-256 of its JSON is compared, so an edit of the file it comes from is followed), else compiled now.
  */
 export function derivedValidator(name: string, schema: object): ValidateFunction {
-  return cache.get(name) ?? compiled(name, sha256(JSON.stringify(schema)), () => schema);
+  return cache.get(name) ?? compiled(name, derivedStamp(schema), () => schema);
+}
+
+/** The stamp of a derived schema's precompiled module (precompile-schemas.ts writes it, derivedValidator compares it). */
+export function derivedStamp(schema: object): string {
+  return sha256(JSON.stringify(schema));
 }
 
 /** The precompiled module of `name` when stamped with `sha`, else the schema compiled now; cached by name. */

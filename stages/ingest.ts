@@ -155,8 +155,8 @@ export function parseExtract(text: string, file: string): ParsedExtract {
     // (the forms live until their month is built), and later stages hash each code once. Strings are
     // immutable: which of two equal strings a column holds cannot be observed.
     // Each distinct value of a pooled column is checked against the record schema once, when the pool makes its
-    // string (toForms then checks only the other columns of most rows: see pooledCheck)
-    const check = pooledCheck();
+    // string (toForms then checks only the other columns of most rows: see recordValidators)
+    const check = recordValidators().pooled?.check;
     const pool = INPUT_COLUMNS.map((c) => (POOLED.has(c) ? new Pool(check && ((s: string) => check(c, s))) : undefined));
     let line = 0;
     for (let a = 0; a < len; ) {
@@ -214,7 +214,7 @@ export function parseExtract(text: string, file: string): ParsedExtract {
   rowLines.length = rows;
   return {
     file: name, cols, lines: rowLines, quarantine, formsRead,
-    ...(spans ? { spans: { text, start: spans.start.subarray(0, rows), end: spans.end.subarray(0, rows) }, ...(pooledCheck() ? { pooledFails } : {}) } : {}),
+    ...(spans ? { spans: { text, start: spans.start.subarray(0, rows), end: spans.end.subarray(0, rows) }, ...(recordValidators().pooled ? { pooledFails } : {}) } : {}),
   };
 }
 
@@ -326,7 +326,6 @@ function checkHeader(header: string[], name: string): void {
 }
 
 let rowObject: Record<string, string> | undefined; // one object reused for every row (ajv keeps no reference)
-let rowValidator: ValidateFunction | undefined; // the validator of recordRowSchema(), found once per process
 
 /** Keywords of an object schema that say nothing about the values of its properties. */
 const ANNOTATIONS = new Set(['$id', '$schema', '$comment', 'title', 'description']);
@@ -368,34 +367,30 @@ export function recordUnpooledSchema(rows = recordRowSchema()): { name: string; 
   return { name: 'record.rows.unpooled', schema: { ...rows.schema, $id: 'record.rows.unpooled', properties: props } };
 }
 
-let pooled: { check: (column: string, value: string) => boolean; unpooled: ValidateFunction } | null | undefined; // null: not separable
 /**
- * check(column, value): whether the value of a pooled column passes its property's schema, by `record.rows` on an
- * object with that one property (the schema requires none); undefined when the record schema is not separable.
+ * The validators ingest applies, found once per process. row: the per-row record schema (recordRowSchema).
+ * pooled, when the record schema is separable: check(column, value), whether a value of a pooled column passes its
+ * property's schema (`row` on an object with that one property: the schema requires none), and `unpooled`, the
+ * per-row schema without the pooled columns (recordUnpooledSchema).
  */
-function pooledCheck(): ((column: string, value: string) => boolean) | undefined {
-  return pooledValidators()?.check;
+interface RecordValidators {
+  row: ValidateFunction;
+  pooled?: { check: (column: string, value: string) => boolean; unpooled: ValidateFunction };
 }
-function pooledValidators(): { check: (column: string, value: string) => boolean; unpooled: ValidateFunction } | undefined {
-  if (pooled === undefined) {
+let validators: RecordValidators | undefined;
+function recordValidators(): RecordValidators {
+  if (!validators) {
     const rs = recordRowSchema();
+    const row = rs.name === 'record' ? validator('record') : derivedValidator(rs.name, rs.schema);
     const un = recordUnpooledSchema(rs);
-    if (!un) pooled = null;
-    else {
-      const v = rowValidatorOf(rs);
-      pooled = { check: (column, value) => v({ [column]: value }), unpooled: derivedValidator(un.name, un.schema) };
-    }
+    validators = { row, ...(un ? { pooled: { check: (column: string, value: string) => row({ [column]: value }) as boolean, unpooled: derivedValidator(un.name, un.schema) } } : {}) };
   }
-  return pooled ?? undefined;
+  return validators;
 }
 
 /** The record schema, applied to one row; returns the first failing field and the constraint. */
 export function schemaCheck(r: string[]): { field: string; detail: string } | undefined {
   return schemaCheckAt(r.map((v) => [v]), 0);
-}
-
-function rowValidatorOf(rs: { name: string; schema: object }): ValidateFunction {
-  return rs.name === 'record' ? validator('record') : derivedValidator(rs.name, rs.schema);
 }
 
 /**
@@ -409,7 +404,7 @@ function schemaCheckAt(c: string[][], i: number): { field: string; detail: strin
   o.origin_country = c[8]![i]!; o.from_settlement = c[9]![i]!; o.from_municipality = c[10]![i]!; o.destination_country = c[11]![i]!;
   o.to_settlement = c[12]![i]!; o.to_municipality = c[13]![i]!; o.registering_office = c[14]![i]!; o.nationality = c[15]![i]!;
   o.economic_activity = c[16]![i]!; o.occupation = c[17]![i]!;
-  const v = (rowValidator ??= rowValidatorOf(recordRowSchema()));
+  const v = recordValidators().row;
   if (v(o)) return undefined;
   const e = v.errors![0]!;
   const field = e.instancePath.replace(/^\//, '') || String((e.params as { missingProperty?: string }).missingProperty ?? '');
@@ -453,7 +448,7 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
   let nOk = 0;
   // Rows whose pooled values passed when parsed (all but p.pooledFails) are checked on their other columns only;
   // any row that fails that, or has a pooled value that failed, is checked whole, for the error it reports.
-  const un = p.pooledFails ? pooledValidators()?.unpooled : undefined;
+  const un = p.pooledFails ? recordValidators().pooled?.unpooled : undefined;
   const fails = p.pooledFails ?? [];
   let nextFail = 0;
   for (let i = 0; i < rows; i++) {
