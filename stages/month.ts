@@ -555,7 +555,7 @@ function donorImpute(events: Event[], ctx: MonthContext, rec: MonthRecords): voi
         for (const d of donors) { const dk = classKey(values, classSlots[c]!, d); const a = m.get(dk); if (a) a.push(events[d]!); else m.set(dk, [events[d]!]); }
       }
       const pool = m.get(k);
-      if (!pool || !pool.length) continue;
+      if (!pool?.length) continue;
       const h = (crypto.hash('sha256', `${ctx.seed}|${ctx.month}|${e.record_id}`, 'buffer') as unknown as Buffer).readUInt32BE(0);
       const d = pool[h % pool.length]!;
       const cls = clsName[c]!;

@@ -68,7 +68,8 @@ export function calendarProblems(cal: Calendar): string[] {
       if (r.date !== std) out.push(`${at}: the annual internal-migration release of ${r.content.year} is due on ${std} (10 July of the following year), not ${r.date}; a different date needs a 'divergence' with its reason, announced in advance`);
       if (r.time !== RELEASE_TIME) out.push(`${at}: releases go out at ${RELEASE_TIME}, not ${r.time}; a different time needs a 'divergence' with its reason`);
     } else {
-      const first = r.date < std ? r.date : std; // ISO dates compare as strings
+      // biome-ignore lint/complexity/useMathMinMax: ISO date strings (they compare as strings; Math.min would give NaN)
+      const first = r.date < std ? r.date : std;
       if (!(r.divergence.announced_on < first)) out.push(`${at}: the divergence must be announced before ${first}, not on ${r.divergence.announced_on}`);
     }
     if (r.content.year + 1 > Number(r.date.slice(0, 4))) out.push(`${at}: the release of reference year ${r.content.year} cannot be dated ${r.date}, before the year is over`);

@@ -121,7 +121,7 @@ function rowFunction(expr: string, t: AQ.ColumnTable): RowFn | null {
   let f = compiled.get(expr);
   if (f === undefined) {
     const p = (aq as unknown as { parse: (v: object, o: object) => { exprs: RowFn[]; ops?: unknown[] } }).parse({ x: expr }, { table: t });
-    f = p.ops && p.ops.length ? null : p.exprs[0]!;
+    f = p.ops?.length ? null : p.exprs[0]!;
     compiled.set(expr, f);
   }
   return f;

@@ -171,7 +171,7 @@ export class Classification {
       if (seen.has(cur)) throw new Error(`territorial changes form a cycle at ${cur}`);
       seen.add(cur);
       const next = this.changes.get(cur);
-      if (!next || next.length !== 1) return undefined;
+      if (next?.length !== 1) return undefined;
       cur = next[0]!;
     }
   }

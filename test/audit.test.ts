@@ -9,9 +9,7 @@ import { Store } from '../pipeline/store';
 import { audit, explain } from '../stages/audit';
 import { releaseDue } from '../stages/release';
 import { loadClassification } from '../stages/territory';
-import { makeStore, tmp as tmpBase, writeResultsDir } from './helpers/results-store';
-
-const tmp = (): string => tmpBase('migstat-audit-');
+import { makeStore, writeResultsDir } from './helpers/results-store';
 
 const AT = new Date('2025-07-10T10:00:00Z');
 
