@@ -124,6 +124,8 @@ export async function main(argv: string[]): Promise<number> {
   program.command('generate').description('write seeded synthetic monthly extracts (and their ground truth), and a synthetic truth/population.csv for year --population')
     .requiredOption('--year <YYYY>', 'the reference year').requiredOption('--out <dir>', 'output directory')
     .option('--seed <n>', 'random seed', '1').option('--records <n>', 'events in the year (default 150000)')
+    // interface.md: all commands take --data; generate accepts it (a wrapper may pass it to every command) and writes only to --out
+    .option('--data <dir>', 'accepted as by every command; generate writes only to --out')
     .action(async (o: { year: string; out: string; seed: string; records?: string }) => {
       const { runGenerate } = await lazy.demo();
       const s = runGenerate({ year: parseYear(o.year), out: o.out, seed: parseInt(o.seed, 10), records: o.records ? parseInt(o.records, 10) : undefined });

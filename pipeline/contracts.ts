@@ -5,6 +5,7 @@
  * Store layout under --data DIR (default ./output):
  *   state/ingested.json           content hashes of every extract ingested (idempotent re-ingest)
  *   state/closed.json             closed months (final; never rewritten)
+ *   state/first-month.json        the store's first month (months before it were published before the store existed)
  *   forms/YYYY-MM/<delivery>.json accepted, pseudonymised forms attributed to reference month YYYY-MM (columns)
  *   deliveries/<file-month>--<delivery>.json  what each ingested extract gave: counts, quarantine, dispositions, change log
  *   state/ids/<file-month>--<delivery>.tsv    record index (record id, reference month, hash of content) for duplicates
@@ -12,7 +13,6 @@
  *   years/YYYY/                   annual results: tables/, quality.json, tables.xlsx, report.html, sdmx/
  *   published/RELEASE-ID/         what a release made public (written only at/after release time)
  *   logs/migstat.jsonl            append-only structured log, one JSON object per stage event
- *   runs/<run-id>.json            one record per run (time, command, parameters, code version)
  * Every results directory (months/*, years/*, published/*) carries a deterministic manifest.json:
  * see Manifest. `migstat audit` re-hashes every file against it.
  */

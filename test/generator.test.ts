@@ -401,3 +401,20 @@ describe('generator helpers', () => {
     expect(Array.from({ length: 5 }, () => c.u32())).not.toEqual(xa);
   });
 });
+
+describe('migstat generate on the command line', () => {
+  test('takes --data like every command (interface.md) and writes only to --out', async () => {
+    const { main } = await import('../pipeline/cli');
+    const out = path.join(tmp, 'cli-out'), data = path.join(tmp, 'cli-data');
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    let code: number;
+    try {
+      code = await main(['node', 'migstat', 'generate', '--year', '2024', '--out', out, '--records', '300', '--data', data]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(code).toBe(0);
+    expect(fs.readdirSync(out).filter((f) => /^moi_2024_\d\d\.csv$/.test(f))).toHaveLength(12);
+    expect(fs.existsSync(data)).toBe(false);
+  });
+});
