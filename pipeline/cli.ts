@@ -80,11 +80,14 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-progress', 'no progress bar even on a terminal')
     .option('--settlements <file>', 'the settlements list (default: the bundled one)')
     .option('--population <file>', 'population file for the rates of the annual results (as year --population)')
-    .action(async (o: { data: string; inputDir: string; from?: string; to?: string; workers?: string; years: boolean; progress: boolean; settlements?: string; population?: string }) => {
+    .option('--encoding <enc>', 'utf-8, windows-1250, or windows-1250:YYYY-MM (the extracts up to that month in Windows-1250, later ones UTF-8)', 'utf-8')
+    .option('--allow-missing-months', 'rebuild an archive that lacks extracts for some months (each then counts as closed when the next extract arrives)')
+    .action(async (o: { data: string; inputDir: string; from?: string; to?: string; workers?: string; years: boolean; progress: boolean; settlements?: string; population?: string; encoding: string; allowMissingMonths?: boolean }) => {
       for (const [k, v] of [['--from', o.from], ['--to', o.to]] as const) if (v !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(v)) throw new UsageError(`${k} must be YYYY-MM, not ${v}`);
       if (o.workers !== undefined && !/^[1-9]\d*$/.test(o.workers)) throw new UsageError(`--workers must be a positive whole number, not ${o.workers}`);
-      const { runRebuild } = await import('./rebuild');
-      const r = await runRebuild({ data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, progress: o.progress && Boolean(process.stderr.isTTY), settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined });
+      const { runRebuild, encodingOf } = await import('./rebuild');
+      try { encodingOf(o.encoding); } catch (e) { throw new UsageError((e as Error).message); }
+      const r = await runRebuild({ data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, progress: o.progress && Boolean(process.stderr.isTTY), settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined, encoding: o.encoding, allowMissingMonths: o.allowMissingMonths });
       say(`rebuilt ${r.months} months and ${r.years.length} years from ${r.units} extracts (${r.unchanged} already ingested): ${r.forms} forms, ${r.events} events in ${r.seconds.toFixed(1)} s on ${r.workers} workers`);
     });
 

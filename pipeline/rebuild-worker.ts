@@ -50,7 +50,7 @@ async function handle(m: ToWorker): Promise<void> {
     case 'unit': {
       const bytes = fs.readFileSync(m.file);
       const digest = sha256(bytes);
-      const ing = ingestExtract({ bytes, name: path.basename(m.file), digest, input: m.file, fileMonth: m.fileMonth, encoding: 'utf-8', log });
+      const ing = ingestExtract({ bytes, name: path.basename(m.file), digest, input: m.file, fileMonth: m.fileMonth, encoding: m.encoding, log });
       held = { k: m.k, fileMonth: m.fileMonth, ing };
       const recordIds = ing.forms.record_id!;
       const ids = new Int32Array(recordIds.length);

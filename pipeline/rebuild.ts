@@ -40,6 +40,13 @@ export interface RebuildOptions {
   population?: string;
   /** show a progress bar (default: when stderr is a terminal) */
   progress?: boolean;
+  /** the extracts' encoding: utf-8 (default), windows-1250, or windows-1250:YYYY-MM (up to that month; UTF-8 after) */
+  encoding?: string;
+  /**
+   * months without an extract between the first and the last are refused unless allowed: each then counts as
+   * closed when the next extract arrives (its late forms are carried forward), where a cadence leaves it open
+   */
+  allowMissingMonths?: boolean;
   say?: (msg: string) => void;
 }
 export interface RebuildResult { units: number; months: number; years: number[]; forms: number; events: number; unchanged: number; seconds: number; workers: number; peakRssMb: number }
@@ -47,7 +54,7 @@ export interface RebuildResult { units: number; months: number; years: number[];
 /** Messages between the main thread and the workers (rebuild-worker.ts). */
 export type ToWorker =
   | { type: 'init'; store: string; settlements?: string; population?: string }
-  | { type: 'unit'; k: number; file: string; fileMonth: string }
+  | { type: 'unit'; k: number; file: string; fileMonth: string; encoding: Encoding }
   /** prior: the record-index lines (id TAB month TAB hash) of the extract's ids, newline-joined (one string clones cheaply) */
   | { type: 'prior'; k: number; skip: boolean; seq: number; build: boolean; prior: string }
   | { type: 'year'; year: number };
@@ -64,10 +71,35 @@ export type FromWorker =
 const WORKER_INITIAL_OLD_SPACE_MB = 256;
 
 interface Unit { k: number; file: string; name: string; fileMonth: string; lastOfMonth: boolean }
+type Encoding = 'utf-8' | 'windows-1250';
+
+/**
+ * The encoding of each extract from --encoding: utf-8, windows-1250, or windows-1250:YYYY-MM (the extracts of that
+ * month and before in Windows-1250, the later ones in UTF-8: an archive whose older files predate UTF-8).
+ */
+export function encodingOf(spec = 'utf-8'): (fileMonth: string) => Encoding {
+  if (spec === 'utf-8' || spec === 'windows-1250') return () => spec;
+  const m = /^windows-1250:(\d{4}-(?:0[1-9]|1[0-2]))$/.exec(spec);
+  if (!m) throw new Error(`--encoding must be utf-8, windows-1250 or windows-1250:YYYY-MM (up to that month), not ${spec}`);
+  const until = m[1]!;
+  return (fileMonth) => (fileMonth <= until ? 'windows-1250' : 'utf-8');
+}
+
+/** The months from a to b (YYYY-MM, inclusive) that no extract is for. */
+export function missingMonths(units: { fileMonth: string }[]): string[] {
+  const have = new Set(units.map((u) => u.fileMonth));
+  const out: string[] = [];
+  if (!units.length) return out;
+  for (let m = units[0]!.fileMonth; m < units[units.length - 1]!.fileMonth; m = addMonths(m, 1)) if (!have.has(m)) out.push(m);
+  return out;
+}
 
 export function listExtracts(inputDir: string, from?: string, to?: string): Unit[] {
   if (!fs.existsSync(inputDir)) throw new Error(`input directory ${inputDir} does not exist`);
-  const files = fs.readdirSync(inputDir).filter((f) => fileMonthOf(f) !== undefined)
+  const named = fs.readdirSync(inputDir).filter((f) => fileMonthOf(f) !== undefined);
+  // as migstat month refuses it: moi_2010_13.csv names no month
+  for (const f of named) if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(fileMonthOf(f)!)) throw new Error(`${f}: cannot tell the month from the file name (moi_YYYY_MM.csv, month 01–12)`);
+  const files = named
     .map((f) => ({ file: path.join(inputDir, f), name: f, fileMonth: fileMonthOf(f)! }))
     .filter((u) => (!from || u.fileMonth >= from) && (!to || u.fileMonth <= to))
     .sort((a, b) => (a.fileMonth < b.fileMonth ? -1 : a.fileMonth > b.fileMonth ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -80,8 +112,13 @@ export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
   const target = path.resolve(o.data);
   if (fs.existsSync(target) && fs.readdirSync(target).some((f) => f !== '.lock')) throw new Error(`rebuild writes a new store: ${o.data} must not exist or be empty (rebuild into a new directory and swap it in when it has been checked)`);
   const units = listExtracts(o.inputDir, o.from, o.to);
+  const encoding = encodingOf(o.encoding);
+  const missing = missingMonths(units);
+  if (missing.length && !o.allowMissingMonths) throw new Error(`no extract for ${missing.length > 6 ? `${missing.slice(0, 6).join(', ')} and ${missing.length - 6} more months` : missing.join(', ')} between ${units[0]!.fileMonth} and ${units[units.length - 1]!.fileMonth}: the monthly cadence would have left such a month open and built it from late forms, which a rebuild cannot replay; add the missing extracts, or give --allow-missing-months to count each such month as closed when the next extract arrives (its late forms are then carried forward)`);
   fs.mkdirSync(target, { recursive: true });
   return withLockAsync(new Store(target), 'rebuild', async () => {
+    // again, now that the lock keeps other runs out
+    if (fs.readdirSync(target).some((f) => f !== '.lock')) throw new Error(`rebuild writes a new store: ${o.data} must not exist or be empty (another run wrote to it meanwhile)`);
     const staging = path.join(path.dirname(target), `.${path.basename(target)}.staging-${process.pid}`);
     // a killed rebuild leaves its staging directory: we hold the lock, so any other one is dead
     for (const f of fs.readdirSync(path.dirname(target))) if (f.startsWith(`.${path.basename(target)}.staging-`)) fs.rmSync(path.join(path.dirname(target), f), { recursive: true, force: true });
@@ -89,28 +126,36 @@ export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
     const store = new Store(staging);
     const log = new RunLog(store.logFile());
     const nWorkers = Math.max(1, Math.min(o.workers ?? os.availableParallelism(), units.length));
-    log.log({ stage: 'rebuild', event: 'start', input_dir: o.inputDir, extracts: units.length, from: units[0]!.fileMonth, to: units[units.length - 1]!.fileMonth, workers: nWorkers });
+    log.log({ stage: 'rebuild', event: 'start', input_dir: o.inputDir, extracts: units.length, from: units[0]!.fileMonth, to: units[units.length - 1]!.fileMonth, workers: nWorkers, encoding: o.encoding ?? 'utf-8' });
+    if (missing.length) log.log({ stage: 'rebuild', event: 'missing_months', months: missing, action: 'counted as closed when the next extract arrives: their late forms are carried forward (--allow-missing-months)' }, 'warn');
+    let built = false;
     try {
-      const r = await drive(units, store, log, nWorkers, o);
+      const r = await drive(units, store, log, nWorkers, o, encoding);
+      built = true;
       // the workers wrote without a fsync per file: make the whole new store durable before it goes live
       const tSync = Date.now();
       const synced = spawnSync('sync', ['-f', staging]).status === 0 || spawnSync('sync').status === 0;
       const syncSeconds = (Date.now() - tSync) / 1000;
       if (!synced) throw new Error('could not sync the file system before moving the rebuilt store into place');
+      // the lock goes, and the new store takes the place of the empty directory in one rename (which fails, and
+      // leaves the complete new store in its staging directory, if another run took the directory meanwhile)
       fs.rmSync(path.join(target, '.lock'), { recursive: true, force: true });
-      fs.rmdirSync(target);
-      fs.renameSync(staging, target);
+      try {
+        fs.renameSync(staging, target);
+      } catch (e) {
+        throw new Error(`the rebuilt store is complete in ${staging} but could not replace ${o.data} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}: did another run write to it?); check ${o.data} and move the rebuilt store into place yourself`);
+      }
       const res: RebuildResult = { ...r, seconds: (Date.now() - t0) / 1000, workers: nWorkers, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) };
       new RunLog(new Store(target).logFile(), log.runId).log({ stage: 'rebuild', event: 'done', extracts: res.units, unchanged: res.unchanged, months: res.months, years: res.years, forms: res.forms, events: res.events, seconds: res.seconds, sync_seconds: syncSeconds, peak_rss_mb: res.peakRssMb });
       return res;
     } catch (e) {
-      fs.rmSync(staging, { recursive: true, force: true });
+      if (!built) fs.rmSync(staging, { recursive: true, force: true });
       throw e;
     }
   });
 }
 
-async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number, o: RebuildOptions): Promise<Omit<RebuildResult, 'seconds' | 'workers' | 'peakRssMb'>> {
+async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number, o: RebuildOptions, encoding: (fileMonth: string) => Encoding): Promise<Omit<RebuildResult, 'seconds' | 'workers' | 'peakRssMb'>> {
   const workerFile = path.join(__dirname, 'rebuild-worker.js');
   // The workers' heaps start with 256 MB of old generation (V8 reads the flag when it creates an isolate, so it
   // applies to the workers made below, not to this thread). A worker's live heap is ~20 MB, but each extract passes
@@ -150,8 +195,8 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
       if (failed) return;
       failed = true;
       bar?.stop();
-      for (const w of workers) void w.terminate();
-      reject(e);
+      // rejected once every worker has stopped: none writes into the staging directory the caller then removes
+      void Promise.allSettled(workers.map((w) => w.terminate())).then(() => reject(e));
     };
     const finishIfDone = (): void => {
       if (done < units.length || yearsDone.size < completeYears.length || failed) return;
@@ -177,7 +222,7 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
       if (nextUnit < units.length) {
         const u = units[nextUnit++]!;
         busy.add(w);
-        w.postMessage({ type: 'unit', k: u.k, file: u.file, fileMonth: u.fileMonth } satisfies ToWorker);
+        w.postMessage({ type: 'unit', k: u.k, file: u.file, fileMonth: u.fileMonth, encoding: encoding(u.fileMonth) } satisfies ToWorker);
         return;
       }
       busy.delete(w);
@@ -256,7 +301,14 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
         fail(e as Error);
       }
     };
-    for (let i = 0; i < nWorkers; i++) {
+    try {
+      for (let i = 0; i < nWorkers; i++) startWorker();
+    } catch (e) {
+      fail(e as Error); // (the workers already started are stopped)
+      return;
+    }
+    kickIdle();
+    function startWorker(): void {
       const w = new Worker(workerFile, { resourceLimits: { maxYoungGenerationSizeMb: 192, maxOldGenerationSizeMb: 384 } }); // a bounded heap per worker keeps the rebuild's memory flat over 35 years (a year build needs < 250 MB of old space)
       workers.push(w);
       w.on('message', (m: FromWorker) => onMessage(w, m));
@@ -264,7 +316,6 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
       w.on('exit', (c) => { if (c !== 0 && !failed && (done < units.length || yearsDone.size < completeYears.length)) fail(new Error(`a rebuild worker stopped (exit code ${c})`)); });
       w.postMessage({ type: 'init', store: store.root, settlements: o.settlements, population: o.population } satisfies ToWorker);
     }
-    kickIdle();
   });
 }
 

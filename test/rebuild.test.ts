@@ -135,4 +135,67 @@ describe('rebuild = the monthly cadence, on two worker threads', () => {
     const keep = (f: string): boolean => /^(months|years|forms|deliveries|state\/ids)\//.test(f);
     expect(snapshot(target, keep)).toEqual(snapshot(rebuilt, keep));
   }, 120000);
+
+  test('a month without an extract is refused, naming it; with --allow-missing-months its late forms are carried forward', () => {
+    const gap = tmpDir();
+    for (const f of ['moi_1998_01.csv', 'moi_1998_03.csv']) fs.copyFileSync(path.join(input, f), path.join(gap, f));
+    const parent = tmpDir();
+    const r = cli('rebuild', '--data', path.join(parent, 'store'), '--input-dir', gap, '--workers', '2');
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^migstat: no extract for 1998-02 between 1998-01 and 1998-03: .*--allow-missing-months/);
+    expect(fs.readdirSync(parent).filter((f) => f !== 'store')).toEqual([]);
+    const target = path.join(parent, 'store2');
+    const ok = cli('rebuild', '--data', target, '--input-dir', gap, '--workers', '2', '--allow-missing-months');
+    expect([ok.status, ok.stderr]).toEqual([0, '']);
+    expect(fs.readdirSync(path.join(target, 'months'))).toEqual(['1998-01', '1998-03']);
+    // the March extract's forms recorded in February went to March, carried forward, as the flag says
+    const febInMarch = fs.readFileSync(path.join(gap, 'moi_1998_03.csv'), 'utf8').split('\n').filter((l) => l.split(',')[2]?.startsWith('1998-02')).length;
+    expect(febInMarch).toBeGreaterThan(0);
+    const delivered = JSON.parse(fs.readFileSync(path.join(target, 'deliveries', fs.readdirSync(path.join(target, 'deliveries')).find((f) => f.startsWith('1998-03'))!), 'utf8')) as { carried_forward: number; by_month: Record<string, number> };
+    expect(Object.keys(delivered.by_month)).toEqual(['1998-03']);
+    expect(delivered.carried_forward).toBeGreaterThan(0);
+    expect(fs.readFileSync(new Store(target).logFile(), 'utf8')).toMatch(/"level":"warn"[^\n]*"event":"missing_months","months":\["1998-02"\]/);
+  }, 60000);
+
+  test('--encoding windows-1250:YYYY-MM reads the older extracts as Windows-1250, the later as UTF-8, as the cadence with --encoding does', async () => {
+    const enc = tmpDir();
+    // January in Windows-1250 with a Č (byte 0xC8) in a record id; February in UTF-8 with the same letter (two bytes)
+    const jan = fs.readFileSync(path.join(input, 'moi_1998_01.csv'), 'utf8').split('\n');
+    jan[3] = `Č${jan[3]}`;
+    fs.writeFileSync(path.join(enc, 'moi_1998_01.csv'), Buffer.from(jan.join('\n'), 'latin1').map((b) => (b === 0x0c ? 0xc8 : b))); // Č is U+010C: latin1 keeps its low byte 0x0C, made 0xC8 (Č in Windows-1250)
+    const feb = fs.readFileSync(path.join(input, 'moi_1998_02.csv'), 'utf8').split('\n');
+    feb[3] = `Č${feb[3]}`;
+    fs.writeFileSync(path.join(enc, 'moi_1998_02.csv'), feb.join('\n'));
+    const parent = tmpDir();
+    const refused = cli('rebuild', '--data', path.join(parent, 'a'), '--input-dir', enc, '--workers', '2');
+    expect(refused.status).toBe(1);
+    expect(refused.stderr.trim()).toMatch(/^migstat: moi_1998_01\.csv: line 4: invalid UTF-8 byte 0xc8 .*--encoding windows-1250/);
+    const bad = cli('rebuild', '--data', path.join(parent, 'b'), '--input-dir', enc, '--encoding', 'windows-1250:1998');
+    expect([bad.status, bad.stderr.trim()]).toEqual([2, 'migstat: --encoding must be utf-8, windows-1250 or windows-1250:YYYY-MM (up to that month), not windows-1250:1998']);
+    const target = path.join(parent, 'c');
+    const r = cli('rebuild', '--data', target, '--input-dir', enc, '--workers', '2', '--encoding', 'windows-1250:1998-01');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    const cadence = tmpDir();
+    const store = new Store(cadence);
+    for (const [f, encoding] of [['moi_1998_01.csv', 'windows-1250'], ['moi_1998_02.csv', 'utf-8']] as const) {
+      const m = runMonth({ data: cadence, input: path.join(enc, f), encoding, log: logFor(cadence) });
+      store.close([m.fileMonth], 'cadence');
+    }
+    const keep = (f: string): boolean => /^(months|forms|deliveries|state\/ids)\//.test(f);
+    const a = snapshot(cadence, keep), b = snapshot(target, keep);
+    expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
+    for (const f of Object.keys(a)) expect([f, b[f] === a[f]]).toEqual([f, true]);
+    // the letter was read as Č in both files
+    const ids = (m: string): string => fs.readFileSync(path.join(target, 'months', m, 'dispositions.csv'), 'utf8');
+    expect(ids('1998-01')).toContain(`Č${jan[3]!.slice(1).split(',')[0]}`);
+    expect(ids('1998-02')).toContain(`Č${feb[3]!.slice(1).split(',')[0]}`);
+  }, 60000);
+
+  test('an extract named for a month that does not exist is refused, as migstat month refuses it', () => {
+    const odd = tmpDir();
+    fs.copyFileSync(path.join(input, 'moi_1998_01.csv'), path.join(odd, 'moi_1998_01.csv'));
+    fs.copyFileSync(path.join(input, 'moi_1998_02.csv'), path.join(odd, 'moi_1998_13.csv'));
+    const r = cli('rebuild', '--data', path.join(tmpDir(), 'store'), '--input-dir', odd);
+    expect([r.status, r.stderr.trim()]).toEqual([1, 'migstat: moi_1998_13.csv: cannot tell the month from the file name (moi_YYYY_MM.csv, month 01–12)']);
+  });
 });
