@@ -70,7 +70,8 @@ export class SchemaError extends Error {}
 export function validateOrThrow<T>(name: string, data: unknown, where: string): T {
   const v = validator(name);
   if (!v(data)) {
-    const msgs = (v.errors ?? []).slice(0, 5).map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''}`.trim());
+    // (ajv's message for an unknown property does not name it: its params do)
+    const msgs = (v.errors ?? []).slice(0, 5).map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''}${e.keyword === 'additionalProperties' ? `: '${String((e.params as { additionalProperty?: unknown }).additionalProperty)}'` : ''}`.trim());
     throw new SchemaError(`${where}: does not match schema ${name}: ${msgs.join('; ')}`);
   }
   return data as T;

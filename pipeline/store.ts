@@ -17,6 +17,21 @@ export class Store {
   formsDir(month: string): string { return this.p('forms', month); }
   publishedDir(id?: string): string { return id ? this.p('published', id) : this.p('published'); }
   logFile(): string { return this.p('logs', 'migstat.jsonl'); }
+  /** The ids of the releases in published/ whose content is the annual results of `year` (from their manifests). */
+  publishedOf(year: number): string[] {
+    const dir = this.publishedDir();
+    if (!fs.existsSync(dir)) return [];
+    return fs.readdirSync(dir).filter((id) => !id.startsWith('.')).sort().filter((id) => {
+      const f = path.join(dir, id, 'manifest.json');
+      if (!fs.existsSync(f)) return false;
+      try {
+        const m = readJson<{ kind?: string; parameters?: { content?: { year?: unknown } } }>(f);
+        return m.kind === 'release' && m.parameters?.content?.year === year;
+      } catch {
+        return false;
+      }
+    });
+  }
 
   closedMonths(): Record<string, { closed_by: string }> {
     const f = this.p('state', 'closed.json');

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { IMPUTED_HEADERS, TABLE_HEADERS, type Quality } from './contracts';
 import { readCsvText, readTable, type Row } from './csv';
 import { recoverDir, sha256 } from './fsutil';
-import { Store, withLock } from './store';
+import { Store, withLockAsync } from './store';
 import { codeVersion, loadConfig, type Loaded } from './config';
 import { tableFiles, writeResultsDir, type StageLog } from './month';
 import { type Cell, checkTables, sumTables, TABLE_KEY_COLS, type Table, type Tables } from '../stages/tabulate';
@@ -122,9 +122,16 @@ function addNumbers(bytes: Buffer, pos: number, n: number, sums: number[], at: n
 
 export async function runYear(opts: YearOptions): Promise<Quality> {
   const store = new Store(opts.data);
+  // the whole run under the lock: the months summed are the months whose manifests the year's manifest names
+  return opts.lockHeld ? yearUnderLock(opts, store) : withLockAsync(store, `year ${opts.year}`, () => yearUnderLock(opts, store));
+}
+
+async function yearUnderLock(opts: YearOptions, store: Store): Promise<Quality> {
   const L = opts.config ?? loadConfig();
   const C = loadClassification(opts.settlements);
   const y = opts.year;
+  const published = store.publishedOf(y);
+  if (published.length) throw new Error(`year ${y} was published as ${published.join(', ')} (published/${published[0]}): published results are final (ESMS 17.2), its annual results are not built again`);
   const months = Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
   const present = months.filter((m) => fs.existsSync(path.join(store.monthDir(m), 'quality.json')));
   const missing = months.filter((m) => !present.includes(m));
@@ -180,7 +187,7 @@ export async function runYear(opts: YearOptions): Promise<Quality> {
       counts: { months: present.length, events: quality.events, ...(population ? { population_municipalities: population.size } : {}) },
     });
   };
-  if (opts.lockHeld) write(); else withLock(store, `year ${y}`, write);
+  write();
   const failed = checks.filter((c) => !c.ok);
   opts.log.log({ stage: 'year', event: 'done', year: y, months: present.length, missing, provisional: missing.length > 0, events: quality.events, identity_holds: quality.identity.holds, checks_failed: failed.map((c) => c.id), yoy_flags: quality.yoy_flags?.length ?? 0, duration_ms: Date.now() - t0 }, failed.length ? 'error' : 'info');
   if (failed.length) throw new Error(`consistency checks failed for ${y}: ${failed.map((c) => `${c.id} (${c.detail})`).join('; ')}`);

@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TZDate } from '@date-fns/tz';
 import type { Manifest, Quality } from '../pipeline/contracts';
-import { readJson, recoverDir, replaceDirAtomic, sha256, sha256File } from '../pipeline/fsutil';
+import { readJson, recoverDir, replaceDirAtomic, sha256, sha256File, writeFileDurable } from '../pipeline/fsutil';
 import { RunLog } from '../pipeline/log';
 import { CONFIG, ROOT } from '../pipeline/paths';
 import { loadJson } from '../pipeline/schemas';
@@ -92,7 +92,8 @@ export function loadCalendar(file: string = DEFAULT_CALENDAR): Calendar {
   if (!fs.existsSync(file)) throw new CalendarError(`release calendar not found: ${file}`);
   const cal = loadJson<Calendar>(file, 'calendar');
   const problems = calendarProblems(cal);
-  if (problems.length) throw new CalendarError(`${file}: ${problems.length} problem(s) in the release calendar:\n  ${problems.join('\n  ')}`);
+  // one line (the CLI shows the first line of an error): the first problem, then the others
+  if (problems.length) throw new CalendarError(`${file}: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more: ${problems.slice(1).join('; ')})` : ''}`);
   return cal;
 }
 
@@ -167,6 +168,13 @@ function inspectContent(store: Store, r: Release, dir: string): { why?: string; 
     const shown = check.problems.slice(0, 5).map((p) => `${p.problem} ${p.path}`).join('; ');
     return { why: `${rel} fails its integrity check (${check.problems.length} problem(s): ${shown}); run "migstat audit"` };
   }
+  // the annual results must be those of the months as they are now: a month rebuilt since (a late extract for an
+  // open month) makes them stale, and publishing them would publish numbers the months no longer add up to
+  for (const inp of check.manifest.inputs) {
+    if (!/^months\/\d{4}-\d{2}\/manifest\.json$/.test(inp.path)) continue;
+    const f = store.p(...inp.path.split('/'));
+    if (!fs.existsSync(f) || sha256File(f) !== inp.sha256) return { why: `${rel} is out of date: ${inp.path.slice(0, -'/manifest.json'.length)} changed after the annual results were built; run "migstat year --year ${y}" again` };
+  }
   const files = check.manifest.outputs.filter((o) => isPublicFile(o.path)).map((o) => ({ path: o.path, sha256: o.sha256 }));
   for (const req of REQUIRED_PUBLIC) if (!files.some((f) => f.path === req)) return { why: `${rel}/${req} is missing from the year's manifest` };
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -189,6 +197,8 @@ export function releaseDue(opts: ReleaseOptions): ReleaseResult {
   const cal = loadCalendar(calendarFile);
   const releases = [...cal.releases].sort((a, b) => releaseInstant(a).getTime() - releaseInstant(b).getTime() || (a.id < b.id ? -1 : 1));
   const res: ReleaseResult = { published: [], notYetDue: [], alreadyPublished: [], notReady: [], predatesStore: [] };
+  // a cron line with a wrong --data would otherwise find every due release "before this store" and exit 0
+  if (!fs.existsSync(store.root) || store.firstMonth() === undefined) throw new Error(`${store.root} has no processed months (no state/first-month.json): is --data the office's store?`);
   return withLock(store, 'release --due', () => {
     const log = opts.log ?? new RunLog(store.logFile());
     // leftovers of killed runs: of a release in published/, of a year run in years/ (its previous results set aside)
@@ -230,7 +240,9 @@ export function releaseDue(opts: ReleaseOptions): ReleaseResult {
         res.predatesStore.push(r.id);
         continue;
       }
-      const c = inspectContent(store, r, dir);
+      // a content is published once: a release renamed in the calendar must not publish it again under its new id
+      const twice = store.publishedOf(r.content.year).filter((id) => id !== r.id);
+      const c = twice.length ? { why: `the annual results of ${r.content.year} were already published as ${twice.join(', ')} (published/${twice[0]}); a content is released once` } : inspectContent(store, r, dir);
       if (c.why || !c.files || !c.quality) {
         res.notReady.push({ id: r.id, why: c.why ?? 'content not ready' });
         log.log({ stage: 'release', event: 'not_ready', release_id: r.id, why: c.why }, 'error');
@@ -248,8 +260,7 @@ export function releaseDue(opts: ReleaseOptions): ReleaseResult {
           const h = sha256(buf);
           if (h !== f.sha256) throw new Error(`release ${r.id}: ${srcRel}/${f.path} changed while it was being published; nothing was published`);
           const dst = path.join(staging, ...f.path.split('/'));
-          fs.mkdirSync(path.dirname(dst), { recursive: true });
-          fs.writeFileSync(dst, buf);
+          writeFileDurable(dst, buf); // fsynced, as every artefact
           const o: Manifest['outputs'][number] = { path: f.path, sha256: h, bytes: buf.length };
           if (f.path.endsWith('.csv')) o.rows = csvRows(buf);
           outputs.push(o);
@@ -274,7 +285,7 @@ export function releaseDue(opts: ReleaseOptions): ReleaseResult {
           counts: { files: outputs.length, events: q.events ?? 0, forms_read: q.forms_read ?? 0 },
         };
         manifestText = JSON.stringify(manifest, null, 2) + '\n';
-        fs.writeFileSync(path.join(staging, 'manifest.json'), manifestText);
+        writeFileDurable(path.join(staging, 'manifest.json'), manifestText);
       });
       res.published.push(r.id);
       log.log({

@@ -9,6 +9,9 @@ import {
   DEFAULT_CALENDAR, calendarProblems, isPublicFile, loadCalendar, releaseDue, releaseInstant, type Calendar,
 } from '../stages/release';
 import { makeStore, tmp as tmpBase, writeResultsDir, yearFiles } from './helpers/results-store';
+import { writeResultsDir as writeMonthDir } from '../pipeline/month';
+import { runYear } from '../pipeline/year';
+import { main } from '../pipeline/cli';
 
 const tmp = (): string => tmpBase('migstat-release-');
 
@@ -218,5 +221,79 @@ try {
     writeJsonAtomic(path.join(store.publishedDir('IM-2024'), 'manifest.json'), {});
     const r = releaseDue({ store, now: BEFORE });
     expect(r.notReady).toEqual([{ id: 'IM-2024', why: expect.stringMatching(/embargo breach/) }]);
+  });
+});
+
+describe('what a release refuses (review of 26 Nov)', () => {
+  /** A store whose year's manifest names the manifest of months/2024-12, as migstat year writes it. */
+  const storeWithMonth = (): Store => {
+    const store = makeStore();
+    writeResultsDir(store.monthDir('2024-12'), 'month', '2024-12', { 'tables/territory.csv': 'series,level,code,sex,immigrants,emigrants,net\n1998-,republic,RS,T,8,7,1\n' });
+    const monthManifest = path.join('months', '2024-12', 'manifest.json');
+    writeMonthDir(store.yearDir(2024), new Map(Object.entries(yearFiles(2024))), { kind: 'year', id: '2024', code_version: 'test', parameters: {}, inputs: [{ path: 'months/2024-12/manifest.json', sha256: sha256(fs.readFileSync(store.p(monthManifest))) }], counts: {} });
+    return store;
+  };
+
+  test('annual results older than their months are not published (a month rebuilt since)', () => {
+    expect(releaseDue({ store: storeWithMonth(), now: AT }).published).toEqual(['IM-2024']);
+    const store = storeWithMonth();
+    // a late extract for the open December: the month is built again, the year is not
+    writeResultsDir(store.monthDir('2024-12'), 'month', '2024-12', { 'tables/territory.csv': 'series,level,code,sex,immigrants,emigrants,net\n1998-,republic,RS,T,9,7,2\n' });
+    const r = releaseDue({ store, now: AT });
+    expect(r.published).toEqual([]);
+    expect(r.notReady).toEqual([{ id: 'IM-2024', why: 'years/2024 is out of date: months/2024-12 changed after the annual results were built; run "migstat year --year 2024" again' }]);
+    expect(fs.existsSync(store.publishedDir('IM-2024'))).toBe(false);
+    expect(store.isClosed('2024-12')).toBe(false);
+  });
+
+  test('a content is published once: renamed in the calendar, it is not published again', () => {
+    const store = makeStore();
+    expect(releaseDue({ store, now: AT }).published).toEqual(['IM-2024']);
+    const cal = JSON.parse(fs.readFileSync(DEFAULT_CALENDAR, 'utf8')) as Calendar;
+    cal.releases.find((r) => r.id === 'IM-2024')!.id = 'IM-2024-R';
+    const f = path.join(tmp(), 'calendar.json');
+    fs.writeFileSync(f, JSON.stringify(cal));
+    const r = releaseDue({ store, now: AT, calendarFile: f });
+    expect(r.notReady).toEqual([{ id: 'IM-2024-R', why: 'the annual results of 2024 were already published as IM-2024 (published/IM-2024); a content is released once' }]);
+    expect(fs.readdirSync(store.publishedDir())).toEqual(['IM-2024']);
+  });
+
+  test('a published year is final: migstat year refuses to build it again', async () => {
+    const store = makeStore();
+    releaseDue({ store, now: AT });
+    const before = fs.readFileSync(path.join(store.yearDir(2024), 'manifest.json'));
+    await expect(runYear({ data: store.root, year: 2024, log: { log: () => undefined } })).rejects.toThrow('year 2024 was published as IM-2024 (published/IM-2024): published results are final (ESMS 17.2), its annual results are not built again');
+    expect(fs.readFileSync(path.join(store.yearDir(2024), 'manifest.json'))).toEqual(before);
+  });
+
+  test('a store that has no months (a wrong --data) is an error, not "before this store"; nothing is created', () => {
+    const dir = path.join(tmp(), 'not-a-store');
+    expect(() => releaseDue({ store: new Store(dir), now: AT })).toThrow(`${dir} has no processed months (no state/first-month.json): is --data the office's store?`);
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
+  test('calendar errors fit on one line, first problem first; an unknown property is named', () => {
+    const base = loadCalendar().releases.slice(0, 3);
+    const f = path.join(tmp(), 'cal.json');
+    fs.writeFileSync(f, JSON.stringify({ releases: [base[0], base[1], { ...base[0] }] }));
+    expect(() => loadCalendar(f)).toThrow(`${f}: releases[2] (IM-1991): id IM-1991 is used twice (also releases[0]) (and 1 more: releases[2] (IM-1991): the content annual_internal_migration:1991 is released twice (also IM-1991))`);
+    fs.writeFileSync(f, JSON.stringify({ releases: [{ ...base[0], tiem: '12:00' }] }));
+    expect(() => loadCalendar(f)).toThrow(/must NOT have additional properties: 'tiem'/);
+  });
+
+  test('--now needs its offset and cannot be later than the clock', async () => {
+    const store = makeStore();
+    const run = async (now: string): Promise<[number, string]> => {
+      const err: string[] = [];
+      const spy = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => { err.push(String(s)); return true; });
+      try {
+        return [await main(['node', 'migstat', 'release', '--due', '--now', now, '--data', store.root]), err.join('')];
+      } finally {
+        spy.mockRestore();
+      }
+    };
+    expect(await run('2025-07-10T10:30')).toEqual([2, 'migstat: --now must be an ISO 8601 time with its offset, e.g. 2025-07-10T12:00:00+02:00 or 2025-07-10T10:00:00Z, not 2025-07-10T10:30\n']);
+    expect(await run('2999-07-10T12:00:00+02:00')).toEqual([2, 'migstat: --now 2999-07-10T12:00:00+02:00 is later than the clock: releases are never published ahead of time (--now replays past runs)\n']);
+    expect(fs.existsSync(store.publishedDir())).toBe(false);
   });
 });
