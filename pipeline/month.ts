@@ -241,13 +241,19 @@ class JsonColumnWriter extends ByteWriter {
 /** Form partitions just written by this run ("<month>/<file>"), so building the month need not read them back. */
 export type FreshParts = Map<string, { cols: Columns; sha256: string }>;
 
-/** A record-index entry: the reference month the form went to and the hash of its content. */
-export interface PriorEntry { month: string; content: string }
+/**
+ * What the record index knows of a record id: every version of it delivered in the window (the reference month it
+ * went to and the hash of its content), oldest first, and the month of the newest. A form identical to any of them
+ * is a duplicate (moi-input.md): an old version re-sent after its correction must not undo the correction.
+ */
+export interface PriorEntry { month: string; versions: { month: string; content: string }[] }
 
-/** Read one record-index line (record id TAB month TAB hash) into the map. */
+/** Read one record-index line (record id TAB month TAB hash) into the map: one more version of its id. */
 export function setIndexLine(into: Map<string, PriorEntry>, line: string): void {
   const [id, month, content] = line.split('\t');
-  into.set(id!, { month: month!, content: content! });
+  const v = { month: month!, content: content! };
+  const e = into.get(id!);
+  if (e) { e.month = v.month; e.versions.push(v); } else into.set(id!, { month: v.month, versions: [v] });
 }
 
 /** The record-index entries of the last `lookback` months for the ids of this extract only: memory stays flat however long the history. */

@@ -9,9 +9,9 @@
  * an extract on those). Ids are compared as text only when their hashes are equal: a re-sent record or a collision.
  *
  * Exactness. The workers send the hash of each record id they ask about (`idHash`); the index returns every line in
- * the window whose id has that hash — newest line per id, as loadPriorIndex keeps it. A collision only adds lines of
- * other ids: the worker reads the lines into a Map by their own id (setIndexLine) and asks it for exact ids, so what
- * it finds is exactly what loadPriorIndex would have given it.
+ * the window whose id has that hash — every version of the id, oldest first, as loadPriorIndex reads them from its
+ * files. A collision only adds lines of other ids: the worker reads the lines into a Map by their own id
+ * (setIndexLine) and asks it for exact ids, so what it finds is exactly what loadPriorIndex would have given it.
  */
 
 /** FNV-1a over the UTF-16 code units of s[a, b): the hash of a record id, the same in the workers and here. */
@@ -27,7 +27,8 @@ const BUCKET_BITS = 20; // 1 M buckets for ~260 000–400 000 entries (12–13 m
 
 export class RecordIndex {
   private readonly head = new Int32Array(1 << BUCKET_BITS).fill(-1);
-  // entry e: hash[e], text[e] (a slot of `texts`), line[e] (its line number in that text), next[e] (bucket chain or free list)
+  // entry e, one per line: hash[e], text[e] (a slot of `texts`), line[e] (its line number in that text), next[e]
+  // (bucket chain, newest first: lines are put at the head as they are delivered; or the free list)
   private hash = new Int32Array(1 << 16);
   private text = new Int32Array(1 << 16);
   private line = new Int32Array(1 << 16);
@@ -43,22 +44,25 @@ export class RecordIndex {
     while (this.window.length && this.texts[this.window[0]!]!.fileMonth < from) {
       const s = this.window.shift()!;
       const t = this.texts[s]!;
-      // an entry a later line took over (same id) belongs to that line now: it stays
-      for (let k = 0; k < t.lines; k++) {
-        const e = t.entries[k]!;
-        if (this.text[e] === s && this.line[e] === k) this.remove(e);
-      }
+      for (let k = 0; k < t.lines; k++) this.remove(t.entries[k]!);
       this.texts[s] = undefined;
       this.freeTexts.push(s);
     }
   }
 
-  /** The lines (without their line end, joined with \n) of the ids with these hashes, in texts of months from `from` on. */
+  /**
+   * The lines (without their line end, joined with \n) of the ids with these hashes, in texts of months from `from`
+   * on: for each distinct hash, its lines oldest first (the order of delivery, as the files are read).
+   */
   lookup(hashes: Int32Array, from: string): string {
     const out: string[] = [];
     const mask = (1 << BUCKET_BITS) - 1;
+    const asked = new Set<number>(); // an id asked twice (a form re-sent within the extract) is answered once
     for (let j = 0; j < hashes.length; j++) {
       const h = hashes[j]!;
+      if (asked.has(h)) continue;
+      asked.add(h);
+      const at = out.length;
       for (let e = this.head[h & mask]!; e >= 0; e = this.next[e]!) {
         if (this.hash[e] !== h) continue;
         const t = this.texts[this.text[e]!]!;
@@ -67,14 +71,14 @@ export class RecordIndex {
         const b = t.text.indexOf('\n', a);
         out.push(t.text.slice(a, b < 0 ? t.text.length : b));
       }
+      if (out.length - at > 1) reverseFrom(out, at); // (the chain is newest first)
     }
     return out.join('\n');
   }
 
   /**
    * Add the record-index text an extract of `fileMonth` delivered (lines "id TAB month TAB hash", each ending in \n),
-   * read as loadPriorIndex reads its file: a line is an entry when it has a tab after a non-empty id; a later line of
-   * the same id replaces the earlier one.
+   * read as loadPriorIndex reads its file: a line is an entry when it has a tab after a non-empty id.
    */
   add(fileMonth: string, text: string): void {
     const s = this.freeTexts.pop() ?? this.texts.length;
@@ -89,22 +93,16 @@ export class RecordIndex {
       if (tab > a && tab < b) {
         const k = t.lines++;
         t.starts[k] = a;
-        t.entries[k] = this.put(idHash(text, a, tab), s, k, text, a, tab);
+        t.entries[k] = this.put(idHash(text, a, tab), s, k);
       }
       a = b + 1;
     }
     this.window.push(s);
   }
 
-  /** The entry of the id text[a, tab) with hash h, now at line k of slot s: the id's entry taken over, or a new one. */
-  private put(h: number, s: number, k: number, text: string, a: number, tab: number): number {
+  /** A new entry for line k of slot s, whose id has hash h, at the head of its bucket. */
+  private put(h: number, s: number, k: number): number {
     const bucket = h & ((1 << BUCKET_BITS) - 1);
-    for (let e = this.head[bucket]!; e >= 0; e = this.next[e]!) {
-      if (this.hash[e] !== h) continue;
-      const o = this.texts[this.text[e]!]!;
-      const oa = o.starts[this.line[e]!]!;
-      if (sameId(o.text, oa, text, a, tab)) { this.text[e] = s; this.line[e] = k; return e; }
-    }
     let e = this.free;
     if (e >= 0) this.free = this.next[e]!;
     else {
@@ -134,15 +132,12 @@ export class RecordIndex {
   /** Entries held (for the tests). */
   get size(): number {
     let n = 0;
-    for (const s of this.window) { const t = this.texts[s]!; for (let k = 0; k < t.lines; k++) { const e = t.entries[k]!; if (this.text[e] === s && this.line[e] === k) n++; } }
+    for (const s of this.window) n += this.texts[s]!.lines;
     return n;
   }
 }
 
-/** Whether the id starting at x[xa] (up to its tab) is y[ya, ytab). */
-function sameId(x: string, xa: number, y: string, ya: number, ytab: number): boolean {
-  const len = ytab - ya;
-  if (x.charCodeAt(xa + len) !== 9) return false;
-  for (let i = 0; i < len; i++) if (x.charCodeAt(xa + i) !== y.charCodeAt(ya + i)) return false;
-  return true;
+/** Reverse a[from…] in place. */
+function reverseFrom(a: string[], from: number): void {
+  for (let i = from, j = a.length - 1; i < j; i++, j--) { const x = a[i]!; a[i] = a[j]!; a[j] = x; }
 }

@@ -16,7 +16,8 @@ import type { Classification } from './territory';
 export interface ChangeRow { step: string; method: string; rule: string; record_id: string; variable: string; old_value: string; new_value: string; donor_record_id: string }
 export interface Disposition { file: string; line: string; record_id: string; form_type: string; disposition: string; reason: string }
 
-export interface PriorForm { month: string; content: string }
+/** The versions of a record id already ingested (oldest first) and the month of the newest. */
+export interface PriorForm { month: string; versions: readonly { month: string; content: string }[] }
 export interface SystemicCorrection { id: string; trigger_rule: string; action: 'swap_day_month'; fields: string[] }
 
 export interface DeliveryResult {
@@ -102,7 +103,11 @@ export function deliver(
     const prior = ctx.prior(id);
     if (prior) {
       content ??= contentKey(f, i);
-      if (prior.content === (ctx.contentHash ? ctx.contentHash(content) : content)) { duplicates++; disp(i, 'duplicate', `same record_id and content already ingested (month ${prior.month})`); continue; }
+      const key = ctx.contentHash ? ctx.contentHash(content) : content;
+      // identical to any version already ingested, not only the newest: an old version re-sent after its correction
+      let same: { month: string } | undefined;
+      for (const v of prior.versions) if (v.content === key) same = v;
+      if (same) { duplicates++; disp(i, 'duplicate', `same record_id and content already ingested (month ${same.month})`); continue; }
       if (ctx.isClosed(prior.month)) { toClosed++; disp(i, 'correction_to_closed', `corrects a form of closed month ${prior.month}: logged, not applied`); continue; }
     }
     prevWith[i] = last ?? -1;

@@ -77,3 +77,45 @@ test('the record index hashes the delivered content: the hash from ingest, recom
   expect(ids.map((l, i) => l.split('\t')[2] === sha1(contentKey(part, i)))).not.toContain(false);
   expect(part.registration_date![part.record_id!.indexOf('S13')]).toBe('2024-02-13'); // corrected, so rehashed
 });
+
+describe('an old version re-sent after its correction is a duplicate (moi-input.md: same id, identical content)', () => {
+  test('the extract again with CRLF line ends, and an old version in the next month\'s extract, change nothing', () => {
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const fs = require('node:fs') as typeof import('node:fs');
+    const { generate } = require('../fixtures/generator') as typeof import('../fixtures/generator');
+    const { runMonth } = require('../pipeline/month') as typeof import('../pipeline/month');
+    const { tmpDir, logFor } = require('./helpers/store') as typeof import('./helpers/store');
+    const input = tmpDir();
+    generate({ year: 2024, out: input, seed: 1, records: 3000 });
+    const jan = fs.readFileSync(path.join(input, 'moi_2024_01.csv'), 'utf8');
+    // the January extract holds forms corrected within the file: a record id twice, with different content
+    const rows = jan.trimEnd().split('\n').slice(1);
+    const byId = new Map<string, string[]>();
+    for (const r of rows) byId.set(r.split(',')[0]!, [...(byId.get(r.split(',')[0]!) ?? []), r]);
+    const corrected = [...byId.values()].filter((v) => new Set(v).size > 1);
+    expect(corrected.length).toBeGreaterThan(0);
+    const data = tmpDir();
+    runMonth({ data, input: path.join(input, 'moi_2024_01.csv'), log: logFor(data) });
+    const events = (): string => fs.readFileSync(path.join(data, 'months', '2024-01', 'events.csv'), 'utf8');
+    const before = events();
+    const again = path.join(tmpDir(), 'moi_2024_01.csv');
+    fs.writeFileSync(again, jan.replace(/\n/g, '\r\n'));
+    runMonth({ data, input: again, log: logFor(data) });
+    const deliveries = (): { accepted: number; duplicates: number; forms_read: number; quarantined: number }[] => fs.readdirSync(path.join(data, 'deliveries')).sort().map((f) => JSON.parse(fs.readFileSync(path.join(data, 'deliveries', f), 'utf8')));
+    const second = deliveries()[1]!;
+    expect(second.accepted).toBe(0);
+    expect(second.duplicates + second.quarantined).toBe(second.forms_read);
+    expect(events()).toBe(before);
+    // January closed, February's extract repeats the first (superseded) version of a corrected form: a duplicate
+    // too, not a correction to a closed month
+    const { Store } = require('../pipeline/store') as typeof import('../pipeline/store');
+    new Store(data).close(['2024-01'], 'test');
+    const feb = path.join(input, 'moi_2024_02.csv');
+    fs.appendFileSync(feb, `${corrected[0]![0]}\n`);
+    runMonth({ data, input: feb, log: logFor(data) });
+    const disp = fs.readFileSync(path.join(data, 'months', '2024-02', 'dispositions.csv'), 'utf8');
+    const id = corrected[0]![0]!.split(',')[0]!;
+    expect(disp).toMatch(new RegExp(`^moi_2024_02\\.csv,\\d+,${id},R?D?,duplicate,same record_id and content already ingested \\(month 2024-01\\)$`, 'm'));
+    expect(events()).toBe(before);
+  }, 60000);
+});
