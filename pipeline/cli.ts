@@ -53,6 +53,7 @@ export async function main(argv: string[]): Promise<number> {
       const store = new Store(o.data);
       const log = logFor(o.data);
       withLock(store, `close ${o.month}`, () => {
+        store.assertCommitted('close');
         if (!store.months().includes(o.month)) throw new Error(`month ${o.month} has no results in ${o.data}: run it before closing it`);
         const newly = store.close([o.month], 'close');
         log.log({ stage: 'close', event: newly.length ? 'closed' : 'already_closed', month: o.month });

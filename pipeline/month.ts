@@ -52,11 +52,13 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     const ingestedFile = store.p('state', 'ingested.json');
     const ingested: Record<string, { file: string; month: string; delivery: string }> = fs.existsSync(ingestedFile) ? readJson(ingestedFile) : {};
     // a run killed before its commit point (ingested.json, written last) is rolled back, and the months it touched rebuilt
+    // a first month set by a run that never committed (none did) is forgotten with it
+    if (!Object.keys(ingested).length) fs.rmSync(store.p('state', 'first-month.json'), { force: true });
     const rolledBack = store.rollbackUncommitted(new Set(Object.values(ingested).map((x) => x.delivery))).filter((m) => !store.isClosed(m));
     if (rolledBack.length) opts.log.log({ stage: 'recover', event: 'rolled_back', months: rolledBack }, 'warn');
     if (ingested[digest]) {
       opts.log.log({ stage: 'ingest', event: 'unchanged', file: name, sha256: digest, reason: `already ingested as ${ingested[digest]!.delivery}` });
-      for (const m of rolledBack) buildMonth(store, m, L, C, opts.log);
+      for (const m of rolledBack) rebuildRolledBack(store, m, L, C, opts.log);
       store.rebuilt();
       return { status: 'unchanged', fileMonth, months: [], quality: {} };
     }
@@ -74,7 +76,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     const months = d.months.filter((m) => !closed(m));
     const quality: Record<string, Quality> = {};
     for (const m of months) quality[m] = buildMonth(store, m, L, C, opts.log, fresh);
-    for (const m of rolledBack) if (!months.includes(m) && !closed(m)) buildMonth(store, m, L, C, opts.log);
+    for (const m of rolledBack) if (!months.includes(m) && !closed(m)) rebuildRolledBack(store, m, L, C, opts.log);
     // the commit point: until ingested.json lists the delivery, a rerun rolls it back and does it again
     if (!store.firstMonth()) store.setFirstMonth(fileMonth);
     ingested[digest] = { file: name, month: fileMonth, delivery: d.rec.delivery };
@@ -82,6 +84,27 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     store.rebuilt();
     return { status: 'processed', fileMonth, months, quality };
   });
+}
+
+/**
+ * A month a rolled-back delivery touched: built again from what is committed, or, when nothing committed is left
+ * for it (no forms, no delivery of its own), its results are removed: they were the rolled-back delivery's alone.
+ */
+function rebuildRolledBack(store: Store, m: string, L: Loaded, C: Classification, log: StageLog): void {
+  const forms = store.formsDir(m);
+  const deliveries = store.p('deliveries');
+  if ((fs.existsSync(forms) && fs.readdirSync(forms).some((f) => f.endsWith('.json'))) || (fs.existsSync(deliveries) && fs.readdirSync(deliveries).some((f) => f.startsWith(`${m}--`)))) {
+    buildMonth(store, m, L, C, log);
+    return;
+  }
+  const dir = store.monthDir(m);
+  if (!fs.existsSync(dir)) return;
+  // out of sight in one rename (a staging name: a recovery removes it if this run dies before the rm)
+  const aside = path.join(path.dirname(dir), `.${m}.staging-${process.pid}`);
+  fs.rmSync(aside, { recursive: true, force: true });
+  fs.renameSync(dir, aside);
+  fs.rmSync(aside, { recursive: true, force: true });
+  log.log({ stage: 'recover', event: 'removed_month', month: m, reason: 'its results were those of a rolled-back delivery only' }, 'warn');
 }
 
 /** A stage log: the run's RunLog, or (in a rebuild worker) a proxy that hands lines to the main thread. */

@@ -99,6 +99,26 @@ export class Store {
     }
     return out;
   }
+  /**
+   * What a killed `migstat month` left uncommitted, without touching it: the months its deliveries touched (and
+   * those a killed recovery had still to rebuild). Empty when the store is consistent. `close`, `year` and
+   * `release` refuse to work on a store in that state: only `migstat month` rolls it back (it has the settlements).
+   */
+  uncommittedMonths(): string[] {
+    const f = this.p('state', 'ingested.json');
+    const committed = new Set(Object.values(fs.existsSync(f) ? readJson<Record<string, { delivery: string }>>(f) : {}).map((x) => x.delivery));
+    const months = new Set<string>(fs.existsSync(this.p('state', 'rebuild.json')) ? readJson<{ months: string[] }>(this.p('state', 'rebuild.json')).months : []);
+    const ls = (...d: string[]): string[] => (fs.existsSync(this.p(...d)) ? fs.readdirSync(this.p(...d)) : []);
+    for (const x of ls('deliveries')) { const m = /^(\d{4}-\d{2})--(.+)\.json$/.exec(x); if (m && !committed.has(m[2]!)) months.add(m[1]!); }
+    for (const m of ls('forms')) for (const x of ls('forms', m)) if (x.endsWith('.json') && !committed.has(x.slice(0, -5))) months.add(m);
+    for (const x of ls('state', 'ids')) { const m = /^(\d{4}-\d{2})--(.+)\.tsv$/.exec(x); if (m && !committed.has(m[2]!)) months.add(m[1]!); }
+    return [...months].sort();
+  }
+  /** Refuse to go on while a killed monthly run is uncommitted (see uncommittedMonths). */
+  assertCommitted(what: string): void {
+    const m = this.uncommittedMonths();
+    if (m.length) throw new Error(`${what}: a monthly run was killed before it committed (months ${m.join(', ')}); run "migstat month" again with its extract, which rolls it back and rebuilds those months, then ${what} again`);
+  }
   /** The months returned by rollbackUncommitted have been rebuilt. */
   rebuilt(): void {
     fs.rmSync(this.p('state', 'rebuild.json'), { force: true });

@@ -130,6 +130,8 @@ async function yearUnderLock(opts: YearOptions, store: Store): Promise<Quality> 
   const L = opts.config ?? loadConfig();
   const C = loadClassification(opts.settlements);
   const y = opts.year;
+  // (a rebuild, which holds the lock, commits its whole staging store at the end: nothing to check there)
+  if (!opts.lockHeld) store.assertCommitted(`year ${y}`);
   const published = store.publishedOf(y);
   if (published.length) throw new Error(`year ${y} was published as ${published.join(', ')} (published/${published[0]}): published results are final (ESMS 17.2), its annual results are not built again`);
   const months = Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);

@@ -23,7 +23,8 @@ import { verifyLogChain } from '../pipeline/log';
 import type { Store } from '../pipeline/store';
 import { loadClassification, type Classification } from './territory';
 
-export type ProblemKind = 'altered' | 'missing' | 'unexpected' | 'log_chain' | 'no_manifest';
+/** stale: a results directory was built from inputs (a month's results, a year's files) that have changed since */
+export type ProblemKind = 'altered' | 'missing' | 'unexpected' | 'log_chain' | 'no_manifest' | 'stale';
 export interface AuditProblem { path: string; problem: ProblemKind; detail: string }
 export interface AuditResult { ok: boolean; checked: number; problems: AuditProblem[] }
 
@@ -116,6 +117,22 @@ export function logRecords(logFile: string): { manifests: Map<string, string>; p
 }
 
 /** Re-hash every artefact of the store against its manifest and verify the log's hash chain. */
+/**
+ * The inputs a results directory names must still be what it was built from: a year's month manifests and a
+ * release's year files by their SHA-256 (a month rebuilt after its year makes the year stale); a month's forms
+ * partitions by their presence (they are immutable, named by their delivery; a rolled-back delivery's are gone).
+ */
+function inputProblems(store: Store, rel: string, m: Manifest): AuditProblem[] {
+  const out: AuditProblem[] = [];
+  for (const inp of m.inputs ?? []) {
+    if (!/^(months|years|forms)\//.test(inp.path) || inp.path.split('/').includes('..')) continue;
+    const f = store.p(...inp.path.split('/'));
+    if (!fs.existsSync(f)) out.push({ path: rel, problem: inp.path.startsWith('forms/') ? 'missing' : 'stale', detail: `${rel} was built from ${inp.path}, which no longer exists` });
+    else if (!inp.path.startsWith('forms/') && sha256File(f) !== inp.sha256) out.push({ path: rel, problem: 'stale', detail: `${rel} was built from ${inp.path} as it was then; it has changed since${m.kind === 'year' ? `: run "migstat year --year ${m.id}" again` : ''}` });
+  }
+  return out;
+}
+
 export function audit(store: Store): AuditResult {
   const problems: AuditProblem[] = [];
   let checked = 0;
@@ -149,6 +166,7 @@ export function audit(store: Store): AuditResult {
       if (root === 'published' && r.manifest && !published.has(e.name)) {
         problems.push({ path: rel, problem: 'unexpected', detail: `${rel} has no 'published' record in ${logRel}: it was not made by migstat release` });
       }
+      if (r.manifest) problems.push(...inputProblems(store, rel, r.manifest));
     }
   }
   if (fs.existsSync(logFile)) {

@@ -203,6 +203,7 @@ export function releaseDue(opts: ReleaseOptions): ReleaseResult {
     const log = opts.log ?? new RunLog(store.logFile());
     // leftovers of killed runs: of a release in published/, of a year run in years/ (its previous results set aside)
     for (const a of [...recoverDir(store.publishedDir()), ...recoverDir(store.p('years'))]) log.log({ stage: 'release', event: 'recovered', action: a }, 'warn');
+    store.assertCommitted('release');
     const first = store.firstMonth();
     for (const r of releases) {
       const at = releaseInstant(r);

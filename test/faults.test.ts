@@ -135,6 +135,52 @@ describe('kill -9 during a monthly run', () => {
   }, 60_000 + RUNS * 5_000);
 });
 
+describe('after a killed monthly run, only migstat month recovers (review of 26 Nov)', () => {
+  const gen = tmpDir('migstat-kill2-gen-');
+  const g = generate({ year: 2024, out: gen, seed: 5, records: 3000, months: [1, 2, 3] });
+  const [jan, feb, mar] = g.files.filter((f) => f.endsWith('.csv')).sort();
+
+  test('close, year and release refuse while it is uncommitted; month rolls it back; then close works', () => {
+    const data = tmpDir('migstat-kill2-');
+    runMonth({ data, input: jan!, log: logFor(data) });
+    expect(migstat(['close', '--month', '2024-01', '--data', data]).status).toBe(0);
+    // killed after February's results were written, before its commit point
+    const k = migstat(['month', '--data', data, '--input', feb!], { MIGSTAT_FAULT_AFTER_WRITES: '22' });
+    expect(k.signal).toBe('SIGKILL');
+    expect(fs.existsSync(path.join(data, 'months', '2024-02', 'manifest.json'))).toBe(true);
+    const msg = 'a monthly run was killed before it committed (months 2024-02); run "migstat month" again with its extract, which rolls it back and rebuilds those months, then';
+    const c = migstat(['close', '--month', '2024-02', '--data', data]);
+    expect([c.status, c.stderr]).toEqual([1, `migstat: close: ${msg} close again\n`]);
+    const y = migstat(['year', '--year', '2024', '--provisional', '--data', data]);
+    expect([y.status, y.stderr]).toEqual([1, `migstat: year 2024: ${msg} year 2024 again\n`]);
+    expect(() => releaseDue({ store: new Store(data), now: new Date(NOW) })).toThrow(`release: ${msg} release again`);
+    expect(new Store(data).closedMonths()).toEqual({ '2024-01': { closed_by: 'close' } });
+    runMonth({ data, input: feb!, log: logFor(data) });
+    expect(new Store(data).uncommittedMonths()).toEqual([]);
+    expect(migstat(['close', '--month', '2024-02', '--data', data]).status).toBe(0);
+    expect(audit(new Store(data)).problems).toEqual([]);
+  }, 60_000);
+
+  test('a first run killed before its commit leaves no first month: an earlier month can still be run', () => {
+    // the last fault point of the run is its commit (state/ingested.json); the one before sets the first month
+    const scratch = tmpDir('migstat-kill3-count-');
+    const p0 = faultPoints();
+    runMonth({ data: scratch, input: mar!, log: logFor(scratch) });
+    const commit = faultPoints() - p0;
+    const data = tmpDir('migstat-kill3-');
+    const k = migstat(['month', '--data', data, '--input', mar!], { MIGSTAT_FAULT_AFTER_WRITES: String(commit) });
+    expect(k.signal).toBe('SIGKILL');
+    expect(new Store(data).firstMonth()).toBe('2024-03');
+    const r = migstat(['month', '--data', data, '--input', feb!]);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(new Store(data).firstMonth()).toBe('2024-02');
+    // March's results were the rolled-back delivery's alone: gone, not rebuilt empty
+    expect(new Store(data).months()).toEqual(['2024-02']);
+    expect(fs.readFileSync(new Store(data).logFile(), 'utf8')).toContain('"event":"removed_month","month":"2024-03"');
+    expect(audit(new Store(data)).problems).toEqual([]);
+  }, 60_000);
+});
+
 describe('kill -9 during a release', () => {
   const ref = makeStore();
   let points = 0;

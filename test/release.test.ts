@@ -244,6 +244,8 @@ describe('what a release refuses (review of 26 Nov)', () => {
     expect(r.notReady).toEqual([{ id: 'IM-2024', why: 'years/2024 is out of date: months/2024-12 changed after the annual results were built; run "migstat year --year 2024" again' }]);
     expect(fs.existsSync(store.publishedDir('IM-2024'))).toBe(false);
     expect(store.isClosed('2024-12')).toBe(false);
+    // and the audit says so
+    expect(audit(store).problems).toEqual([{ path: 'years/2024', problem: 'stale', detail: 'years/2024 was built from months/2024-12/manifest.json as it was then; it has changed since: run "migstat year --year 2024" again' }]);
   });
 
   test('a content is published once: renamed in the calendar, it is not published again', () => {
