@@ -38,11 +38,20 @@ export class InputError extends Error {
 }
 
 /**
- * In a malformed line the fields may be shifted, so a JMBG can sit in any column: quarantine rows (record id,
- * detail) withhold every stand-alone run of 13 digits.
+ * In a malformed line the fields may be shifted, so a JMBG can sit in any column: the texts of errors and quarantine
+ * rows withhold every run of 13 or more digits, whatever is next to it (a letter, a tab, a control character).
+ * Applied to the raw value, before it is escaped (JSON.stringify makes a tab "\t", whose "t" is a letter) or cut.
  */
 export function withholdJmbg(s: string): string {
-  return s.replace(/(?<![0-9A-Za-z])[0-9]{13}(?![0-9A-Za-z])/g, '<13 digits withheld>');
+  return s.replace(/[0-9]{13,}/g, '<13 digits withheld>');
+}
+
+/**
+ * The same for a record id, which may be a letter and 13 digits (R2024010000012): a run of 13 or more digits is
+ * kept only right after a letter; any other is withheld (a JMBG in the record-id column of a shifted line).
+ */
+export function withholdJmbgInId(s: string): string {
+  return s.replace(/(?<![A-Za-z])[0-9]{13,}/g, '<13 digits withheld>');
 }
 
 export interface QuarantineRow { file: string; line: number; record_id: string; field: string; reason: string; detail: string }
@@ -84,25 +93,36 @@ export function decodeExtract(buf: Buffer, file: string, encoding: 'utf-8' | 'wi
   if (buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) body = buf.subarray(3);
   if (!isUtf8(body)) {
     const { line, offset } = firstInvalidUtf8(body);
-    throw new InputError(name, line, undefined, `invalid UTF-8 byte 0x${body[offset]!.toString(16).padStart(2, '0')} at byte ${offset + 1} (if this is an older Windows-1250 extract, run again with --encoding windows-1250)`);
+    // (the byte is counted from the start of the file, byte-order mark included)
+    throw new InputError(name, line, undefined, `invalid UTF-8 byte 0x${body[offset]!.toString(16).padStart(2, '0')} at byte ${offset + 1 + (buf.length - body.length)} (if this is an older Windows-1250 extract, run again with --encoding windows-1250)`);
   }
   return body.toString('utf8');
 }
 
-function firstInvalidUtf8(b: Buffer): { line: number; offset: number } {
+/**
+ * Where a buffer that isUtf8 rejects stops being UTF-8: the first byte of the first sequence that is not well formed
+ * (Unicode 15, table 3-7: no overlong forms, no surrogates, nothing above U+10FFFF, no truncated sequence), and
+ * its line. The same rules as isUtf8, so the byte named is always there.
+ */
+export function firstInvalidUtf8(b: Uint8Array): { line: number; offset: number } {
   let line = 1;
+  const cont = (i: number, lo = 0x80, hi = 0xbf): boolean => i < b.length && b[i]! >= lo && b[i]! <= hi;
   for (let i = 0; i < b.length; ) {
     const c = b[i]!;
-    let n = 0;
     if (c < 0x80) { if (c === 0x0a) line++; i++; continue; }
-    else if (c >= 0xc2 && c <= 0xdf) n = 1;
-    else if (c >= 0xe0 && c <= 0xef) n = 2;
-    else if (c >= 0xf0 && c <= 0xf4) n = 3;
-    else return { line, offset: i };
-    for (let k = 1; k <= n; k++) if (i + k >= b.length || (b[i + k]! & 0xc0) !== 0x80) return { line, offset: i };
-    i += n + 1;
+    let n: number;
+    if (c >= 0xc2 && c <= 0xdf) n = cont(i + 1) ? 2 : 0;
+    else if (c === 0xe0) n = cont(i + 1, 0xa0) && cont(i + 2) ? 3 : 0;
+    else if (c === 0xed) n = cont(i + 1, 0x80, 0x9f) && cont(i + 2) ? 3 : 0;
+    else if (c >= 0xe1 && c <= 0xef) n = cont(i + 1) && cont(i + 2) ? 3 : 0;
+    else if (c === 0xf0) n = cont(i + 1, 0x90) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    else if (c === 0xf4) n = cont(i + 1, 0x80, 0x8f) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    else if (c >= 0xf1 && c <= 0xf3) n = cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    else n = 0;
+    if (n === 0) return { line, offset: i };
+    i += n;
   }
-  return { line, offset: 0 };
+  throw new Error('internal: firstInvalidUtf8 found no invalid sequence in a buffer isUtf8 rejected');
 }
 
 /** Input columns with few distinct values in an extract (see `pool` in parseExtract). */
@@ -139,7 +159,7 @@ export function parseExtract(text: string, file: string): ParsedExtract {
     if (r.length !== n) {
       if (last && r.length < n)
         throw new InputError(name, line, undefined, `the last line is truncated (${r.length} of ${n} fields, no line end): the file was cut off; ask MoI to re-send it`);
-      quarantine.push({ file: name, line, record_id: withholdJmbg((r[0] ?? '').slice(0, 40)), field: '', reason: 'field_count', detail: `${r.length} fields, expected ${n}` });
+      quarantine.push({ file: name, line, record_id: withholdJmbgInId(r[0] ?? '').slice(0, 40), field: '', reason: 'field_count', detail: `${r.length} fields, expected ${n}` });
       return;
     }
     for (let k = 0; k < n; k++) cols[k]![rows] = r[k]!;
@@ -315,7 +335,7 @@ function checkHeader(header: string[], name: string): void {
   const extra = got.filter((c) => !(INPUT_COLUMNS as readonly string[]).includes(c));
   const parts: string[] = [];
   // the names come from the file: at most 5, shortened, control characters and JMBGs not echoed
-  const list = (xs: string[]): string => xs.slice(0, 5).map((x) => withholdJmbg(JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x).slice(1, -1))).join(', ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
+  const list = (xs: string[]): string => xs.slice(0, 5).map((raw) => { const x = withholdJmbg(raw); return JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x).slice(1, -1); }).join(', ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
   if (missing.length) parts.push(`missing: ${list(missing)}`);
   if (extra.length) parts.push(`unexpected: ${list(extra)}`);
   if (!missing.length && !extra.length) {
@@ -461,7 +481,9 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
     if (bad) {
       const reason = bad.field === 'registration_date' ? 'unreadable_date' : 'schema';
       const value = p.cols[INPUT_COLUMNS.indexOf(bad.field as never)]?.[i];
-      quarantine.push({ file: p.file, line: p.lines[i]!, record_id: withholdJmbg(p.cols[0]![i]!.slice(0, 40)), field: bad.field, reason, detail: bad.field === 'person_id' ? 'person_id is not 13 digits' : withholdJmbg(`${bad.detail} (value: ${JSON.stringify(value?.slice(0, 50) ?? '')})`) });
+      // withheld before being escaped or cut (see withholdJmbg); a record id keeps its letter-and-digits form
+      const shown = value === undefined ? '' : (bad.field === 'record_id' ? withholdJmbgInId(value) : withholdJmbg(value)).slice(0, 50);
+      quarantine.push({ file: p.file, line: p.lines[i]!, record_id: withholdJmbgInId(p.cols[0]![i]!).slice(0, 40), field: bad.field, reason, detail: bad.field === 'person_id' ? 'person_id is not 13 digits' : `${withholdJmbg(bad.detail)} (value: ${JSON.stringify(shown)})` });
       continue;
     }
     ok[nOk++] = i;

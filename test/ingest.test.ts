@@ -226,3 +226,41 @@ test('a quote-free extract is checked as the whole record schema checks each row
     expect(quarantine.map((q) => [q.line, q.field])).toEqual(named.flatMap((_, i) => (expected[i] ? [[i + 2, expected[i]!.field]] : [])));
   }), { numRuns: 400, seed: 13 });
 });
+
+describe('ingest: what errors and quarantine rows may show (review of 26 Nov)', () => {
+  test('the first invalid UTF-8 sequence is found exactly as isUtf8 judges it (overlong forms, surrogates, truncation)', () => {
+    const { isUtf8 } = require('node:buffer') as typeof import('node:buffer');
+    const { firstInvalidUtf8 } = require('../stages/ingest') as typeof import('../stages/ingest');
+    const byte = fc.oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.constant(0x0a), fc.integer({ min: 0x80, max: 0xff }), fc.constantFrom(0xc2, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0x80, 0x9f, 0xa0, 0xbf, 0x8f, 0x90));
+    fc.assert(fc.property(fc.array(byte, { maxLength: 40 }), (bytes) => {
+      const b = Uint8Array.from(bytes);
+      if (isUtf8(b)) return;
+      const { line, offset } = firstInvalidUtf8(b);
+      expect(isUtf8(b.subarray(0, offset))).toBe(true); // all before it is UTF-8
+      for (let L = 1; L <= 4 && offset + L <= b.length; L++) expect(isUtf8(b.subarray(offset, offset + L))).toBe(false); // no character starts there
+      expect(line).toBe(1 + b.subarray(0, offset).filter((x) => x === 0x0a).length);
+    }), { numRuns: 3000, seed: 26 });
+    // a surrogate (ED A0 80) on line 3, after a byte-order mark: that line, that byte, counted from the file's start
+    const text = Buffer.from(`\ufeff${HEADER}\n${ROW}\n`, 'utf8');
+    const buf = Buffer.concat([text, Buffer.from([0x41, 0xed, 0xa0, 0x80]), Buffer.from(ROW.slice(1) + '\n')]);
+    expect(err(() => decodeExtract(buf, 'moi_2024_03.csv'))).toBe(`moi_2024_03.csv: line 3: invalid UTF-8 byte 0xed at byte ${text.length + 2} (if this is an older Windows-1250 extract, run again with --encoding windows-1250)`);
+  });
+
+  test('a JMBG is withheld from quarantine rows and errors before it is escaped or cut, wherever it sits', () => {
+    const J = '0602018796643';
+    const cells = ROW.split(',');
+    const withBirth = (v: string): string => { const c = [...cells]; c[0] = 'B1'; c[7] = v; return c.join(','); };
+    const longId = (): string => { const c = [...cells]; c[0] = `"${'A'.repeat(30)} ${J}"`; c[1] = 'X'; return c.join(','); };
+    const glued = (): string => { const c = [...cells]; c[0] = 'G1'; c[1] = `"X${J}"`; return c.join(','); };
+    const p = parse(`${HEADER}\n${withBirth(`\t${J}`)}\n${withBirth(`"a\n${J}"`)}\n${longId()}\n${glued()}\n${J}x,${cells.slice(1, 5).join(',')}\n`);
+    const { quarantine } = toForms(p, '2024-03', new Pseudonymiser('a-key-of-sixteen-chars'));
+    const shown = JSON.stringify(quarantine); // (the parser's field-count rows included)
+    expect(quarantine.map((q) => [q.line, q.reason, q.field])).toEqual([[7, 'field_count', ''], [2, 'schema', 'birth_date'], [3, 'schema', 'birth_date'], [5, 'schema', 'record_id'], [6, 'schema', 'form_type']]);
+    expect(shown).not.toMatch(/[0-9]{9}/); // not the JMBG, not the 9 digits of birth date and region either
+    expect(shown).toContain('<13 digits withheld>');
+    // a record id of a letter and 13 digits is a record id, and stays
+    expect(toForms(parse(`${HEADER}\n${longId().replace(`"${'A'.repeat(30)} ${J}"`, 'R2024010000012')}\n`), '2024-03', new Pseudonymiser('a-key-of-sixteen-chars')).quarantine[0]!.record_id).toBe('R2024010000012');
+    // a header column holding a JMBG after a control character
+    expect(err(() => parse(`${HEADER},\u0001${J}\n${ROW},x\n`))).not.toMatch(/[0-9]{9}/);
+  });
+});
