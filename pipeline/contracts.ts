@@ -136,6 +136,8 @@ export const MONTH_FILE_HEADERS = {
 export const IMPUTED_HEADERS = {
   territory_imputed: ['series', 'level', 'code', 'sex', 'immigrants_imputed', 'emigrants_imputed'],
   age_imputed: ['series', 'level', 'code', 'sex', 'age_group', 'immigrants_imputed', 'emigrants_imputed'],
+  /** the move type of an immigration is decided by its origin: a donor-imputed origin makes it imputed (never the total) */
+  move_type_imputed: ['series', 'level', 'code', 'move_type', 'migrants_imputed'],
 } as const;
 
 /** The month k months after m (YYYY-MM; k may be negative). */

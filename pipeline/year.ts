@@ -147,6 +147,8 @@ async function yearUnderLock(opts: YearOptions, store: Store): Promise<Quality> 
     if (name === 'rates') continue; // computed from the annual counts below, never summed
     const files = present.map((m) => path.join(store.monthDir(m), 'tables', `${name}.csv`)).filter((f) => fs.existsSync(f));
     if (!files.length) continue;
+    // (months built before move_type_imputed existed lack it: a sum over some months only would understate it)
+    if (name === 'move_type_imputed' && files.length !== present.length) continue;
     const sum = sumTableFiles(files, header, TABLE_KEY_COLS[name as keyof typeof TABLE_KEY_COLS]);
     if (name in IMPUTED_HEADERS) imputed[name] = sum; else tables[name] = sum;
   }
@@ -171,7 +173,10 @@ async function yearUnderLock(opts: YearOptions, store: Store): Promise<Quality> 
   const sdmx = buildSdmxFiles({
     year: y, series: seriesOf(y), classification: C, estimatedThreshold: L.config.tables.estimated_threshold, prepared: `${y + 1}-07-10T12:00:00+02:00`, provisional: missing.length > 0,
     tables: { territory: rows('territory'), age: rows('age'), move_type: rows('move_type') },
-    imputed: { territory_imputed: tableToRows(imputed.territory_imputed!, IMPUTED_HEADERS.territory_imputed), age_imputed: tableToRows(imputed.age_imputed!, IMPUTED_HEADERS.age_imputed) },
+    imputed: {
+      territory_imputed: tableToRows(imputed.territory_imputed!, IMPUTED_HEADERS.territory_imputed), age_imputed: tableToRows(imputed.age_imputed!, IMPUTED_HEADERS.age_imputed),
+      ...(imputed.move_type_imputed ? { move_type_imputed: tableToRows(imputed.move_type_imputed, IMPUTED_HEADERS.move_type_imputed) } : {}),
+    },
   });
   // as bytes: hashing, measuring and writing the 28 MB as strings would each encode them again
   for (const [f, c] of sdmx) files.set(`sdmx/${f}`, c);

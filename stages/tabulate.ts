@@ -64,7 +64,7 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
   const age = counter(U, 3 * AGE_GROUPS.length), ageImp = counter(U, 3 * AGE_GROUPS.length);
   const actv = counter(U, 3 * ACTIVITY_GROUPS.length);
   const nat = counter(U, NATIONALITIES.length);
-  const mt = new Int32Array(U * 4);
+  const mt = new Int32Array(U * 4), mtImp = new Int32Array(U * 4);
   const origin = new Map<string, Int32Array>(); // origin code → per-unit immigrants
   const originCodes = ['KM'];
   // per event: its category indices computed once (no array of strings searched), then counted for the sex total (0) and its sex
@@ -79,7 +79,9 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
     const ng = natIndex.get(e.nationality) ?? -1;
     const m = moveTypeIndex(C, e);
     const sexImp = e.donor & D_SEX ? 1 : 0;
-    const ageImpF = e.donor & D_AGE || sexImp ? 1 : 0;
+    const fromImp = e.donor & D_FROM ? 1 : 0;
+    // the age group of the sex total does not depend on an imputed sex (only the cells of that sex do)
+    const ageImpF = e.donor & D_AGE ? 1 : 0;
     for (const u of dest) {
       for (let t = 0; t < 2; t++) {
         const si = t === 0 ? 0 : s;
@@ -92,9 +94,9 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
       nat.imm[u * NATIONALITIES.length + ng]!++;
       mt[u * 4 + m]!++;
       mt[u * 4 + 3]!++;
+      if (fromImp) mtImp[u * 4 + m]!++; // (the origin decides the type, not the total)
     }
     if (orig) {
-      const fromImp = e.donor & D_FROM ? 1 : 0;
       for (const u of orig) {
         for (let t = 0; t < 2; t++) {
           const si = t === 0 ? 0 : s;
@@ -112,7 +114,7 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
       for (const u of dest) o[u]!++;
     }
   }
-  const territory: Table = [], territoryImp: Table = [], ageT: Table = [], ageImpT: Table = [], actT: Table = [], natT: Table = [], mtT: Table = [], originT: Table = [];
+  const territory: Table = [], territoryImp: Table = [], ageT: Table = [], ageImpT: Table = [], actT: Table = [], natT: Table = [], mtT: Table = [], mtImpT: Table = [], originT: Table = [];
   // plain loops, not forEach callbacks: a callback made per call is compiled again every month (see stages/month.ts)
   for (let ui = 0; ui < U; ui++) {
     const u = units[ui]!;
@@ -137,11 +139,12 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
       natT.push([series, u.level, u.code, NATIONALITIES[gi]!, nat.imm[kk]!, nat.emi[kk]!, nat.imm[kk]! - nat.emi[kk]!]);
     }
     for (let ti = 0; ti < MOVE_TYPES.length; ti++) mtT.push([series, u.level, u.code, MOVE_TYPES[ti]!, mt[ui * 4 + ti]!]);
+    for (let ti = 0; ti < MOVE_TYPES.length; ti++) mtImpT.push([series, u.level, u.code, MOVE_TYPES[ti]!, mtImp[ui * 4 + ti]!]);
     if (series === '1998-') for (const oc of originCodes) originT.push([series, u.level, u.code, oc, origin.get(oc)?.[ui] ?? 0]);
   }
   return {
     tables: { territory, move_type: mtT, age: ageT, activity: actT, nationality: natT, origin: originT },
-    imputed: { territory_imputed: territoryImp, age_imputed: ageImpT },
+    imputed: { territory_imputed: territoryImp, age_imputed: ageImpT, move_type_imputed: mtImpT },
   };
 }
 
@@ -220,6 +223,6 @@ function parentSums(munis: { code: string; area: string; region: string }[], val
   return s;
 }
 
-export const TABLE_KEY_COLS: Record<TableName | 'territory_imputed' | 'age_imputed', number> = {
-  territory: 4, move_type: 4, age: 5, activity: 5, nationality: 4, origin: 4, rates: 3, territory_imputed: 4, age_imputed: 5,
+export const TABLE_KEY_COLS: Record<TableName | 'territory_imputed' | 'age_imputed' | 'move_type_imputed', number> = {
+  territory: 4, move_type: 4, age: 5, activity: 5, nationality: 4, origin: 4, rates: 3, territory_imputed: 4, age_imputed: 5, move_type_imputed: 4,
 };

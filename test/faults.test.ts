@@ -144,8 +144,13 @@ describe('after a killed monthly run, only migstat month recovers (review of 26 
     const data = tmpDir('migstat-kill2-');
     runMonth({ data, input: jan!, log: logFor(data) });
     expect(migstat(['close', '--month', '2024-01', '--data', data]).status).toBe(0);
-    // killed after February's results were written, before its commit point
-    const k = migstat(['month', '--data', data, '--input', feb!], { MIGSTAT_FAULT_AFTER_WRITES: '22' });
+    // killed after February's results were written, at its commit point (the run's last fault point)
+    const scratch = tmpDir('migstat-kill2-count-');
+    fs.cpSync(data, scratch, { recursive: true });
+    const p0 = faultPoints();
+    runMonth({ data: scratch, input: feb!, log: logFor(scratch) });
+    const commit = faultPoints() - p0;
+    const k = migstat(['month', '--data', data, '--input', feb!], { MIGSTAT_FAULT_AFTER_WRITES: String(commit) });
     expect(k.signal).toBe('SIGKILL');
     expect(fs.existsSync(path.join(data, 'months', '2024-02', 'manifest.json'))).toBe(true);
     const msg = 'a monthly run was killed before it committed (months 2024-02); run "migstat month" again with its extract, which rolls it back and rebuilds those months, then';

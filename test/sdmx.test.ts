@@ -320,6 +320,19 @@ describe('SDMX publication', () => {
     expect(new Set([...obsFromCsv(p.get('data.csv')!).values()].map((v) => v.split('|')[1]))).toEqual(new Set(['P']));
   });
 
+  test('a move type is estimated by the imputed origins that decided it; without move_type_imputed none is (review of 26 Nov)', () => {
+    const mt = (rows: Row[]): ObsMap => obsFromXml(buildSdmx(input2024({ imputed: { ...input2024().imputed, move_type_imputed: rows } })).get('data.xml')!);
+    const x = mt([
+      { series: '1998-', level: 'republic', code: 'RS', move_type: 'between_areas', migrants_imputed: '1' }, // 1 of 6
+      { series: '1998-', level: 'republic', code: 'RS', move_type: 'within_municipality', migrants_imputed: '0' },
+    ]);
+    expect(x.get('A.RS.IMM.T._T.BETWEEN_AREAS.2024')).toBe('6|E');
+    expect(x.get('A.RS.IMM.T._T.WITHIN_MUN.2024')).toBe('1|A');
+    expect(x.get('A.RS.IMM.T._T.BETWEEN_MUN_SAME_AREA.2024')).toBe('4|A');
+    expect(obsFromXml(files.get('data.xml')!).get('A.RS.IMM.T._T.BETWEEN_AREAS.2024')).toBe('6|A');
+    expect(() => mt([{ series: '1998-', level: 'republic', code: 'RS', move_type: 'sideways', migrants_imputed: '1' }])).toThrow('move_type_imputed row 1: unknown move_type "sideways"');
+  });
+
   test('deterministic: same input → same bytes, whatever the order of the input rows', () => {
     const again = buildSdmx(input2024());
     for (const [k, v] of files) expect(again.get(k)).toBe(v);

@@ -226,7 +226,8 @@ export interface SdmxInput {
   year: number;
   series: Series;
   tables: { territory: Row[]; age: Row[]; move_type: Row[] };
-  imputed: { territory_imputed: Row[]; age_imputed: Row[] };
+  /** move_type_imputed: absent for months built before it existed (then no move-type cell is marked estimated) */
+  imputed: { territory_imputed: Row[]; age_imputed: Row[]; move_type_imputed?: Row[] };
   classification: Classification;
   /** an observation is estimated (E) when imputed / value > estimatedThreshold, e.g. 0.05 */
   estimatedThreshold: number;
@@ -296,6 +297,15 @@ export function buildDataModel(input: SdmxInput): DataModel {
   };
   addImputed(input.imputed.territory_imputed, 'territory_imputed', false);
   addImputed(input.imputed.age_imputed, 'age_imputed', true);
+  // imputed immigrations per area × move type (their origin, which decides the type, was donor-imputed)
+  const impMt = new Float64Array(areaR.size * nMt);
+  (input.imputed.move_type_imputed ?? []).forEach((r, i) => {
+    const where = `move_type_imputed row ${i + 1}`;
+    const code = checkRow(r, where);
+    const mt = MOVE_TYPE_CODES[r.move_type ?? ''];
+    if (!mt) throw new SdmxInputError(`${where}: unknown move_type ${JSON.stringify(r.move_type)}`);
+    impMt[areaR.get(code)! * nMt + mtR.get(mt)!] = num(r, 'migrants_imputed', where);
+  });
   const est = (imp: number, value: number): boolean => value > 0 && imp / value > input.estimatedThreshold;
 
   const slots: (Obs | undefined)[] = new Array(nCells * nFlow * nMt);
@@ -345,9 +355,9 @@ export function buildDataModel(input: SdmxInput): DataModel {
     const mt = MOVE_TYPE_CODES[r.move_type ?? ''];
     if (!mt) throw new SdmxInputError(`${where}: unknown move_type ${JSON.stringify(r.move_type)}`);
     const v = num(r, 'migrants', where);
-    // the move type is not decided by an imputed value, but the total inherits the territory cell's status
+    // a type is estimated by the imputed origins that decided it; the total inherits the territory cell's status
     const cell = cellOf(code, 'T', '_T');
-    put(slotOf(cell, 'IMM', mt), obsKey(code, 'IMM', 'T', '_T', mt), v, mt === '_T' && est(impImm[cell]!, v), where);
+    put(slotOf(cell, 'IMM', mt), obsKey(code, 'IMM', 'T', '_T', mt), v, mt === '_T' ? est(impImm[cell]!, v) : est(impMt[areaR.get(code)! * nMt + mtR.get(mt)!]!, v), where);
   });
   const observations: Obs[] = [];
   for (const o of slots) if (o) observations.push(o);
