@@ -44,6 +44,9 @@ export async function main(argv: string[]): Promise<number> {
       const log = logFor(o.data);
       const r = runMonth({ data: o.data, input: o.input, month: o.month, encoding: o.encoding, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log });
       say(r.status === 'unchanged' ? `${path.basename(o.input)} was already ingested: nothing changed` : `${path.basename(o.input)}: months ${r.months.join(', ')} processed (${r.months.map((m) => `${m}: ${r.quality[m]!.events} events`).join('; ')})`);
+      // a rule that could not be evaluated does not stop the run (practice.md), but it is said, not only logged
+      const broken = [...new Set(r.months.flatMap((m) => Object.entries(r.quality[m]!.rules).filter(([, s]) => s.error !== undefined).map(([id]) => id)))];
+      if (broken.length) process.stderr.write(`migstat: warning: rule${broken.length > 1 ? 's' : ''} ${broken.join(', ')} could not be evaluated and ${broken.length > 1 ? 'were' : 'was'} not applied (see rules.csv of the month and the log): correct the rule file\n`);
     });
 
   dataOpt(program.command('close').description('close a month: its results become final'))

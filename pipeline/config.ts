@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CONFIG, ROOT } from './paths';
-import { loadJson } from './schemas';
+import { loadJson, SchemaError } from './schemas';
 import { FORM_COLUMNS } from '../stages/ingest';
 import { loadRules, type Rule } from '../stages/rules';
 import type { ImputationConfig } from '../stages/month';
@@ -37,7 +37,17 @@ export function loadConfig(file = path.join(CONFIG, 'migstat.json')): Loaded {
   const abs = (f: string): string => (path.isAbsolute(f) ? f : path.join(ROOT, f));
   const { rules, scopeRules } = loadRules(abs(config.rules_file), RULE_COLUMNS);
   const imputation = loadJson<ImputationConfig>(abs(config.imputation_file), 'imputation');
-  const corrections = loadJson<{ corrections: SystemicCorrection[] }>(abs(config.systemic_corrections_file), 'systemic-corrections').corrections;
+  // what the schemas cannot say, said with the file's name (a statistician's edit must not fail later, elsewhere)
+  if (!imputation.classes.some((c) => c.length === 0)) throw new SchemaError(`${abs(config.imputation_file)}: classes must end with [] (the class of every recipient): without it a recipient may find no class, and the run stops on a form of the extract`);
+  const correctionsFile = abs(config.systemic_corrections_file);
+  const corrections = loadJson<{ corrections: SystemicCorrection[] }>(correctionsFile, 'systemic-corrections').corrections;
+  const ruleIds = new Set(rules.map((r) => r.id));
+  const seen = new Set<string>();
+  for (const c of corrections) {
+    if (seen.has(c.id)) throw new SchemaError(`${correctionsFile}: correction ${c.id}: id used twice`);
+    seen.add(c.id);
+    if (!ruleIds.has(c.trigger_rule)) throw new SchemaError(`${correctionsFile}: correction ${c.id}: trigger_rule ${c.trigger_rule} is not a rule of ${abs(config.rules_file)}`);
+  }
   const digests: Record<string, string> = {};
   for (const f of [file, abs(config.rules_file), abs(config.imputation_file), abs(config.systemic_corrections_file)]) digests[path.relative(ROOT, f)] = sha256(fs.readFileSync(f));
   return { config, rules, scopeRules, imputation, corrections, digests };

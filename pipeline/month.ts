@@ -323,6 +323,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   // consumed: these columns are this month's alone (read from its partitions, or handed over fresh for it only)
   const out = processMonth(forms, { month, classification: C, rules: L.rules, scopeRules: L.scopeRules, imputation: L.imputation, seed: L.config.seed, linkageWindowDays: L.config.linkage.window_days, consume: true });
   Object.assign(timings, out.timings);
+  for (const r of out.ruleResults) if (r.summary.error !== undefined) log.log({ stage: 'rules', event: 'rule_error', month, rule: r.rule.id, error: r.summary.error, effect: 'the rule is not applied this month (all its items not applicable): correct it in the rule file' }, 'error');
   lap('process');
   const { tables, imputed } = tabulate(out.events, C, year);
   const checks = checkTables(tables, C, year);

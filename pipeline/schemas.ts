@@ -80,6 +80,7 @@ export function validateOrThrow<T>(name: string, data: unknown, where: string): 
 /** Read a JSON data file and validate it. */
 export function loadJson<T>(file: string, schema: string): T {
   let data: unknown;
+  if (!fs.existsSync(file)) throw new SchemaError(`${file}: file not found`);
   try {
     data = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {

@@ -202,6 +202,7 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
   lap('deduction');
   // 5. scope rules on the corrected forms, in the order of the rule file.
   const scopeResults = evaluateRules(ctx.scopeRules, f, C);
+  assertScopeEvaluated(scopeResults);
   const sc = inScope(f, scopeResults, linkOfD, ded.toFinal, rec);
   lap('scope');
   // 6. events, then donor imputation of what logic could not recover.
@@ -415,6 +416,14 @@ function deduce(f: Columns, linkOfR: Int32Array, C: Classification, year: number
     if (occ[i] && act[i] !== '1' && act[i] !== '') { rec.change('deductive', 'rule', 'R19_OCCUPATION_EMPLOYED', rid[i]!, 'occupation', occ[i]!, '', ''); occ[i] = ''; }
   }
   return { age, toFinal, fromFinal, prov, recoded };
+}
+
+/**
+ * A validation rule that fails to evaluate is reported (rules.csv, the log, a warning) and the run goes on
+ * (practice.md); a scope rule decides who is counted: without it the month's numbers would be wrong, so the run stops.
+ */
+export function assertScopeEvaluated(scopeResults: RuleResult[]): void {
+  for (const r of scopeResults) if (r.summary.error !== undefined) throw new Error(`scope rule ${r.rule.id} cannot be evaluated (${r.summary.error}): the month's scope cannot be decided; correct it in the rule file`);
 }
 
 /** Step 5: each form's disposition (out of scope, linked or unmatched departure, no destination), and the forms that are events. */

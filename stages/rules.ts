@@ -93,6 +93,9 @@ export function loadRules(file: string, knownColumns: readonly string[]): { rule
     seen.add(r.id);
     for (const [part, expr] of [['condition', r.condition], ['when', r.when]] as const) {
       if (expr === undefined) continue;
+      // "d => <expression>": the variables are read as d.name (checked below against the rule's variables), so another
+      // parameter name would escape that check, and a block body is not an arquero expression
+      if (!/^\s*d\s*=>\s*[^\s{]/.test(expr)) throw new RuleFileError(`${file}: rule ${r.id}: ${part} must be written d => <expression> (the parameter named d, no block), not ${JSON.stringify(expr.slice(0, 40))}`);
       if (/\bd\s*\[/.test(expr)) throw new RuleFileError(`${file}: rule ${r.id}: ${part}: use d.name to read a variable`);
       for (const m of expr.matchAll(FIELD_REF)) {
         const v = m[1]!;
@@ -165,9 +168,9 @@ function fused(rules: Rule[], t: AQ.ColumnTable): FusedFn | null {
     parts.push(`/* rule ${k} */ try { const o = outs[${k}]; let p = 0, f = 0;
   for (let row = 0; row < n; row++) {
     ${mask ? `if (!(${mask} & kind[row])) continue;` : ''}
-    ${when !== undefined ? `if ((${when}) !== true) continue;` : ''}
+    ${when !== undefined ? `{ const w = (${when}); if (w !== true) { if (w !== false && w != null) notBoolean('when', w); continue; } }` : ''}
     const v = (${cond});
-    if (v === true) { o[row] = ${PASS}; p++; } else if (v === false) { o[row] = ${FAIL}; f++; }
+    if (v === true) { o[row] = ${PASS}; p++; } else if (v === false) { o[row] = ${FAIL}; f++; } else if (v != null) notBoolean('condition', v);
   }
   counts[${2 * k}] = p; counts[${2 * k + 1}] = f; } catch (e) { errors[${k}] = e; }`);
   });
@@ -180,9 +183,17 @@ function fused(rules: Rule[], t: AQ.ColumnTable): FusedFn | null {
   const code = parts.join('\n');
   const fnUsed: Record<string, unknown> = {};
   for (const m of code.matchAll(/\bfn\.([A-Za-z_$][\w$]*)/g)) if (m[1]! in aq.op) fnUsed[m[1]!] = (aq.op as unknown as Record<string, unknown>)[m[1]!];
-  f = Function('fn', '$', `"use strict"; return (n, kind, data, outs, counts, errors) => {\n${code}\n};`)(fnUsed, {}) as FusedFn;
+  f = Function('fn', '$', 'notBoolean', `"use strict"; return (n, kind, data, outs, counts, errors) => {\n${code}\n};`)(fnUsed, {}, notBoolean) as FusedFn;
   fusedCache.set(sig, f);
   return f;
+}
+
+/**
+ * A condition (or when) must give true, false, or null/undefined (not applicable): anything else (a number from
+ * & where && was meant, a string) would leave the rule silently not applicable to every form.
+ */
+function notBoolean(part: string, v: unknown): never {
+  throw new Error(`the ${part} gives ${typeof v} ${JSON.stringify(v)?.slice(0, 30) ?? String(v)}, not true, false or null (& where && was meant?)`);
 }
 
 /** The form kinds a rule applies to, as bits of evaluateRules' `kind` (1 R, 2 D); 0 for every form. */
@@ -223,10 +234,11 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
         const w = rule.when ? (derived.array('w') as unknown[]) : undefined;
         for (let i = 0; i < n; i++) {
           if (mask && !(mask & kind[i]!)) continue;
-          if (w && w[i] !== true) continue;
+          if (w && w[i] !== true) { if (w[i] !== false && w[i] != null) notBoolean('when', w[i]); continue; }
           const v = c[i];
           if (v === true) { outcome[i] = PASS; passes++; }
           else if (v === false) { outcome[i] = FAIL; fails++; }
+          else if (v != null) notBoolean('condition', v);
         }
       }
     } catch (e) {

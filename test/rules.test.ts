@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { loadRules, evaluateRules, systemicFindings, RuleFileError } from '../stages/rules';
 import { RULE_COLUMNS, loadConfig } from '../pipeline/config';
 import { loadClassification } from '../stages/territory';
+import { assertScopeEvaluated } from '../stages/month';
 import { tmpDir, WE } from './helpers/store';
 
 const base = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'config', 'rules.json'), 'utf8'));
@@ -66,5 +67,49 @@ describe('rule evaluation', () => {
   test('a rule failing for most of one office is escalated', () => {
     const res = evaluateRules([pick('R04_REG_IN_FILE_MONTH')], cols, C);
     expect(systemicFindings(res, cols.registering_office, 0.5, 2)).toEqual([{ rule: 'R04_REG_IN_FILE_MONTH', office: '70106', share: 1, items: 2 }]);
+  });
+});
+
+describe('a statistician\'s bad edit is refused at load, naming the file (review of 26 Nov)', () => {
+  test('a rule not written d => <expression> (another parameter escapes the variables check; a block is no expression)', () => {
+    expect(() => loadRules(withRule(rule({ condition: "r => r.nationality !== ''" })), RULE_COLUMNS)).toThrow(/rule X01_TEST: condition must be written d => <expression> \(the parameter named d, no block\)/);
+    expect(() => loadRules(withRule(rule({ condition: "d => { return d.sex !== '' }" })), RULE_COLUMNS)).toThrow(/rule X01_TEST: condition must be written d => <expression>/);
+    expect(() => loadRules(withRule(rule({ when: "x => x.sex !== ''" })), RULE_COLUMNS)).toThrow(/rule X01_TEST: when must be written d => <expression>/);
+  });
+
+  test('a condition giving something else than true/false/null is an error of that rule, not "not applicable" everywhere', () => {
+    const C = loadClassification(path.join(WE, 'settlements.csv'));
+    const cols = { form_type: ['R', 'R'], sex: ['1', ''], birth_date: ['1990-01-01', ''], registration_date: ['2024-03-01', '2024-03-01'] };
+    const amp = rule({ variables: ['sex', 'birth_date'], condition: "d => d.sex !== '' & d.birth_date !== ''" });
+    const [r] = evaluateRules([amp as never], cols, C);
+    expect(r!.summary).toMatchObject({ passes: 0, fails: 0, na: 2, error: 'the condition gives number 1, not true, false or null (& where && was meant?)' });
+    const [w] = evaluateRules([rule({ when: "d => d.sex !== '' & true" }) as never], cols, C);
+    expect(w!.summary.error).toBe('the when gives number 1, not true, false or null (& where && was meant?)');
+    // a scope rule that cannot be evaluated stops the month (it decides who is counted)
+    const scope = evaluateRules([rule({ id: 'S09_TEST', scope_reason: 'test', condition: "d => d.sex !== '' & true" }) as never], cols, C);
+    expect(() => assertScopeEvaluated(scope)).toThrow("scope rule S09_TEST cannot be evaluated (the condition gives number 1, not true, false or null (& where && was meant?)): the month's scope cannot be decided; correct it in the rule file");
+    const [ok] = evaluateRules([rule({}) as never], cols, C);
+    expect(ok!.summary).toMatchObject({ passes: 1, fails: 1, na: 0 });
+    expect(ok!.summary.error).toBeUndefined();
+  });
+
+  test('configuration files: the catch-all class, trigger rules, correction ids, class size, all four variables, a missing file', () => {
+    const dir = tmpDir();
+    const cfg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'config', 'migstat.json'), 'utf8'));
+    const abs = (f: string): string => path.join(__dirname, '..', f);
+    const write = (name: string, v: unknown): string => { const f = path.join(dir, name); fs.writeFileSync(f, JSON.stringify(v)); return f; };
+    const imp = JSON.parse(fs.readFileSync(abs(cfg.imputation_file), 'utf8'));
+    const sc = JSON.parse(fs.readFileSync(abs(cfg.systemic_corrections_file), 'utf8'));
+    const load = (over: object): unknown => loadConfig(write('migstat.json', { ...cfg, rules_file: abs(cfg.rules_file), imputation_file: abs(cfg.imputation_file), systemic_corrections_file: abs(cfg.systemic_corrections_file), ...over }));
+    expect(load({})).toBeDefined();
+    const impF = write('imputation.json', { ...imp, classes: imp.classes.filter((c: string[]) => c.length) });
+    expect(() => load({ imputation_file: impF })).toThrow(`${impF}: classes must end with [] (the class of every recipient)`);
+    expect(() => load({ imputation_file: write('imp2.json', { ...imp, classes: [['sex', 'age_group', 'to_area', 'to_region', 'to_municipality'], []] }) })).toThrow(/imp2\.json: does not match schema imputation: \/classes\/0 must NOT have more than 4 items/);
+    expect(() => load({ imputation_file: write('imp3.json', { ...imp, variables: ['sex'] }) })).toThrow(/imp3\.json: does not match schema imputation: \/variables must NOT have fewer than 4 items/);
+    const trig = write('sc1.json', { ...sc, corrections: [{ ...sc.corrections[0], trigger_rule: 'R4_NO_SUCH' }] });
+    expect(() => load({ systemic_corrections_file: trig })).toThrow(new RegExp(`^${trig.replace(/[.\\/]/g, '\\$&')}: correction \\S+: trigger_rule R4_NO_SUCH is not a rule of `));
+    const twice = write('sc2.json', { ...sc, corrections: [sc.corrections[0], sc.corrections[0]] });
+    expect(() => load({ systemic_corrections_file: twice })).toThrow(`${twice}: correction ${sc.corrections[0].id}: id used twice`);
+    expect(() => load({ rules_file: path.join(dir, 'no-such-rules.json') })).toThrow(`${path.join(dir, 'no-such-rules.json')}: file not found`);
   });
 });
