@@ -128,7 +128,7 @@ export async function main(argv: string[]): Promise<number> {
       const { audit } = await lazy.audit();
       const r = audit(store);
       for (const p of r.problems) process.stdout.write(`${p.problem}\t${p.path}\t${p.detail}\n`);
-      say(`audit: ${r.checked} files checked, ${r.problems.length} problems`);
+      say(`audit: ${r.checked} files checked, ${r.problems.length} problems${r.logHead ? `; log head ${r.logHead} (keep it outside the store: a later audit's head must continue from it)` : ''}`);
       if (!r.ok) { process.stderr.write(`migstat: audit found ${r.problems.length} problem(s): ${r.problems.slice(0, 3).map((p) => `${p.problem} ${p.path}`).join('; ')}\n`); code = 1; }
     });
 

@@ -54,15 +54,28 @@ export function loadConfig(file = path.join(CONFIG, 'migstat.json')): Loaded {
 }
 
 let version: string | undefined;
-/** Code version: package version + digest of the compiled code, so any code change shows in the manifests. */
+/**
+ * Code version: package version + digest of the sources (pipeline/ and stages/ with their subdirectories), the
+ * schemas and the territorial reference (which decides recoding and aggregation), so any change of them shows in
+ * the manifests. Each file is hashed with its path, so a file moved or renamed shows too.
+ */
 export function codeVersion(): string {
   if (version) return version;
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
   const h = require('node:crypto').createHash('sha256');
-  for (const dir of ['pipeline', 'stages']) {
-    const d = path.join(ROOT, dir);
-    for (const f of fs.readdirSync(d).filter((x) => x.endsWith('.ts')).sort()) h.update(fs.readFileSync(path.join(d, f)));
-  }
+  const walk = (rel: string, keep: (f: string) => boolean): void => {
+    const d = path.join(ROOT, rel);
+    if (!fs.existsSync(d)) return;
+    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const r = `${rel}/${e.name}`;
+      if (e.isDirectory()) walk(r, keep);
+      else if (keep(e.name)) { h.update(`${r}\0`); h.update(fs.readFileSync(path.join(ROOT, r))); }
+    }
+  };
+  walk('pipeline', (f) => f.endsWith('.ts'));
+  walk('stages', (f) => f.endsWith('.ts'));
+  walk('schemas', (f) => f.endsWith('.json'));
+  walk('reference/territory', () => true);
   version = `${pkg.version}+${h.digest('hex').slice(0, 12)}`;
   return version;
 }

@@ -28,6 +28,8 @@ export interface DeliveryRecord {
   delivery: string; file: string; sha256: string; file_month: string; seq: number; encoding: string;
   forms_read: number; accepted: number; duplicates: number; corrections_to_closed: number; quarantined: number; carried_forward: number;
   by_month: Record<string, number>;
+  /** SHA-256 of every configuration file in force when the extract was delivered (its systemic corrections) */
+  config: Record<string, string>;
   quarantine: { file: string; line: number; record_id: string; field: string; reason: string; detail: string }[];
   dispositions: Disposition[]; changes: ChangeRow[]; systemic: Quality['systemic'];
 }
@@ -177,7 +179,7 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   const rec: DeliveryRecord = {
     delivery, file: ing.name, sha256: ing.digest, file_month: ing.fileMonth, seq: o.seq, encoding: ing.encoding, forms_read: ing.formsRead,
     accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
-    carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries([...parts].map(([m, part]) => [m, part.record_id!.length])),
+    carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries([...parts].map(([m, part]) => [m, part.record_id!.length])), config: o.L.digests,
     quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic,
   };
   const identity = rec.forms_read === rec.accepted + rec.quarantined + rec.duplicates + rec.corrections_to_closed;
@@ -329,7 +331,9 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   const checks = checkTables(tables, C, year);
   lap('tabulate');
   // the deliveries of this month's extract(s)
-  const own: DeliveryRecord[] = fs.existsSync(store.p('deliveries')) ? fs.readdirSync(store.p('deliveries')).filter((f) => f.startsWith(`${month}--`)).sort().map((f) => readJson<DeliveryRecord>(store.p('deliveries', f))) : [];
+  const ownFiles = fs.existsSync(store.p('deliveries')) ? fs.readdirSync(store.p('deliveries')).filter((f) => f.startsWith(`${month}--`)).sort() : [];
+  const ownText = ownFiles.map((f) => fs.readFileSync(store.p('deliveries', f), 'utf8'));
+  const own: DeliveryRecord[] = ownText.map((t) => JSON.parse(t) as DeliveryRecord);
   const sum = (k: keyof DeliveryRecord): number => own.reduce((a, d) => a + (d[k] as number), 0);
   const attributedElsewhere = own.reduce((a, d) => a + Object.entries(d.by_month).filter(([m]) => m !== month).reduce((x, [, v]) => x + v, 0), 0);
   const fromOther = formsIn - own.reduce((a, d) => a + (d.by_month[month] ?? 0), 0);
@@ -365,15 +369,17 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   lap('quality');
   const files = monthFiles(tables, imputed, quality, out.events, C, month, changes, out.violations, [...out.ruleResults, ...out.scopeResults].map((r) => ({ ...r.summary, rule_id: r.rule.id, severity: r.rule.severity, error: r.summary.error ?? '', expression: r.rule.condition, description: r.rule.description })), quarantine, dispositions);
   lap('files');
-  writeResultsDir(store.monthDir(month), files, {
+  const manifestSha = writeResultsDir(store.monthDir(month), files, {
     kind: 'month', id: month, code_version: codeVersion(),
     parameters: { config: L.digests, settlements: path.basename(C.settlementsFile), settlements_sha256: settlementsSha(C), seed: L.config.seed },
-    inputs: parts.map((p, i) => ({ path: `forms/${month}/${p}`, sha256: partSha[i]! })),
+    // the forms, and the records of this month's deliveries (their dispositions, changes and quarantine are in the
+    // month's files; each names the configuration it was delivered with)
+    inputs: [...parts.map((p, i) => ({ path: `forms/${month}/${p}`, sha256: partSha[i]! })), ...ownFiles.map((f, i) => ({ path: `deliveries/${f}`, sha256: sha256(ownText[i]!) }))],
     counts: { forms: formsIn, events: out.events.length, quarantined: quarantine.length },
   });
   lap('write');
   const failed = checks.filter((c) => !c.ok);
-  log.log({ stage: 'month', event: 'done', timings_ms: timings, month, forms_in: formsIn, events: out.events.length, linked: out.counts.linked, unmatched: out.counts.unmatched, out_of_scope: outOfScope, quarantined: quarantine.length, imputed: out.imputed, rules_failed: Object.fromEntries(Object.entries(rules).filter(([, r]) => r.fails > 0).map(([k, r]) => [k, r.fails])), identity_holds: holds, checks_failed: failed.map((c) => c.id), duration_ms: Date.now() - t0 }, holds && !failed.length ? 'info' : 'error');
+  log.log({ stage: 'month', event: 'done', manifest_path: `months/${month}/manifest.json`, manifest_sha256: manifestSha, timings_ms: timings, month, forms_in: formsIn, events: out.events.length, linked: out.counts.linked, unmatched: out.counts.unmatched, out_of_scope: outOfScope, quarantined: quarantine.length, imputed: out.imputed, rules_failed: Object.fromEntries(Object.entries(rules).filter(([, r]) => r.fails > 0).map(([k, r]) => [k, r.fails])), identity_holds: holds, checks_failed: failed.map((c) => c.id), duration_ms: Date.now() - t0 }, holds && !failed.length ? 'info' : 'error');
   if (!holds) throw new Error(`row-count identity broken for month ${month}: ${JSON.stringify(quality.identity)}`);
   if (failed.length) throw new Error(`consistency checks failed for month ${month}: ${failed.map((c) => `${c.id} (${c.detail})`).join('; ')}`);
   return quality;
@@ -437,14 +443,17 @@ function countLines(b: Buffer): number {
 }
 
 /** Write a results directory atomically with its deterministic manifest. */
-export function writeResultsDir(dir: string, files: Map<string, string | Buffer>, m: Omit<Manifest, 'outputs'>): void {
+/** Returns the SHA-256 of the manifest written (the log records it: audit then knows the manifest was not rewritten). */
+export function writeResultsDir(dir: string, files: Map<string, string | Buffer>, m: Omit<Manifest, 'outputs'>): string {
   // each text encoded to UTF-8 once: the hash, the size, the line count and the write all use the same bytes
   const bytes = new Map<string, Buffer>();
   for (const [p, c] of files) bytes.set(p, typeof c === 'string' ? Buffer.from(c, 'utf8') : c);
   const outputs = [...bytes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, b]) => ({ path: p, sha256: sha256(b), bytes: b.length, ...(p.endsWith('.csv') ? { rows: Math.max(0, countLines(b) - 1) } : {}) }));
   const manifest: Manifest = { ...m, outputs };
+  const manifestText = JSON.stringify(manifest, null, 2) + '\n';
   replaceDirAtomic(dir, (staging) => {
     for (const [p, b] of bytes) writeFileDurable(path.join(staging, p), b);
-    writeFileDurable(path.join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    writeFileDurable(path.join(staging, 'manifest.json'), manifestText);
   });
+  return sha256(manifestText);
 }

@@ -183,9 +183,9 @@ async function yearUnderLock(opts: YearOptions, store: Store): Promise<Quality> 
   files.set('report.html', buildReport({ title: `Internal migration ${y}${missing.length ? ' (provisional)' : ''}`, period: String(y), quality, territory: rows('territory'), monthly }));
   const wb = await buildWorkbook({ year: y, series: seriesOf(y), provisional: missing.length > 0, tables: Object.fromEntries(Object.keys(tables).map((k) => [k, rows(k)])) });
   files.set('tables.xlsx', wb);
-  const write = (): void => {
+  const write = (): string => {
     for (const a of recoverDir(store.p('years'))) opts.log.log({ stage: 'recover', event: 'cleanup', action: a }, 'warn');
-    writeResultsDir(store.yearDir(y), files, {
+    return writeResultsDir(store.yearDir(y), files, {
       kind: 'year', id: String(y), code_version: codeVersion(), parameters: {
         provisional: missing.length > 0, config: L.digests, months: present,
         ...(opts.population ? { population: path.basename(opts.population), population_sha256: sha256(fs.readFileSync(opts.population)) } : {}),
@@ -194,9 +194,9 @@ async function yearUnderLock(opts: YearOptions, store: Store): Promise<Quality> 
       counts: { months: present.length, events: quality.events, ...(population ? { population_municipalities: population.size } : {}) },
     });
   };
-  write();
+  const manifestSha = write();
   const failed = checks.filter((c) => !c.ok);
-  opts.log.log({ stage: 'year', event: 'done', year: y, months: present.length, missing, provisional: missing.length > 0, events: quality.events, identity_holds: quality.identity.holds, checks_failed: failed.map((c) => c.id), yoy_flags: quality.yoy_flags?.length ?? 0, duration_ms: Date.now() - t0 }, failed.length ? 'error' : 'info');
+  opts.log.log({ stage: 'year', event: 'done', manifest_path: `years/${y}/manifest.json`, manifest_sha256: manifestSha, year: y, months: present.length, missing, provisional: missing.length > 0, events: quality.events, identity_holds: quality.identity.holds, checks_failed: failed.map((c) => c.id), yoy_flags: quality.yoy_flags?.length ?? 0, duration_ms: Date.now() - t0 }, failed.length ? 'error' : 'info');
   if (failed.length) throw new Error(`consistency checks failed for ${y}: ${failed.map((c) => `${c.id} (${c.detail})`).join('; ')}`);
   return quality;
 }

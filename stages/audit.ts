@@ -26,7 +26,8 @@ import { loadClassification, type Classification } from './territory';
 /** stale: a results directory was built from inputs (a month's results, a year's files) that have changed since */
 export type ProblemKind = 'altered' | 'missing' | 'unexpected' | 'log_chain' | 'no_manifest' | 'stale';
 export interface AuditProblem { path: string; problem: ProblemKind; detail: string }
-export interface AuditResult { ok: boolean; checked: number; problems: AuditProblem[] }
+/** logHead: SHA-256 of the log's last line; recorded outside the store, it shows later whether the log was rewritten */
+export interface AuditResult { ok: boolean; checked: number; problems: AuditProblem[]; logHead?: string }
 
 /** The directories that hold results, each with its own manifest.json. */
 export const RESULT_ROOTS = ['months', 'years', 'published'] as const;
@@ -118,17 +119,22 @@ export function logRecords(logFile: string): { manifests: Map<string, string>; p
 
 /** Re-hash every artefact of the store against its manifest and verify the log's hash chain. */
 /**
- * The inputs a results directory names must still be what it was built from: a year's month manifests and a
- * release's year files by their SHA-256 (a month rebuilt after its year makes the year stale); a month's forms
- * partitions by their presence (they are immutable, named by their delivery; a rolled-back delivery's are gone).
+ * The inputs a results directory names must still be what it was built from, by their SHA-256: a month's forms
+ * partitions and delivery records (immutable, named by their delivery: a difference is an alteration), a year's
+ * month manifests and a release's year files (a month rebuilt after its year makes the year stale).
  */
 function inputProblems(store: Store, rel: string, m: Manifest): AuditProblem[] {
   const out: AuditProblem[] = [];
   for (const inp of m.inputs ?? []) {
-    if (!/^(months|years|forms)\//.test(inp.path) || inp.path.split('/').includes('..')) continue;
+    if (!/^(months|years|forms|deliveries)\//.test(inp.path) || inp.path.split('/').includes('..')) continue;
+    const immutable = /^(forms|deliveries)\//.test(inp.path);
     const f = store.p(...inp.path.split('/'));
-    if (!fs.existsSync(f)) out.push({ path: rel, problem: inp.path.startsWith('forms/') ? 'missing' : 'stale', detail: `${rel} was built from ${inp.path}, which no longer exists` });
-    else if (!inp.path.startsWith('forms/') && sha256File(f) !== inp.sha256) out.push({ path: rel, problem: 'stale', detail: `${rel} was built from ${inp.path} as it was then; it has changed since${m.kind === 'year' ? `: run "migstat year --year ${m.id}" again` : ''}` });
+    if (!fs.existsSync(f)) out.push({ path: immutable ? inp.path : rel, problem: immutable ? 'missing' : 'stale', detail: `${rel} was built from ${inp.path}, which no longer exists` });
+    else if (sha256File(f) !== inp.sha256) {
+      out.push(immutable
+        ? { path: inp.path, problem: 'altered', detail: `${inp.path}: SHA-256 differs from the one ${rel}/manifest.json recorded when it was built from it` }
+        : { path: rel, problem: 'stale', detail: `${rel} was built from ${inp.path} as it was then; it has changed since${m.kind === 'year' ? `: run "migstat year --year ${m.id}" again` : ''}` });
+    }
   }
   return out;
 }
@@ -177,7 +183,11 @@ export function audit(store: Store): AuditResult {
   } else if (resultDirs > 0) {
     problems.push({ path: logRel, problem: 'log_chain', detail: `${logRel} does not exist although the store has ${resultDirs} result director${resultDirs === 1 ? 'y' : 'ies'}` });
   }
-  return { ok: problems.length === 0, checked, problems };
+  // the chain shows a line edited in the middle; only a head kept elsewhere shows the last line edited, or the whole
+  // chain written anew
+  let logHead: string | undefined;
+  if (fs.existsSync(logFile)) { const lines = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l); if (lines.length) logHead = sha256(lines[lines.length - 1]!); }
+  return { ok: problems.length === 0, checked, problems, ...(logHead ? { logHead } : {}) };
 }
 
 /** A one-line-per-problem text for the CLI (stderr) and the log. */

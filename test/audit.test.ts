@@ -206,3 +206,46 @@ describe('explain: lineage', () => {
     expect(() => explain(store, { period: '2023', level: 'republic', code: 'RS', measure: 'immigrants' })).toThrow(/no monthly results/);
   });
 });
+
+describe('audit: what the manifests and the log anchor (review of 26 Nov)', () => {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { runMonth } = require('../pipeline/month') as typeof import('../pipeline/month');
+  const { sha256 } = require('../pipeline/fsutil') as typeof import('../pipeline/fsutil');
+  const { WE, logFor, tmpDir } = require('./helpers/store') as typeof import('./helpers/store');
+  const month = (): Store => {
+    const data = tmpDir();
+    runMonth({ data, input: path.join(WE, 'moi_2024_03.csv'), settlements: path.join(WE, 'settlements.csv'), log: logFor(data) });
+    return new Store(data);
+  };
+  const only = (s: Store): { problem: string; path: string }[] => audit(s).problems.map((p) => ({ problem: p.problem, path: p.path }));
+  const flip = (f: string): void => { const b = fs.readFileSync(f); b[b.length - 3] = b[b.length - 3]! ^ 1; fs.writeFileSync(f, b); };
+
+  test('a forms partition or a delivery record changed after the month was built from it: altered, named', () => {
+    const s = month();
+    expect(only(s)).toEqual([]);
+    const part = fs.readdirSync(s.formsDir('2024-03'))[0]!;
+    flip(s.p('forms', '2024-03', part));
+    const dlv = fs.readdirSync(s.p('deliveries'))[0]!;
+    flip(s.p('deliveries', dlv));
+    expect(only(s)).toEqual([{ problem: 'altered', path: `forms/2024-03/${part}` }, { problem: 'altered', path: `deliveries/${dlv}` }]);
+  });
+
+  test('a month file changed and its manifest rewritten to match: the log still holds the manifest it wrote', () => {
+    const s = month();
+    const events = s.p('months', '2024-03', 'events.csv');
+    flip(events);
+    const mf = s.p('months', '2024-03', 'manifest.json');
+    const m = JSON.parse(fs.readFileSync(mf, 'utf8')) as { outputs: { path: string; sha256: string; bytes: number }[] };
+    m.outputs.find((o) => o.path === 'events.csv')!.sha256 = sha256(fs.readFileSync(events));
+    fs.writeFileSync(mf, JSON.stringify(m, null, 2) + '\n');
+    expect(only(s)).toEqual([{ problem: 'altered', path: 'months/2024-03/manifest.json' }]);
+  });
+
+  test('the log head is given, to be kept outside the store; a delivery names the configuration it was made with', () => {
+    const s = month();
+    const lines = fs.readFileSync(s.logFile(), 'utf8').split('\n').filter((l) => l);
+    expect(audit(s).logHead).toBe(sha256(lines[lines.length - 1]!));
+    const dlv = JSON.parse(fs.readFileSync(s.p('deliveries', fs.readdirSync(s.p('deliveries'))[0]!), 'utf8')) as { config: Record<string, string> };
+    expect(Object.keys(dlv.config).sort()).toEqual(['config/imputation.json', 'config/migstat.json', 'config/rules.json', 'config/systemic-corrections.json']);
+  });
+});

@@ -87,7 +87,10 @@ describe('rebuild = the monthly cadence, on two worker threads', () => {
     const r = spawnSync(process.execPath, [CLI, 'rebuild', '--data', target, '--input-dir', input, '--from', '1998-04', '--to', '1998-04', '--workers', '2'], { encoding: 'utf8', env: { ...process.env, MIGSTAT_TEST_SLOW_WRITES_MS: '400' } });
     expect([r.status, r.stderr]).toEqual([0, '']);
     const manifest = JSON.parse(fs.readFileSync(path.join(target, 'months', '1998-04', 'manifest.json'), 'utf8')) as { inputs: { path: string }[]; counts: { forms: number } };
-    expect(manifest.inputs.map((x) => x.path)).toEqual([expect.stringMatching(/^forms\/1998-04\/0001-late_moi_1998_04-/), expect.stringMatching(/^forms\/1998-04\/0002-moi_1998_04-/)]);
+    expect(manifest.inputs.map((x) => x.path)).toEqual([
+      expect.stringMatching(/^forms\/1998-04\/0001-late_moi_1998_04-/), expect.stringMatching(/^forms\/1998-04\/0002-moi_1998_04-/),
+      expect.stringMatching(/^deliveries\/1998-04--0001-late_moi_1998_04-/), expect.stringMatching(/^deliveries\/1998-04--0002-moi_1998_04-/),
+    ]);
     const delivered = fs.readdirSync(path.join(target, 'deliveries')).map((f) => JSON.parse(fs.readFileSync(path.join(target, 'deliveries', f), 'utf8')) as { by_month: Record<string, number> });
     expect(manifest.counts.forms).toBe(delivered.reduce((a, d) => a + (d.by_month['1998-04'] ?? 0), 0));
   });
