@@ -115,20 +115,27 @@ export async function main(argv: string[]): Promise<number> {
 
   dataOpt(program.command('audit').description('re-hash every artefact against the manifests and logs; --explain re-traces one published cell'))
     .option('--explain <cell>', 'PERIOD:LEVEL:CODE:SEX:MEASURE, e.g. 2024:municipality:70106:T:immigrants')
-    .action(async (o: { data: string; explain?: string }) => {
+    .option('--log-head <sha256>', 'the log head an earlier audit printed (kept outside the store): that line must still be in the log')
+    .action(async (o: { data: string; explain?: string; logHead?: string }) => {
+      if (o.logHead !== undefined && !/^[0-9a-f]{64}$/.test(o.logHead)) throw new UsageError(`--log-head must be the 64 hex digits an audit printed, not ${o.logHead}`);
       const store = new Store(o.data);
       if (o.explain) {
-        const [period, level, code, sex, measure] = o.explain.split(':');
-        if (!period || !level || !code || !measure) throw new UsageError('--explain takes PERIOD:LEVEL:CODE:SEX:MEASURE');
+        const [period, level, unit, sex, measure] = o.explain.split(':');
+        if (!period || !level || !unit || !measure) throw new UsageError('--explain takes PERIOD:LEVEL:CODE:SEX:MEASURE');
         const { explain } = await lazy.audit();
-        const e = explain(store, { period, level, code, sex: (sex || 'T') as 'T' | 'M' | 'F', measure: measure as 'immigrants' | 'emigrants' });
+        const e = explain(store, { period, level, code: unit, sex: (sex || 'T') as 'T' | 'M' | 'F', measure: measure as 'immigrants' | 'emigrants' });
         process.stdout.write(JSON.stringify(e, null, 2) + '\n');
+        // the trail holds only if the files are intact and the events add up to the published cell
+        if (e.problems.length || !e.matches) {
+          process.stderr.write(`migstat: ${e.problems.length ? `${e.problems.length} integrity problem(s) in the files read (${e.problems.slice(0, 2).map((p) => `${p.problem} ${p.path}`).join('; ')})` : ''}${e.problems.length && !e.matches ? '; ' : ''}${e.matches ? '' : `the ${e.count} events found do not add up to the ${e.published} published in ${e.table}`}\n`);
+          code = 1;
+        }
         return;
       }
       const { audit } = await lazy.audit();
-      const r = audit(store);
+      const r = audit(store, o.logHead);
       for (const p of r.problems) process.stdout.write(`${p.problem}\t${p.path}\t${p.detail}\n`);
-      say(`audit: ${r.checked} files checked, ${r.problems.length} problems${r.logHead ? `; log head ${r.logHead} (keep it outside the store: a later audit's head must continue from it)` : ''}`);
+      say(`audit: ${r.checked} files checked, ${r.problems.length} problems${r.logHead ? `; log head ${r.logHead} (keep it outside the store, and give it to a later audit as --log-head)` : ''}`);
       if (!r.ok) { process.stderr.write(`migstat: audit found ${r.problems.length} problem(s): ${r.problems.slice(0, 3).map((p) => `${p.problem} ${p.path}`).join('; ')}\n`); code = 1; }
     });
 

@@ -139,7 +139,8 @@ function inputProblems(store: Store, rel: string, m: Manifest): AuditProblem[] {
   return out;
 }
 
-export function audit(store: Store): AuditResult {
+/** `knownHead`: a log head recorded at an earlier audit (outside the store): that line must still be in the log. */
+export function audit(store: Store, knownHead?: string): AuditResult {
   const problems: AuditProblem[] = [];
   let checked = 0;
   const logFile = store.logFile();
@@ -186,7 +187,9 @@ export function audit(store: Store): AuditResult {
   // the chain shows a line edited in the middle; only a head kept elsewhere shows the last line edited, or the whole
   // chain written anew
   let logHead: string | undefined;
-  if (fs.existsSync(logFile)) { const lines = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l); if (lines.length) logHead = sha256(lines[lines.length - 1]!); }
+  const lines = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l) : [];
+  if (lines.length) logHead = sha256(lines[lines.length - 1]!);
+  if (knownHead !== undefined && !lines.some((l) => sha256(l) === knownHead)) problems.push({ path: logRel, problem: 'log_chain', detail: `${logRel} no longer holds the line whose hash was recorded as its head (${knownHead}): the log was rewritten since` });
   return { ok: problems.length === 0, checked, problems, ...(logHead ? { logHead } : {}) };
 }
 
@@ -215,6 +218,12 @@ export interface Explanation {
   changes: Row[];
   /** extension: the months whose events.csv was read */
   months: string[];
+  /** the table the cell is published in, its value there, and whether the events behind it add up to it */
+  table: string;
+  published: number;
+  matches: boolean;
+  /** integrity problems of the results directories read (the explanation holds only if there are none) */
+  problems: AuditProblem[];
 }
 
 function readRows(file: string): Row[] {
@@ -265,5 +274,13 @@ export function explain(store: Store, q: ExplainQuery, classification: Classific
     for (const v of readRows(path.join(store.monthDir(m), 'violations.csv'))) if (ids.has(v.record_id!)) violations.push(v);
     for (const c of readRows(path.join(store.monthDir(m), 'changes.csv'))) if (ids.has(c.record_id!)) changes.push(c);
   }
-  return { count: events.length, events, violations, changes, months };
+  // the cell as published in the period's table, and the files read, checked against their manifests first
+  const dir = q.period.length === 4 ? store.yearDir(q.period) : store.monthDir(q.period);
+  const table = path.relative(store.root, path.join(dir, 'tables', 'territory.csv')).split(path.sep).join('/');
+  const row = readRows(store.p(...table.split('/'))).find((r) => r.level === q.level && r.code === q.code && r.sex === sex);
+  if (!row) throw new Error(`explain: ${table} has no row for ${q.level} ${q.code} ${sex}${fs.existsSync(store.p(...table.split('/'))) ? '' : ' (the file does not exist)'}`);
+  const published = Number(row[q.measure]);
+  const problems: AuditProblem[] = [];
+  for (const d of new Set([dir, ...months.map((m) => store.monthDir(m))])) problems.push(...checkResultsDir(d, path.relative(store.root, d).split(path.sep).join('/')).problems);
+  return { count: events.length, events, violations, changes, months, table, published, matches: published === events.length, problems };
 }

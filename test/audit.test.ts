@@ -91,7 +91,7 @@ describe('audit: integrity', () => {
 
 type Ev = { id: string; from: string; to: string; sex: '1' | '2'; km?: boolean };
 
-function writeMonth(store: Store, month: string, evs: Ev[]): void {
+function writeMonth(store: Store, month: string, evs: Ev[], table?: Row[]): void {
   const events = evs.map((e) => ({
     record_id: e.id, registration_date: `${month}-05`, reference_month: month, from_municipality: e.from, to_municipality: e.to,
     origin_km: e.km ? '1' : '0', sex: e.sex, age: '30', age_group: 'Y30T34', activity_group: 'active', nationality: '01',
@@ -103,7 +103,13 @@ function writeMonth(store: Store, month: string, evs: Ev[]): void {
   }));
   // noise rows of records that are not events (e.g. quarantined) must never be joined
   violations.push({ record_id: 'Q-1', rule_id: 'R-DATE', severity: 'hard' });
+  // the month's published table, from the independent tabulation below (explain compares its count with it)
+  const rows: Row[] = [...tabulate(evs).entries()].map(([k, v]) => {
+    const [level, code, sex] = k.split('|');
+    return { series: '1998-', level: level!, code: code!, sex: sex!, immigrants: String(v.immigrants), emigrants: String(v.emigrants), net: String(v.immigrants - v.emigrants) };
+  });
   writeResultsDir(store.monthDir(month), 'month', month, {
+    'tables/territory.csv': objectsToCsv(TABLE_HEADERS.territory, table ?? rows),
     'events.csv': objectsToCsv(MONTH_FILE_HEADERS.events, events),
     'violations.csv': objectsToCsv(MONTH_FILE_HEADERS.violations, violations),
     'changes.csv': objectsToCsv(MONTH_FILE_HEADERS.changes, changes),
@@ -143,8 +149,8 @@ describe('explain: lineage', () => {
       { id: 'E18', from: '80047', to: '89010', sex: '1' },
     ];
     const store = new Store(fs.mkdtempSync(path.join(os.tmpdir(), 'migstat-explain-')));
-    writeMonth(store, '2024-03', evs);
     const expected = readCsvText(fs.readFileSync(path.join(ROOT, 'fixtures', 'worked-example', 'expected-2024-03-territory.csv'), 'utf8'));
+    writeMonth(store, '2024-03', evs, expected);
     expect(expected.length).toBeGreaterThan(10);
     for (const row of expected) {
       for (const measure of ['immigrants', 'emigrants'] as const) {
@@ -152,6 +158,15 @@ describe('explain: lineage', () => {
         expect([row.level, row.code, row.sex, measure, r.count]).toEqual([row.level, row.code, row.sex, measure, Number(row[measure])]);
       }
     }
+    // each explanation checks itself: the cell as published, the files intact
+    const rs = explain(store, { period: '2024-03', level: 'republic', code: 'RS', measure: 'immigrants' });
+    expect([rs.table, rs.published, rs.matches, rs.problems]).toEqual(['months/2024-03/tables/territory.csv', rs.count, true, []]);
+    expect(() => explain(store, { period: '2024-03', level: 'municipality', code: '99999', measure: 'immigrants' })).toThrow('explain: months/2024-03/tables/territory.csv has no row for municipality 99999 T');
+    const ev = path.join(store.monthDir('2024-03'), 'events.csv');
+    fs.writeFileSync(ev, fs.readFileSync(ev, 'utf8').split('\n').filter((l) => !l.startsWith('E1,')).join('\n'));
+    const cut = explain(store, { period: '2024-03', level: 'republic', code: 'RS', measure: 'immigrants' });
+    expect([cut.count, cut.published, cut.matches, cut.problems.map((p) => `${p.problem} ${p.path}`)]).toEqual([rs.count - 1, rs.count, false, ['altered months/2024-03/events.csv']]);
+    writeMonth(store, '2024-03', evs, expected);
     const e8 = explain(store, { period: '2024-03', level: 'municipality', code: '70645', sex: 'F', measure: 'immigrants' });
     expect(e8.events.map((e) => e.record_id)).toEqual(['E8']);
     expect(explain(store, { period: '2024-03', level: 'republic', code: 'RS', measure: 'emigrants' }).events.map((e) => e.record_id)).not.toContain('E8');
@@ -244,7 +259,13 @@ describe('audit: what the manifests and the log anchor (review of 26 Nov)', () =
   test('the log head is given, to be kept outside the store; a delivery names the configuration it was made with', () => {
     const s = month();
     const lines = fs.readFileSync(s.logFile(), 'utf8').split('\n').filter((l) => l);
-    expect(audit(s).logHead).toBe(sha256(lines[lines.length - 1]!));
+    const head = audit(s).logHead!;
+    expect(head).toBe(sha256(lines[lines.length - 1]!));
+    // later, with more lines: the recorded head is still a line of the log; a log written anew is not
+    logFor(s.root).log({ stage: 'close', event: 'closed', month: '2024-03' });
+    expect(audit(s, head).problems).toEqual([]);
+    fs.writeFileSync(s.logFile(), fs.readFileSync(s.logFile(), 'utf8').replace(lines[lines.length - 1]!, lines[lines.length - 1]!.replace('"level":"info"', '"level":"warn"')));
+    expect(audit(s, head).problems.map((p) => p.problem)).toContain('log_chain');
     const dlv = JSON.parse(fs.readFileSync(s.p('deliveries', fs.readdirSync(s.p('deliveries'))[0]!), 'utf8')) as { config: Record<string, string> };
     expect(Object.keys(dlv.config).sort()).toEqual(['config/imputation.json', 'config/migstat.json', 'config/rules.json', 'config/systemic-corrections.json']);
   });
