@@ -292,6 +292,12 @@ function violationLines(ruleResults: RuleResult[], rid: string[]): CsvWriter {
 }
 
 /** Step 3: each D form's R form (linkOfD) and back (linkOfR), -1 when none. */
+/** The order of candidate (D, R) pairs: closest registration dates, then move dates, then record ids (R, then D). */
+function closestPair(rid: string[]): (a: { d: number; r: number; dd: number; md: number }, b: { d: number; r: number; dd: number; md: number }) => number {
+  const cmp = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+  return (a, b) => a.dd - b.dd || a.md - b.md || cmp(rid[a.r]!, rid[b.r]!) || cmp(rid[a.d]!, rid[b.d]!);
+}
+
 function linkDepartures(f: Columns, windowDays: number): { linkOfR: Int32Array; linkOfD: Int32Array } {
   const rid = f.record_id!, ft = f.form_type!, pid = f.pid!, reg = f.registration_date!, mv = f.move_date!;
   const toS = f.to_settlement!, toM = f.to_municipality!, fromS = f.from_settlement!;
@@ -308,25 +314,22 @@ function linkDepartures(f: Columns, windowDays: number): { linkOfR: Int32Array; 
   let dn = 0;
   for (let i = 0; i < n; i++) if (ft[i] === 'D' && pid[i]) dOrder[dn++] = i;
   dOrder.length = dn;
-  sortIndicesBy(dOrder, rid);
+  // every admissible (D, R) pair of a person, then linked closest first (registration dates, then move dates, then
+  // the R's and the D's record ids), one D per R: the closest pair wins whichever D comes first by record id
+  const pairs: { d: number; r: number; dd: number; md: number }[] = [];
   for (const d of dOrder) {
-    const first = rFirst.get(pid[d]!);
-    if (first === undefined) continue;
-    // the best candidate by (date distance, move-date distance, record id), kept as three values
-    let best = -1, bestDd = 0, bestMd = 0, bestId = '';
-    for (let r = first; r >= 0; r = rNext[r]!) {
-      if (linkOfR[r] !== -1) continue;
+    for (let r = rFirst.get(pid[d]!) ?? -1; r >= 0; r = rNext[r]!) {
       const dd = Math.abs(days.get(reg[r]!) - days.get(reg[d]!));
       if (!(dd <= windowDays)) continue;
       if (toS[d] && toS[d] !== toS[r]) continue;
       if (toM[d] && toM[r] && toM[d] !== toM[r]) continue;
       if (fromS[r] && fromS[d] && fromS[r] !== fromS[d]) continue;
       const md = isValidDate(mv[r]!) && isValidDate(mv[d]!) ? Math.abs(days.get(mv[r]!) - days.get(mv[d]!)) : 1e9;
-      const id = rid[r]!;
-      if (best < 0 || dd < bestDd || (dd === bestDd && (md < bestMd || (md === bestMd && id < bestId)))) { best = r; bestDd = dd; bestMd = md; bestId = id; }
+      pairs.push({ d, r, dd, md });
     }
-    if (best >= 0) { linkOfR[best] = d; linkOfD[d] = best; }
   }
+  pairs.sort(closestPair(rid));
+  for (const p of pairs) if (linkOfR[p.r] === -1 && linkOfD[p.d] === -1) { linkOfR[p.r] = p.d; linkOfD[p.d] = p.r; }
   return { linkOfR, linkOfD };
 }
 

@@ -524,3 +524,27 @@ describe('rules, linkage, deduction and donors against the ground truth (a gener
     }
   });
 });
+
+describe('linkage: the closest pair wins, whatever the order of the record ids (review of 26 Nov)', () => {
+  test('two D forms of one person compete for one R form: the one a day away is linked, not the first by record id', () => {
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const fsm = require('node:fs') as typeof import('node:fs');
+    const pth = require('node:path') as typeof import('node:path');
+    const { runMonth: run } = require('../pipeline/month') as typeof import('../pipeline/month');
+    const { INPUT_COLUMNS } = require('../stages/ingest') as typeof import('../stages/ingest');
+    const { tmpDir: tmp, logFor: logOf, WE: we } = require('./helpers/store') as typeof import('./helpers/store');
+    const J = '2001985711236';
+    const line = (id: string, ft: string, reg: string, fromS: string, fromM: string): string =>
+      [id, ft, reg, reg, J, 'RS', '1', '1985-01-20', '', fromS, fromM, '', '700011', '70114', '70114', '01', '1', '2'].join(',');
+    const dir = tmp();
+    const file = pth.join(dir, 'moi_2024_03.csv');
+    // C3D1 (the first id) ten days from the R form, C3D2 one day from it; the R form has no previous residence
+    fsm.writeFileSync(file, [INPUT_COLUMNS.join(','), line('C3', 'R', '2024-03-12', '', ''), line('C3D1', 'D', '2024-03-02', '800001', '80047'), line('C3D2', 'D', '2024-03-11', '700001', '70106'), ''].join('\n'));
+    const data = tmp();
+    run({ data, input: file, settlements: pth.join(we, 'settlements.csv'), log: logOf(data) });
+    const disp = fsm.readFileSync(pth.join(data, 'months', '2024-03', 'dispositions.csv'), 'utf8');
+    expect(disp).toContain('C3D2,D,linked_departure,C3');
+    expect(disp).toContain('C3D1,D,unmatched_departure,');
+    expect(fsm.readFileSync(pth.join(data, 'months', '2024-03', 'events.csv'), 'utf8')).toMatch(/^C3,2024-03-12,2024-03,70106,70114,/m);
+  });
+});
