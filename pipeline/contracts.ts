@@ -101,7 +101,10 @@ export interface Quality {
   systemic: { rule: string; office: string; share: number; items: number; action: string }[];
   identity: { holds: boolean; lhs: number; rhs: Record<string, number> };
   checks: { id: string; ok: boolean; imbalance: number; detail: string }[];
-  yoy_flags?: { code: string; level: string; measure: string; previous: number; current: number; change_pct: number }[];
+  /** absent when the year was not compared (yoy_note says why); change_pct null: from 0 */
+  yoy_flags?: { code: string; level: string; measure: string; previous: number; current: number; change_pct: number | null }[];
+  /** why the year was not compared with the one before, or which territories were left out of the comparison */
+  yoy_note?: string;
   provenance: Record<string, number>; // events by value provenance: reported, deduced, imputed, recoded, carried_forward
 }
 

@@ -14,7 +14,7 @@ import { Store, withLockAsync } from './store';
 import { codeVersion, loadConfig, type Loaded } from './config';
 import { tableFiles, writeResultsDir, type StageLog } from './month';
 import { type Cell, checkTables, sumTables, TABLE_KEY_COLS, type Table, type Tables } from '../stages/tabulate';
-import { loadClassification, seriesOf } from '../stages/territory';
+import { type Classification, loadClassification, seriesOf } from '../stages/territory';
 import { buildSdmxFiles } from '../stages/sdmx';
 import { buildReport } from '../stages/report';
 import { buildWorkbook } from '../stages/excel';
@@ -156,7 +156,9 @@ async function yearUnderLock(opts: YearOptions, store: Store): Promise<Quality> 
   if (population) tables.rates = ratesTable(tables.territory!, C, y, population);
   const checks = checkTables(tables, C, y);
   const quality = sumQuality(qs, String(y), seriesOf(y), missing.length > 0, checks);
-  quality.yoy_flags = yoyFlags(store, y, tables.territory!, L.config.yoy);
+  const yoy = yoyFlags(store, y, tables.territory!, L.config.yoy, missing.length > 0, C);
+  if (yoy.flags) quality.yoy_flags = yoy.flags;
+  if (yoy.note) quality.yoy_note = yoy.note;
   const monthly = present.flatMap((m) => {
     const rows = readTable(path.join(store.monthDir(m), 'tables', 'territory.csv'), TABLE_HEADERS.territory);
     return rows.filter((r) => r[1] === 'region' && r[3] === 'T').map((r) => ({ month: m, region: r[2]!, immigrants: +r[4]!, emigrants: +r[5]!, net: +r[6]! }));
@@ -230,23 +232,37 @@ export function sumQuality(qs: Quality[], period: string, series: string, provis
   };
 }
 
-/** ESMS 11.2: territories whose immigrants or emigrants change by more than the threshold against the previous year. */
-function yoyFlags(store: Store, y: number, cur: Table, cfg: { threshold_pct: number; min_count: number }): NonNullable<Quality['yoy_flags']> {
-  const prevFile = path.join(store.yearDir(y - 1), 'tables', 'territory.csv');
-  if (!fs.existsSync(prevFile)) return [];
+/**
+ * ESMS 11.2: territories whose immigrants or emigrants change by more than the threshold against the previous year.
+ * Not compared (flags undefined, the note says why): no previous annual results, a provisional year on either side,
+ * the first year of a series. Left out, and named in the note: territories new in this year and municipalities
+ * whose territory a merge or split changed during it. From 0 (previous 0, current ≥ min_count and ≥ 1): a flag
+ * with change_pct null (an undefined percentage).
+ */
+export function yoyFlags(store: Store, y: number, cur: Table, cfg: { threshold_pct: number; min_count: number }, provisional: boolean, C: Classification): { flags?: NonNullable<Quality['yoy_flags']>; note?: string } {
+  if (provisional) return { note: 'not compared: a provisional year' };
+  if (seriesOf(y - 1) !== seriesOf(y)) return { note: `not compared: the first year of the series ${seriesOf(y)} (not comparable with ${y - 1})` };
+  const prevDir = store.yearDir(y - 1);
+  const prevFile = path.join(prevDir, 'tables', 'territory.csv');
+  if (!fs.existsSync(prevFile)) return { note: `not compared: no annual results of ${y - 1} in the store` };
+  const prevQ = path.join(prevDir, 'quality.json');
+  if (fs.existsSync(prevQ) && (JSON.parse(fs.readFileSync(prevQ, 'utf8')) as Quality).provisional === true) return { note: `not compared: the results of ${y - 1} are provisional` };
   const prev = new Map<string, Row>();
   for (const r of readCsvText(fs.readFileSync(prevFile, 'utf8'))) if (r.sex === 'T') prev.set(`${r.level}:${r.code}`, r);
+  const changed = C.changedIn(y);
+  const leftOut: string[] = [];
   const flags: NonNullable<Quality['yoy_flags']> = [];
   for (const r of cur) {
-    if (r[3] !== 'T' || r[0] !== seriesOf(y - 1)) continue;
+    if (r[3] !== 'T') continue;
     const p = prev.get(`${r[1]}:${r[2]}`);
-    if (!p) continue;
+    if (!p || (r[1] === 'municipality' && changed.has(String(r[2])))) { leftOut.push(String(r[2])); continue; }
     for (const [measure, ci] of [['immigrants', 4], ['emigrants', 5]] as const) {
       const a = Number(p[measure]), b = Number(r[ci]);
-      if (Math.max(a, b) < cfg.min_count) continue;
-      const pct = a === 0 ? 100 : ((b - a) / a) * 100;
+      if (Math.max(a, b) < cfg.min_count || (a === 0 && b === 0)) continue;
+      if (a === 0) { flags.push({ code: String(r[2]), level: String(r[1]), measure, previous: a, current: b, change_pct: null }); continue; }
+      const pct = ((b - a) / a) * 100;
       if (Math.abs(pct) > cfg.threshold_pct) flags.push({ code: String(r[2]), level: String(r[1]), measure, previous: a, current: b, change_pct: Math.round(pct * 10) / 10 });
     }
   }
-  return flags;
+  return { flags, ...(leftOut.length ? { note: `not compared (new, or their territory changed during ${y}): ${leftOut.join(', ')}` } : {}) };
 }

@@ -196,7 +196,8 @@ ${table(['Rule', 'Registering office', 'Share failing', 'Forms', 'Action'], syst
 ${table(['Check', 'Result', 'Imbalance', 'Detail'], checks.map((c) => [c.id, c.ok ? 'ok' : 'NOT OK', c.imbalance, c.detail]), { numeric: [false, false, true, false], cls: 'checks' })}`);
 
   // 8. Year-on-year flags (ESMS 11.2) ---------------------------------------------------------------------
-  const yoy = [...(q.yoy_flags ?? [])].sort((a, b) => Math.abs(b.change_pct) - Math.abs(a.change_pct) || (a.level < b.level ? -1 : a.level > b.level ? 1 : a.code < b.code ? -1 : a.code > b.code ? 1 : a.measure < b.measure ? -1 : 1));
+  const size = (x: number | null): number => (x === null ? Number.POSITIVE_INFINITY : Math.abs(x)); // (from 0 first)
+  const yoy = [...(q.yoy_flags ?? [])].sort((a, b) => size(b.change_pct) - size(a.change_pct) || (a.level < b.level ? -1 : a.level > b.level ? 1 : a.code < b.code ? -1 : a.code > b.code ? 1 : a.measure < b.measure ? -1 : 1));
   const unitName = (level: string, code: string): string => {
     if (level === 'republic') return 'Republic of Serbia';
     if (level === 'region') return cls.regions.get(code)?.nameEn ?? code;
@@ -204,8 +205,8 @@ ${table(['Check', 'Result', 'Imbalance', 'Detail'], checks.map((c) => [c.id, c.o
     return cls.municipalities.get(code)?.name ?? code;
   };
   section('yoy', '8. Comparison with the previous year',
-    `<p>Results are compared with the previous year; significant deviations by territory are flagged for review of their causes (ESMS 11.2). ${q.yoy_flags === undefined ? 'No previous year was available for comparison.' : `${yoy.length} flag(s).`}</p>
-${table(['Level', 'Code', 'Territory', 'Measure', 'Previous', 'Current', 'Change'], yoy.map((f) => [f.level, f.code, unitName(f.level, f.code), f.measure, f.previous, f.current, `${f.change_pct >= 0 ? '+' : '−'}${Math.abs(f.change_pct).toFixed(1)}%`]), { numeric: [false, false, false, false, true, true, true] })}`);
+    `<p>Results are compared with the previous year; significant deviations by territory are flagged for review of their causes (ESMS 11.2). ${q.yoy_flags === undefined ? `The year was ${esc(q.yoy_note ?? 'not compared')}.` : `${yoy.length} flag(s).${q.yoy_note ? ` Territories ${esc(q.yoy_note)}.` : ''}`}</p>
+${table(['Level', 'Code', 'Territory', 'Measure', 'Previous', 'Current', 'Change'], yoy.map((f) => [f.level, f.code, unitName(f.level, f.code), f.measure, f.previous, f.current, f.change_pct === null ? 'from 0' : `${f.change_pct >= 0 ? '+' : '−'}${Math.abs(f.change_pct).toFixed(1)}%`]), { numeric: [false, false, false, false, true, true, true] })}`);
 
   // 9. Results by region (and by month) --------------------------------------------------------------------
   const regionRows = input.territory

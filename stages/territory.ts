@@ -66,6 +66,8 @@ export class Classification {
   private readonly settlements = new Map<string, SettlementSpan[]>();
   /** old code → successor codes (merge: one; split: several, the settlement decides). */
   private readonly changes = new Map<string, string[]>();
+  /** the municipality codes a merge or split touched, by the year it took effect */
+  private readonly changedByYear = new Map<number, Set<string>>();
   readonly settlementsFile: string;
   private readonly yearUnits = new Map<string, Municipality[]>();
 
@@ -104,7 +106,9 @@ export class Classification {
         inScope1998: r.in_scope_from_1998 === 'true', validFrom: isoDate(r.valid_from!), validTo: isoDate(r.valid_to!),
       });
     }
+    const touched = (year: number, codes: string[]): void => { const s = this.changedByYear.get(year) ?? new Set<string>(); for (const c of codes) if (c) s.add(c); this.changedByYear.set(year, s); };
     for (const r of read('changes.csv')) {
+      if (r.kind === 'merge' || r.kind === 'split') touched(Number(r.date!.slice(0, 4)), `${r.from_codes ?? ''};${r.to_codes ?? ''}`.split(';').map((s) => s.trim()));
       if ((r.kind === 'merge' || r.kind === 'split') && r.from_codes && r.to_codes) {
         const to = r.to_codes.split(';').map((s) => s.trim());
         for (const f of r.from_codes.split(';').map((s) => s.trim())) if (!to.includes(f)) this.changes.set(f, to);
@@ -112,7 +116,13 @@ export class Classification {
     }
     // Niš 70858 (project amendment) was split into four city municipalities in 2002.
     this.changes.set('70858', ['71307', '71315', '71323', '71331']);
+    touched(2002, ['70858']);
     this.loadSettlements(settlementsFile);
+  }
+
+  /** Municipality codes whose territory a merge or split changed during `year` (not comparable with the year before). */
+  changedIn(year: number): Set<string> {
+    return this.changedByYear.get(year) ?? new Set<string>();
   }
 
   private loadSettlements(file: string): void {

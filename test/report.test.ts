@@ -107,10 +107,11 @@ describe('buildReport', () => {
     q.checks = [{ id: 'H1', ok: false, imbalance: 3, detail: 'area RS110 ≠ sum' }];
     q.systemic = [];
     delete q.yoy_flags;
+    q.yoy_note = 'not compared: no annual results of 2023 in the store';
     const html = buildReport({ ...input(), quality: q, monthly: undefined });
     expect(html).toContain('does NOT hold');
     expect(html).toContain('NOT OK');
-    expect(html).toContain('No previous year was available');
+    expect(html).toContain('The year was not compared: no annual results of 2023 in the store.');
     expect((html.match(/<svg /g) ?? []).length).toBe(4);
   });
 });
