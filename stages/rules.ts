@@ -97,6 +97,9 @@ export function loadRules(file: string, knownColumns: readonly string[]): { rule
       // parameter name would escape that check, and a block body is not an arquero expression
       if (!/^\s*d\s*=>\s*[^\s{]/.test(expr)) throw new RuleFileError(`${file}: rule ${r.id}: ${part} must be written d => <expression> (the parameter named d, no block), not ${JSON.stringify(expr.slice(0, 40))}`);
       if (/\bd\s*\[/.test(expr)) throw new RuleFileError(`${file}: rule ${r.id}: ${part}: use d.name to read a variable`);
+      // the same data and rules must give the same results (reproducible runs): no clock, no random numbers
+      const volatile = /\bop\s*\.\s*(random|now)\s*\(/.exec(expr);
+      if (volatile) throw new RuleFileError(`${file}: rule ${r.id}: ${part} calls op.${volatile[1]}(), which gives another result on each run: a rule must depend on the forms only`);
       for (const m of expr.matchAll(FIELD_REF)) {
         const v = m[1]!;
         if (!knownColumns.includes(v)) throw new RuleFileError(`${file}: rule ${r.id}: ${part} reads unknown variable '${v}'`);

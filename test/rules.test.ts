@@ -77,6 +77,11 @@ describe('a statistician\'s bad edit is refused at load, naming the file (review
     expect(() => loadRules(withRule(rule({ when: "x => x.sex !== ''" })), RULE_COLUMNS)).toThrow(/rule X01_TEST: when must be written d => <expression>/);
   });
 
+  test('a rule may not call the clock or a random number (runs must be reproducible)', () => {
+    expect(() => loadRules(withRule(rule({ condition: "d => d.sex !== '' && op.random() < 2" })), RULE_COLUMNS)).toThrow(/rule X01_TEST: condition calls op\.random\(\), which gives another result on each run/);
+    expect(() => loadRules(withRule(rule({ when: 'd => op.now() > 0' })), RULE_COLUMNS)).toThrow(/rule X01_TEST: when calls op\.now\(\)/);
+  });
+
   test('a condition giving something else than true/false/null is an error of that rule, not "not applicable" everywhere', () => {
     const C = loadClassification(path.join(WE, 'settlements.csv'));
     const cols = { form_type: ['R', 'R'], sex: ['1', ''], birth_date: ['1990-01-01', ''], registration_date: ['2024-03-01', '2024-03-01'] };
