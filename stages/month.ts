@@ -315,9 +315,15 @@ function linkDepartures(f: Columns, windowDays: number): { linkOfR: Int32Array; 
   for (let i = 0; i < n; i++) if (ft[i] === 'D' && pid[i]) dOrder[dn++] = i;
   dOrder.length = dn;
   // every admissible (D, R) pair of a person, then linked closest first (registration dates, then move dates, then
-  // the R's and the D's record ids), one D per R: the closest pair wins whichever D comes first by record id
+  // the R's and the D's record ids), one D per R: the closest pair wins whichever D comes first by record id.
+  // A person with one D form (nearly all) has no competition: its best pair is linked at once, no pair list.
+  const dsOf = new Map<string, number>();
+  for (const d of dOrder) dsOf.set(pid[d]!, (dsOf.get(pid[d]!) ?? 0) + 1);
   const pairs: { d: number; r: number; dd: number; md: number }[] = [];
+  const byCloseness = closestPair(rid);
   for (const d of dOrder) {
+    const alone = dsOf.get(pid[d]!) === 1;
+    let best: { d: number; r: number; dd: number; md: number } | undefined;
     for (let r = rFirst.get(pid[d]!) ?? -1; r >= 0; r = rNext[r]!) {
       const dd = Math.abs(days.get(reg[r]!) - days.get(reg[d]!));
       if (!(dd <= windowDays)) continue;
@@ -325,10 +331,13 @@ function linkDepartures(f: Columns, windowDays: number): { linkOfR: Int32Array; 
       if (toM[d] && toM[r] && toM[d] !== toM[r]) continue;
       if (fromS[r] && fromS[d] && fromS[r] !== fromS[d]) continue;
       const md = isValidDate(mv[r]!) && isValidDate(mv[d]!) ? Math.abs(days.get(mv[r]!) - days.get(mv[d]!)) : 1e9;
-      pairs.push({ d, r, dd, md });
+      const p = { d, r, dd, md };
+      if (!alone) pairs.push(p);
+      else if (!best || byCloseness(p, best) < 0) best = p;
     }
+    if (best) { linkOfR[best.r] = d; linkOfD[d] = best.r; }
   }
-  pairs.sort(closestPair(rid));
+  pairs.sort(byCloseness);
   for (const p of pairs) if (linkOfR[p.r] === -1 && linkOfD[p.d] === -1) { linkOfR[p.r] = p.d; linkOfD[p.d] = p.r; }
   return { linkOfR, linkOfD };
 }
