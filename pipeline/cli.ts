@@ -101,13 +101,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--calendar <file>', 'the release calendar (default: config/calendar.json)')
     .action(async (o: { data: string; due?: boolean; now?: string; calendar?: string }) => {
       if (!o.due) throw new UsageError('release needs --due');
-      // --now replays a past run: an ISO 8601 time with its offset (a bare local time would be read in the machine's
-      // zone, not Belgrade's), never later than the clock (that would publish before the release time)
-      if (o.now !== undefined && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(o.now)) throw new UsageError(`--now must be an ISO 8601 time with its offset, e.g. 2025-07-10T12:00:00+02:00 or 2025-07-10T10:00:00Z, not ${o.now}`);
-      const now = o.now ? new Date(o.now) : new Date();
-      if (Number.isNaN(now.getTime())) throw new UsageError(`--now is not an ISO 8601 time: ${o.now}`);
+      // --now replays a past run: ISO 8601, read in Belgrade time when it has no offset (not in the machine's zone),
+      // never later than the clock (that would publish before the release time)
+      const { releaseDue, formatRelease, parseNow } = await lazy.release();
+      const now = o.now === undefined ? new Date() : parseNow(o.now);
+      if (!now) throw new UsageError(`--now must be an ISO 8601 date or time (without an offset it is Belgrade time), e.g. 2025-07-10T12:00 or 2025-07-10T10:00:00Z, not ${o.now}`);
       if (now.getTime() > Date.now() + 60_000) throw new UsageError(`--now ${o.now} is later than the clock: releases are never published ahead of time (--now replays past runs)`);
-      const { releaseDue, formatRelease } = await lazy.release();
       const r = releaseDue({ store: new Store(o.data), calendarFile: o.calendar ? path.resolve(o.calendar) : undefined, now }); // (its log is opened once the store is known to be one)
       say(formatRelease(r));
       if (r.notReady.length) code = 1;

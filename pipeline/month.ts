@@ -78,7 +78,9 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     const months = d.months.filter((m) => !closed(m));
     const quality: Record<string, Quality> = {};
     for (const m of months) quality[m] = buildMonth(store, m, L, C, opts.log, fresh);
-    for (const m of rolledBack) if (!months.includes(m) && !closed(m)) rebuildRolledBack(store, m, L, C, opts.log);
+    // (rolledBack holds only months open before this run; one before a first month set by this very run was the
+    // killed first run's: its results go, as they were that run's alone)
+    for (const m of rolledBack) if (!months.includes(m)) rebuildRolledBack(store, m, L, C, opts.log);
     // the commit point: until ingested.json lists the delivery, a rerun rolls it back and does it again
     if (!store.firstMonth()) store.setFirstMonth(fileMonth);
     ingested[digest] = { file: name, month: fileMonth, delivery: d.rec.delivery };
@@ -376,7 +378,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
     // month's files; each names the configuration it was delivered with)
     inputs: [...parts.map((p, i) => ({ path: `forms/${month}/${p}`, sha256: partSha[i]! })), ...ownFiles.map((f, i) => ({ path: `deliveries/${f}`, sha256: sha256(ownText[i]!) }))],
     counts: { forms: formsIn, events: out.events.length, quarantined: quarantine.length },
-  });
+  }, (h) => log.log({ stage: 'month', event: 'writing', month, manifest_path: `months/${month}/manifest.json`, manifest_sha256: h }));
   lap('write');
   const failed = checks.filter((c) => !c.ok);
   log.log({ stage: 'month', event: 'done', manifest_path: `months/${month}/manifest.json`, manifest_sha256: manifestSha, timings_ms: timings, month, forms_in: formsIn, events: out.events.length, linked: out.counts.linked, unmatched: out.counts.unmatched, out_of_scope: outOfScope, quarantined: quarantine.length, imputed: out.imputed, rules_failed: Object.fromEntries(Object.entries(rules).filter(([, r]) => r.fails > 0).map(([k, r]) => [k, r.fails])), identity_holds: holds, checks_failed: failed.map((c) => c.id), duration_ms: Date.now() - t0 }, holds && !failed.length ? 'info' : 'error');
@@ -444,13 +446,14 @@ function countLines(b: Buffer): number {
 
 /** Write a results directory atomically with its deterministic manifest. */
 /** Returns the SHA-256 of the manifest written (the log records it: audit then knows the manifest was not rewritten). */
-export function writeResultsDir(dir: string, files: Map<string, string | Buffer>, m: Omit<Manifest, 'outputs'>): string {
+export function writeResultsDir(dir: string, files: Map<string, string | Buffer>, m: Omit<Manifest, 'outputs'>, before?: (manifestSha256: string) => void): string {
   // each text encoded to UTF-8 once: the hash, the size, the line count and the write all use the same bytes
   const bytes = new Map<string, Buffer>();
   for (const [p, c] of files) bytes.set(p, typeof c === 'string' ? Buffer.from(c, 'utf8') : c);
   const outputs = [...bytes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, b]) => ({ path: p, sha256: sha256(b), bytes: b.length, ...(p.endsWith('.csv') ? { rows: Math.max(0, countLines(b) - 1) } : {}) }));
   const manifest: Manifest = { ...m, outputs };
   const manifestText = JSON.stringify(manifest, null, 2) + '\n';
+  before?.(sha256(manifestText)); // (the log records the manifest before it is visible: a kill after the swap is no false alarm)
   replaceDirAtomic(dir, (staging) => {
     for (const [p, b] of bytes) writeFileDurable(path.join(staging, p), b);
     writeFileDurable(path.join(staging, 'manifest.json'), manifestText);

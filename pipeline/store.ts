@@ -117,7 +117,7 @@ export class Store {
   /** Refuse to go on while a killed monthly run is uncommitted (see uncommittedMonths). */
   assertCommitted(what: string): void {
     const m = this.uncommittedMonths();
-    if (m.length) throw new Error(`${what}: a monthly run was killed before it committed (months ${m.join(', ')}); run "migstat month" again with its extract, which rolls it back and rebuilds those months, then ${what} again`);
+    if (m.length) throw new Error(`${what}: a monthly run stopped (killed, or failed) before it committed (months ${m.join(', ')}); run "migstat month" again with its extract once what stopped it is put right: it rolls the run back and rebuilds those months; then ${what} again`);
   }
   /** The months returned by rollbackUncommitted have been rebuilt. */
   rebuilt(): void {

@@ -194,7 +194,7 @@ async function yearUnderLock(opts: YearOptions, store: Store): Promise<Quality> 
       },
       inputs: present.map((m) => ({ path: `months/${m}/manifest.json`, sha256: sha256(fs.readFileSync(path.join(store.monthDir(m), 'manifest.json'))) })),
       counts: { months: present.length, events: quality.events, ...(population ? { population_municipalities: population.size } : {}) },
-    });
+    }, (h) => opts.log.log({ stage: 'year', event: 'writing', year: y, manifest_path: `years/${y}/manifest.json`, manifest_sha256: h }));
   };
   const manifestSha = write();
   const failed = checks.filter((c) => !c.ok);

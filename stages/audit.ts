@@ -103,15 +103,16 @@ export function checkResultsDir(dir: string, rel: string): { checked: number; pr
 }
 
 /** Latest manifest hash recorded in the log per store-relative manifest path, and the releases logged as published. */
-export function logRecords(logFile: string): { manifests: Map<string, string>; published: Set<string> } {
-  const manifests = new Map<string, string>();
+/** manifests: every SHA-256 the log recorded for each manifest path (a run logs it before it swaps the directory in, and after) */
+export function logRecords(logFile: string): { manifests: Map<string, Set<string>>; published: Set<string> } {
+  const manifests = new Map<string, Set<string>>();
   const published = new Set<string>();
   if (!fs.existsSync(logFile)) return { manifests, published };
   for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
     if (!line) continue;
     let o: Record<string, unknown>;
     try { o = JSON.parse(line) as Record<string, unknown>; } catch { continue; }
-    if (typeof o.manifest_path === 'string' && typeof o.manifest_sha256 === 'string') manifests.set(o.manifest_path, o.manifest_sha256);
+    if (typeof o.manifest_path === 'string' && typeof o.manifest_sha256 === 'string') { const s = manifests.get(o.manifest_path) ?? new Set<string>(); s.add(o.manifest_sha256); manifests.set(o.manifest_path, s); }
     if (o.stage === 'release' && o.event === 'published' && typeof o.release_id === 'string') published.add(o.release_id);
   }
   return { manifests, published };
@@ -165,10 +166,11 @@ export function audit(store: Store, knownHead?: string): AuditResult {
       checked += r.checked;
       problems.push(...r.problems);
       const mRel = posix(rel, 'manifest.json');
+      // a manifest a run wrote is one the log recorded (a run killed between writing and logging logged it before)
       const recorded = manifests.get(mRel);
       if (r.manifest && recorded !== undefined) {
         const h = sha256File(path.join(base, e.name, 'manifest.json'));
-        if (h !== recorded) problems.push({ path: mRel, problem: 'altered', detail: `${mRel}: SHA-256 ${h} differs from the one recorded in ${logRel} (${recorded}): the manifest was changed after the run` });
+        if (!recorded.has(h)) problems.push({ path: mRel, problem: 'altered', detail: `${mRel}: SHA-256 ${h} is none of those recorded in ${logRel} (${[...recorded].join(', ')}): the manifest was changed after the run` });
       }
       if (root === 'published' && r.manifest && !published.has(e.name)) {
         problems.push({ path: rel, problem: 'unexpected', detail: `${rel} has no 'published' record in ${logRel}: it was not made by migstat release` });

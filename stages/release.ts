@@ -97,6 +97,25 @@ export function loadCalendar(file: string = DEFAULT_CALENDAR): Calendar {
   return cal;
 }
 
+/**
+ * `--now` as ISO 8601: with its offset (Z, ±hh:mm, ±hhmm) as written; a date-time without one, or a date alone
+ * (midnight), is read in Belgrade time, the calendar's zone (not the machine's). undefined when it is not one.
+ */
+export function parseNow(s: string): Date | undefined {
+  const withOffset = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})$/.exec(s);
+  if (withOffset) {
+    const off = withOffset[2]!.length === 5 ? `${withOffset[2]!.slice(0, 3)}:${withOffset[2]!.slice(3)}` : withOffset[2]!;
+    const d = new Date(`${withOffset[1]}${off}`);
+    return Number.isNaN(d.getTime()) ? undefined : d;
+  }
+  const local = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(s);
+  if (!local) return undefined;
+  const [y, mo, d, h, mi, se] = local.slice(1).map((x) => Number(x ?? 0)) as [number, number, number, number, number, number];
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 59) return undefined;
+  const t = new Date(new TZDate(y, mo - 1, d, h, mi, se, RELEASE_TIME_ZONE).getTime());
+  return Number.isNaN(t.getTime()) ? undefined : t;
+}
+
 /** The instant a release goes out: its local date and time in its IANA time zone (DST-aware). */
 export function releaseInstant(r: Pick<Release, 'date' | 'time' | 'time_zone'>): Date {
   const [y, mo, d] = r.date.split('-').map(Number) as [number, number, number];

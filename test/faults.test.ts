@@ -153,7 +153,7 @@ describe('after a killed monthly run, only migstat month recovers (review of 26 
     const k = migstat(['month', '--data', data, '--input', feb!], { MIGSTAT_FAULT_AFTER_WRITES: String(commit) });
     expect(k.signal).toBe('SIGKILL');
     expect(fs.existsSync(path.join(data, 'months', '2024-02', 'manifest.json'))).toBe(true);
-    const msg = 'a monthly run was killed before it committed (months 2024-02); run "migstat month" again with its extract, which rolls it back and rebuilds those months, then';
+    const msg = 'a monthly run stopped (killed, or failed) before it committed (months 2024-02); run "migstat month" again with its extract once what stopped it is put right: it rolls the run back and rebuilds those months; then';
     const c = migstat(['close', '--month', '2024-02', '--data', data]);
     expect([c.status, c.stderr]).toEqual([1, `migstat: close: ${msg} close again\n`]);
     const y = migstat(['year', '--year', '2024', '--provisional', '--data', data]);
@@ -182,6 +182,22 @@ describe('after a killed monthly run, only migstat month recovers (review of 26 
     // March's results were the rolled-back delivery's alone: gone, not rebuilt empty
     expect(new Store(data).months()).toEqual(['2024-02']);
     expect(fs.readFileSync(new Store(data).logFile(), 'utf8')).toContain('"event":"removed_month","month":"2024-03"');
+    expect(audit(new Store(data)).problems).toEqual([]);
+  }, 60_000);
+
+  test('a first run killed at its commit, then a later month: the killed month\'s results go, nothing is counted twice', () => {
+    const scratch = tmpDir('migstat-kill4-count-');
+    const p0 = faultPoints();
+    runMonth({ data: scratch, input: feb!, log: logFor(scratch) });
+    const commit = faultPoints() - p0;
+    const data = tmpDir('migstat-kill4-');
+    expect(migstat(['month', '--data', data, '--input', feb!], { MIGSTAT_FAULT_AFTER_WRITES: String(commit) }).signal).toBe('SIGKILL');
+    expect(new Store(data).months()).toEqual(['2024-02']);
+    const r = migstat(['month', '--data', data, '--input', mar!]);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    // March is the store's first month: February's uncommitted results are gone, its late forms carried into March
+    expect([new Store(data).firstMonth(), new Store(data).months()]).toEqual(['2024-03', ['2024-03']]);
+    expect(new Store(data).uncommittedMonths()).toEqual([]);
     expect(audit(new Store(data)).problems).toEqual([]);
   }, 60_000);
 });

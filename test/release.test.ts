@@ -6,7 +6,7 @@ import { listFiles, sha256, writeJsonAtomic } from '../pipeline/fsutil';
 import { LockError, Store, withLock } from '../pipeline/store';
 import { audit } from '../stages/audit';
 import {
-  DEFAULT_CALENDAR, calendarProblems, isPublicFile, loadCalendar, releaseDue, releaseInstant, type Calendar,
+  DEFAULT_CALENDAR, calendarProblems, isPublicFile, loadCalendar, parseNow, releaseDue, releaseInstant, type Calendar,
 } from '../stages/release';
 import { makeStore, tmp as tmpBase, writeResultsDir, yearFiles } from './helpers/results-store';
 import { writeResultsDir as writeMonthDir } from '../pipeline/month';
@@ -294,8 +294,15 @@ describe('what a release refuses (review of 26 Nov)', () => {
         spy.mockRestore();
       }
     };
-    expect(await run('2025-07-10T10:30')).toEqual([2, 'migstat: --now must be an ISO 8601 time with its offset, e.g. 2025-07-10T12:00:00+02:00 or 2025-07-10T10:00:00Z, not 2025-07-10T10:30\n']);
+    expect(await run('10 July 2025')).toEqual([2, 'migstat: --now must be an ISO 8601 date or time (without an offset it is Belgrade time), e.g. 2025-07-10T12:00 or 2025-07-10T10:00:00Z, not 10 July 2025\n']);
     expect(await run('2999-07-10T12:00:00+02:00')).toEqual([2, 'migstat: --now 2999-07-10T12:00:00+02:00 is later than the clock: releases are never published ahead of time (--now replays past runs)\n']);
-    expect(fs.existsSync(store.publishedDir())).toBe(false);
+    // without an offset: Belgrade time, whatever the machine's zone (11:59 is before the 12:00 release)
+    expect(await run('2025-07-10T11:59')).toEqual([0, '']);
+    expect(fs.existsSync(store.publishedDir('IM-2024'))).toBe(false);
+    expect(await run('2025-07-10T12:00')).toEqual([0, '']);
+    expect(fs.existsSync(store.publishedDir('IM-2024'))).toBe(true);
+    expect(parseNow('2025-07-10T12:00:00+0200')!.toISOString()).toBe('2025-07-10T10:00:00.000Z');
+    expect(parseNow('2025-12-25')!.toISOString()).toBe('2025-12-24T23:00:00.000Z');
+    expect(parseNow('2025-13-01')).toBeUndefined();
   });
 });
