@@ -135,6 +135,19 @@ describe('kill -9 during a monthly run', () => {
   }, 60_000 + RUNS * 5_000);
 });
 
+/**
+ * Run `migstat month` on `data` and kill it at its commit (its last fault point: state/ingested.json), after every
+ * result is written: the number of points is counted on a scratch copy of the store, run in-process.
+ */
+function killAtCommit(data: string, input: string): void {
+  const scratch = tmpDir('migstat-kill-count-');
+  fs.cpSync(data, scratch, { recursive: true });
+  const p0 = faultPoints();
+  runMonth({ data: scratch, input, log: logFor(scratch) });
+  const commit = faultPoints() - p0;
+  expect(migstat(['month', '--data', data, '--input', input], { MIGSTAT_FAULT_AFTER_WRITES: String(commit) }).signal).toBe('SIGKILL');
+}
+
 describe('after a killed monthly run, only migstat month recovers (review of 26 Nov)', () => {
   const gen = tmpDir('migstat-kill2-gen-');
   const g = generate({ year: 2024, out: gen, seed: 5, records: 3000, months: [1, 2, 3] });
@@ -144,14 +157,8 @@ describe('after a killed monthly run, only migstat month recovers (review of 26 
     const data = tmpDir('migstat-kill2-');
     runMonth({ data, input: jan!, log: logFor(data) });
     expect(migstat(['close', '--month', '2024-01', '--data', data]).status).toBe(0);
-    // killed after February's results were written, at its commit point (the run's last fault point)
-    const scratch = tmpDir('migstat-kill2-count-');
-    fs.cpSync(data, scratch, { recursive: true });
-    const p0 = faultPoints();
-    runMonth({ data: scratch, input: feb!, log: logFor(scratch) });
-    const commit = faultPoints() - p0;
-    const k = migstat(['month', '--data', data, '--input', feb!], { MIGSTAT_FAULT_AFTER_WRITES: String(commit) });
-    expect(k.signal).toBe('SIGKILL');
+    // killed after February's results were written, at its commit point
+    killAtCommit(data, feb!);
     expect(fs.existsSync(path.join(data, 'months', '2024-02', 'manifest.json'))).toBe(true);
     const msg = 'a monthly run stopped (killed, or failed) before it committed (months 2024-02); run "migstat month" again with its extract once what stopped it is put right: it rolls the run back and rebuilds those months; then';
     const c = migstat(['close', '--month', '2024-02', '--data', data]);
@@ -167,14 +174,8 @@ describe('after a killed monthly run, only migstat month recovers (review of 26 
   }, 60_000);
 
   test('a first run killed before its commit leaves no first month: an earlier month can still be run', () => {
-    // the last fault point of the run is its commit (state/ingested.json); the one before sets the first month
-    const scratch = tmpDir('migstat-kill3-count-');
-    const p0 = faultPoints();
-    runMonth({ data: scratch, input: mar!, log: logFor(scratch) });
-    const commit = faultPoints() - p0;
     const data = tmpDir('migstat-kill3-');
-    const k = migstat(['month', '--data', data, '--input', mar!], { MIGSTAT_FAULT_AFTER_WRITES: String(commit) });
-    expect(k.signal).toBe('SIGKILL');
+    killAtCommit(data, mar!); // (after the first month is set, before the commit)
     expect(new Store(data).firstMonth()).toBe('2024-03');
     const r = migstat(['month', '--data', data, '--input', feb!]);
     expect([r.status, r.stderr]).toEqual([0, '']);
@@ -186,12 +187,8 @@ describe('after a killed monthly run, only migstat month recovers (review of 26 
   }, 60_000);
 
   test('a first run killed at its commit, then a later month: the killed month\'s results go, nothing is counted twice', () => {
-    const scratch = tmpDir('migstat-kill4-count-');
-    const p0 = faultPoints();
-    runMonth({ data: scratch, input: feb!, log: logFor(scratch) });
-    const commit = faultPoints() - p0;
     const data = tmpDir('migstat-kill4-');
-    expect(migstat(['month', '--data', data, '--input', feb!], { MIGSTAT_FAULT_AFTER_WRITES: String(commit) }).signal).toBe('SIGKILL');
+    killAtCommit(data, feb!);
     expect(new Store(data).months()).toEqual(['2024-02']);
     const r = migstat(['month', '--data', data, '--input', mar!]);
     expect([r.status, r.stderr]).toEqual([0, '']);
