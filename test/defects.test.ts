@@ -68,6 +68,7 @@ const HANDLED_BY: Record<string, Handling> = {
   outdated_municipality_code: { rules: ['R10_TO_MUNI_VALID', 'R16_TO_SETTLEMENT_IN_MUNI'], any: true },
   settlement_not_in_municipality: { rules: ['R16_TO_SETTLEMENT_IN_MUNI', 'R26_OFFICE_IS_NEW_RESIDENCE'] },
   missing_destination: { rules: ['R25_DESTINATION_PRESENT'] },
+  unknown_origin_municipality_code: { rules: ['R11_FROM_MUNI_CHECK_DIGIT', 'R12_FROM_MUNI_VALID'] },
   late_delivery: { rules: ['R04_REG_IN_FILE_MONTH'], carried_forward: true },
   same_settlement: { scope: 'same_settlement' },
   from_abroad: { scope: 'from_abroad' },
@@ -109,8 +110,8 @@ const RULE_FLAGS: Record<string, { defects: string[]; d_of_r?: true; any_d?: tru
   R08_JMBG_BIRTH: { defects: ['jmbg_contradicts_birth_date'], exact: true },
   R09_TO_MUNI_CHECK_DIGIT: { defects: ['unknown_municipality_code'], exact: true },
   R10_TO_MUNI_VALID: { defects: ['unknown_municipality_code', 'outdated_municipality_code'], exact: false }, // not every outdated code
-  R11_FROM_MUNI_CHECK_DIGIT: { defects: [], exact: true },
-  R12_FROM_MUNI_VALID: { defects: [], exact: true },
+  R11_FROM_MUNI_CHECK_DIGIT: { defects: ['unknown_origin_municipality_code'], exact: true },
+  R12_FROM_MUNI_VALID: { defects: ['unknown_origin_municipality_code'], exact: true },
   R13_OFFICE_VALID: { defects: [], exact: true },
   R14_TO_SETTLEMENT_KNOWN: { defects: [], exact: true },
   R15_FROM_SETTLEMENT_KNOWN: { defects: [], exact: true },
@@ -396,6 +397,8 @@ describe('rules, linkage, deduction and donors against the ground truth (a gener
       // municipality from the settlement (a wrong, unknown or outdated code)
       if (d.has('settlement_not_in_municipality') || d.has('unknown_municipality_code'))
         check('municipality from settlement', t, e.to_municipality === t.to_municipality && logged(t, 'to_municipality', ['settlement'], t.to_municipality) && deduced, `to ${e.to_municipality} (truth ${t.to_municipality})`);
+      if (d.has('unknown_origin_municipality_code'))
+        check('origin municipality from settlement', t, origin(e) === t.from_municipality && logged(t, 'from_municipality', ['settlement'], t.from_municipality) && deduced, `from ${origin(e)} (truth ${t.from_municipality}), provenance ${e.provenance}`);
       if (d.has('outdated_municipality_code'))
         check('municipality from settlement (outdated code)', t, e.to_municipality === t.to_municipality && logged(t, 'to_municipality', ['settlement', 'territorial_change'], t.to_municipality) && (deduced || prov.includes('recoded')), `to ${e.to_municipality} (truth ${t.to_municipality}), provenance ${e.provenance}`);
       // residence municipality from the registering office

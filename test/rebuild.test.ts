@@ -140,24 +140,27 @@ describe('rebuild = the monthly cadence, on two worker threads', () => {
   }, 120000);
 
   test('a month without an extract is refused, naming it; with --allow-missing-months its late forms are carried forward', () => {
+    // a month M of 1998 whose extract holds forms recorded in M − 1 (late deliveries), and the gap M − 1 between M − 2 and M
+    const lateIn = (m: number): number => fs.readFileSync(path.join(input, `moi_1998_${String(m).padStart(2, '0')}.csv`), 'utf8').split('\n').filter((l) => l.split(',')[2]?.startsWith(`1998-${String(m - 1).padStart(2, '0')}`)).length;
+    const M = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12].find((m) => lateIn(m) > 0)!;
+    expect(M).toBeDefined();
+    const mm = (k: number): string => `1998-${String(k).padStart(2, '0')}`;
     const gap = tmpDir();
-    for (const f of ['moi_1998_01.csv', 'moi_1998_03.csv']) fs.copyFileSync(path.join(input, f), path.join(gap, f));
+    for (const k of [M - 2, M]) fs.copyFileSync(path.join(input, `moi_${mm(k).replace('-', '_')}.csv`), path.join(gap, `moi_${mm(k).replace('-', '_')}.csv`));
     const parent = tmpDir();
     const r = cli('rebuild', '--data', path.join(parent, 'store'), '--input-dir', gap, '--workers', '2');
     expect(r.status).toBe(1);
-    expect(r.stderr.trim()).toMatch(/^migstat: no extract for 1998-02 between 1998-01 and 1998-03: .*--allow-missing-months/);
+    expect(r.stderr.trim()).toMatch(new RegExp(`^migstat: no extract for ${mm(M - 1)} between ${mm(M - 2)} and ${mm(M)}: .*--allow-missing-months`));
     expect(fs.readdirSync(parent).filter((f) => f !== 'store')).toEqual([]);
     const target = path.join(parent, 'store2');
     const ok = cli('rebuild', '--data', target, '--input-dir', gap, '--workers', '2', '--allow-missing-months');
     expect([ok.status, ok.stderr]).toEqual([0, '']);
-    expect(fs.readdirSync(path.join(target, 'months'))).toEqual(['1998-01', '1998-03']);
-    // the March extract's forms recorded in February went to March, carried forward, as the flag says
-    const febInMarch = fs.readFileSync(path.join(gap, 'moi_1998_03.csv'), 'utf8').split('\n').filter((l) => l.split(',')[2]?.startsWith('1998-02')).length;
-    expect(febInMarch).toBeGreaterThan(0);
-    const delivered = JSON.parse(fs.readFileSync(path.join(target, 'deliveries', fs.readdirSync(path.join(target, 'deliveries')).find((f) => f.startsWith('1998-03'))!), 'utf8')) as { carried_forward: number; by_month: Record<string, number> };
-    expect(Object.keys(delivered.by_month)).toEqual(['1998-03']);
+    expect(fs.readdirSync(path.join(target, 'months'))).toEqual([mm(M - 2), mm(M)]);
+    // the forms of M's extract recorded in M − 1 went to M, carried forward, as the flag says
+    const delivered = JSON.parse(fs.readFileSync(path.join(target, 'deliveries', fs.readdirSync(path.join(target, 'deliveries')).find((f) => f.startsWith(mm(M)))!), 'utf8')) as { carried_forward: number; by_month: Record<string, number> };
+    expect(Object.keys(delivered.by_month)).toEqual([mm(M)]);
     expect(delivered.carried_forward).toBeGreaterThan(0);
-    expect(fs.readFileSync(new Store(target).logFile(), 'utf8')).toMatch(/"level":"warn"[^\n]*"event":"missing_months","months":\["1998-02"\]/);
+    expect(fs.readFileSync(new Store(target).logFile(), 'utf8')).toMatch(new RegExp(`"level":"warn"[^\\n]*"event":"missing_months","months":\\["${mm(M - 1)}"\\]`));
   }, 60000);
 
   test('--encoding windows-1250:YYYY-MM reads the older extracts as Windows-1250, the later as UTF-8, as the cadence with --encoding does', async () => {
