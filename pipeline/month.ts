@@ -15,7 +15,7 @@ import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig, type Loaded } from './config';
 import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentDigests, ContentKeys, type Columns, type QuarantineRow } from '../stages/ingest';
-import { deliver, take, type ChangeRow, type Disposition } from '../stages/deliver';
+import { deliver, take, type ChangeRow, type DeliveryResult, type Disposition } from '../stages/deliver';
 import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
 import { DONOR_VARIABLES, flagNames, processMonth, PROVENANCE, stopwatch, type Event } from '../stages/month';
 import { activityGroup, checkTables, moveType, tabulate, type Tables } from '../stages/tabulate';
@@ -32,6 +32,8 @@ export interface DeliveryRecord {
   config: Record<string, string>;
   quarantine: { file: string; line: number; record_id: string; field: string; reason: string; detail: string }[];
   dispositions: Disposition[]; changes: ChangeRow[]; systemic: Quality['systemic'];
+  /** the corrections to closed months, as received (not applied): see DeliveryResult.withheld */
+  corrections_withheld: DeliveryResult['withheld'];
 }
 
 /** The record index stores this hash of a form's content (contentKey), never the content itself. */
@@ -182,7 +184,7 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
     delivery, file: ing.name, sha256: ing.digest, file_month: ing.fileMonth, seq: o.seq, encoding: ing.encoding, forms_read: ing.formsRead,
     accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
     carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries([...parts].map(([m, part]) => [m, part.record_id!.length])), config: o.L.digests,
-    quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic,
+    quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic, corrections_withheld: dr.withheld,
   };
   const identity = rec.forms_read === rec.accepted + rec.quarantined + rec.duplicates + rec.corrections_to_closed;
   o.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');

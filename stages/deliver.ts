@@ -7,7 +7,7 @@
  * Pure: the store's knowledge comes in as functions.
  */
 import type { QuarantineRow, Columns } from './ingest';
-import { contentKey, FORM_COLUMNS, squeeze } from './ingest';
+import { CONTENT_COLUMNS, contentKey, FORM_COLUMNS, squeeze } from './ingest';
 import { isValidDate } from './jmbg';
 import { addMonths } from '../pipeline/contracts';
 import { evaluateRules, systemicFindings, type Rule } from './rules';
@@ -28,6 +28,11 @@ export interface DeliveryResult {
   changes: ChangeRow[];
   systemic: { rule: string; office: string; share: number; items: number; action: string }[];
   counts: { accepted: number; duplicates: number; corrections_to_closed: number; quarantined: number; carried_forward: number };
+  /**
+   * The corrections to closed months, logged and not applied: each form as received (its content columns,
+   * pseudonymised), so that the size of a revision not made can be measured (ESMS 17.2)
+   */
+  withheld: { record_id: string; corrects_month: string; form: Record<string, string> }[];
   /** for each accepted form, its row in the input forms */
   source: number[];
   /** the accepted forms (indices into `forms`) with values changed by a systemic correction */
@@ -90,6 +95,7 @@ export function deliver(
   const prevWith = new Int32Array(n);
   const keep: number[] = [];
   let duplicates = 0, toClosed = 0;
+  const withheld: DeliveryResult['withheld'] = [];
   for (let i = 0; i < n; i++) {
     const id = f.record_id![i]!;
     const last = lastWith.get(id);
@@ -108,7 +114,12 @@ export function deliver(
       let same: { month: string } | undefined;
       for (const v of prior.versions) if (v.content === key) same = v;
       if (same) { duplicates++; disp(i, 'duplicate', `same record_id and content already ingested (month ${same.month})`); continue; }
-      if (ctx.isClosed(prior.month)) { toClosed++; disp(i, 'correction_to_closed', `corrects a form of closed month ${prior.month}: logged, not applied`); continue; }
+      if (ctx.isClosed(prior.month)) {
+        toClosed++;
+        disp(i, 'correction_to_closed', `corrects a form of closed month ${prior.month}: logged, not applied`);
+        withheld.push({ record_id: id, corrects_month: prior.month, form: Object.fromEntries(CONTENT_COLUMNS.filter((c) => f[c]).map((c) => [c, f[c]![i]!])) });
+        continue;
+      }
     }
     prevWith[i] = last ?? -1;
     lastWith.set(id, i);
@@ -200,7 +211,7 @@ export function deliver(
   if (correctedKept.size) keep2.forEach((i, j) => { if (correctedKept.has(i)) corrected.add(j); });
   return {
     forms: out, quarantine, dispositions, changes, systemic,
-    counts: { accepted: keep2.length, duplicates, corrections_to_closed: toClosed, quarantined: quarantine.length, carried_forward: carried },
+    counts: { accepted: keep2.length, duplicates, corrections_to_closed: toClosed, quarantined: quarantine.length, carried_forward: carried }, withheld,
     source: rows, corrected,
   };
 }

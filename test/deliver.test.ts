@@ -119,3 +119,16 @@ describe('an old version re-sent after its correction is a duplicate (moi-input.
     expect(events()).toBe(before);
   }, 60000);
 });
+
+test('a correction to a closed month is withheld, and kept as received so that the revision not made can be measured', () => {
+  const L = loadConfig();
+  const f = forms([{ id: 'K1', office: '70106', reg: '2024-02-10', move: '2024-02-01' }, { id: 'K2', office: '70106', reg: '2024-02-11', move: '2024-02-02' }]);
+  const r = deliver({ forms: f, quarantine: [], fileMonth: '2024-02' }, {
+    prior: (id) => (id === 'K1' ? { month: '2024-01', versions: [{ month: '2024-01', content: 'an older content' }] } : undefined),
+    isClosed: (m) => m === '2024-01', rules: L.rules, corrections: [],
+    classification: loadClassification(path.join(__dirname, '..', 'reference', 'territory', 'settlements.csv')), systemic: L.config.systemic,
+  });
+  expect(r.counts).toMatchObject({ accepted: 1, corrections_to_closed: 1 });
+  expect(r.withheld).toEqual([{ record_id: 'K1', corrects_month: '2024-01', form: expect.objectContaining({ record_id: 'K1', registration_date: '2024-02-10', move_date: '2024-02-01', registering_office: '70106', to_municipality: '70106' }) }]);
+  expect(Object.keys(r.withheld[0]!.form)).not.toContain('line'); // the content, as the record index hashes it
+});
