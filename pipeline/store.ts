@@ -130,7 +130,8 @@ export class Store {
 
 export class LockError extends Error {}
 
-interface LockOwner { pid: number; what: string; token?: string }
+/** boot, started: the machine's boot id and the owner process's start time (Linux /proc), so that a pid reused after a reboot or by another process does not keep a dead run's lock */
+interface LockOwner { pid: number; what: string; token?: string; boot?: string; started?: string }
 const sleep = (ms: number): void => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); };
 const readText = (f: string): string | undefined => { try { return fs.readFileSync(f, 'utf8'); } catch { return undefined; } };
 const parseOwner = (t: string | undefined): LockOwner | undefined => { try { return t ? (JSON.parse(t) as LockOwner) : undefined; } catch { return undefined; } };
@@ -167,7 +168,7 @@ function takeLock(store: Store, what: string): () => void {
   store.ensure();
   const dir = store.p('.lock');
   const token = crypto.randomBytes(6).toString('hex');
-  const mine = JSON.stringify({ pid: process.pid, what, token });
+  const mine = JSON.stringify({ pid: process.pid, what, token, ...processIdentity(process.pid) });
   const aside = (): string => `${dir}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   for (let attempt = 0; ; attempt++) {
     const tmp = aside();
@@ -183,7 +184,7 @@ function takeLock(store: Store, what: string): () => void {
       if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
       const seen = readText(path.join(dir, 'owner.json'));
       const owner = parseOwner(seen);
-      if (owner && !pidAlive(owner.pid) && attempt < 20) { takeOver(dir, seen!, aside()); continue; }
+      if (owner && !ownerAlive(owner) && attempt < 20) { takeOver(dir, seen!, aside()); continue; }
       if (!owner && attempt < 20) { sleep(25); continue; } // released or taken over just now
       throw new LockError(`the store ${store.root} is in use by another migstat run (${owner ? `pid ${owner.pid}: ${owner.what}` : `${dir} has no owner; remove it if no migstat run is active`}); try again when it has finished`);
     }
@@ -217,6 +218,24 @@ function takeOver(dir: string, seen: string, gone: string): void {
   } finally {
     fs.rmdirSync(mutex);
   }
+}
+
+/** The boot id and the start time (clock ticks since boot) of a process, where /proc tells them (Linux); {} elsewhere. */
+function processIdentity(pid: number): { boot?: string; started?: string } {
+  const boot = readText('/proc/sys/kernel/random/boot_id')?.trim();
+  // /proc/<pid>/stat: "pid (comm) state …": field 22 is the start time; comm may hold spaces, so count after the last ')'
+  const stat = readText(`/proc/${pid}/stat`);
+  const started = stat ? stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] : undefined;
+  return { ...(boot ? { boot } : {}), ...(started ? { started } : {}) };
+}
+
+/** The lock's owner still runs: its pid is alive, on this boot, and it is the same process (same start time). */
+function ownerAlive(o: LockOwner): boolean {
+  if (!pidAlive(o.pid)) return false;
+  const now = processIdentity(o.pid);
+  if (o.boot && now.boot && o.boot !== now.boot) return false; // a lock from before a reboot
+  if (o.started && now.started && o.started !== now.started) return false; // the pid now belongs to another process
+  return true;
 }
 
 function pidAlive(pid: number): boolean {

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { generate } from '../fixtures/generator';
 import { runMonth } from '../pipeline/month';
+import { LockError, Store, withLock } from '../pipeline/store';
 import { migstat, migstatAsync, oneErrorLine, type CliResult } from './helpers/cli';
 import { logFor, snapshot, tmpDir } from './helpers/store';
 
@@ -134,4 +135,22 @@ process.stdout.write(JSON.stringify({ done, refused }));
   for (const r of rs) expect([r.status, r.out]).toEqual([0, expect.stringMatching(/^\{"done":5,"refused":\d+\}$/)]);
   expect(rs.reduce((a, r) => a + JSON.parse(r.out).refused, 0)).toBeGreaterThan(0); // they did contend
   expect(fs.readdirSync(data).sort()).toEqual([]);
+});
+
+test('a lock whose pid now belongs to another process (after a reboot, or reused) is taken over; the live owner\'s is not', () => {
+  const s = new Store(tmpDir());
+  s.ensure();
+  const stat = fs.readFileSync(`/proc/${process.pid}/stat`, 'utf8');
+  const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+  const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const lockAs = (owner: object): void => { fs.mkdirSync(s.p('.lock'), { recursive: true }); fs.writeFileSync(s.p('.lock', 'owner.json'), JSON.stringify({ pid: process.pid, what: 'month x', ...owner })); };
+  // this very process holds it: refused, with the holder named
+  lockAs({ boot, started });
+  expect(() => withLock(s, 'close', () => 1)).toThrow(LockError);
+  // the same pid on another boot, or the same pid started at another time: a dead run's lock
+  for (const o of [{ boot: 'an-earlier-boot', started }, { boot, started: '1' }]) {
+    lockAs(o);
+    expect(withLock(s, 'close', () => 2)).toBe(2);
+    expect(fs.existsSync(s.p('.lock'))).toBe(false);
+  }
 });
