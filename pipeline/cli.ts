@@ -11,6 +11,7 @@
  */
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { isMonth } from './contracts';
 import { RunLog } from './log';
 import { Store, withLock } from './store';
 import { InputError } from '../stages/ingest';
@@ -40,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (o: { data: string; input: string; month?: string; encoding: string; settlements?: string }) => {
       const { runMonth } = await lazy.month();
       if (o.encoding !== 'utf-8' && o.encoding !== 'windows-1250') throw new UsageError(`--encoding must be utf-8 or windows-1250, not ${o.encoding}`);
-      if (o.month !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
+      if (o.month !== undefined && !isMonth(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
       const log = logFor(o.data);
       const r = runMonth({ data: o.data, input: o.input, month: o.month, encoding: o.encoding, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log });
       say(r.status === 'unchanged' ? `${path.basename(o.input)} was already ingested: nothing changed` : `${path.basename(o.input)}: months ${r.months.join(', ')} processed (${r.months.map((m) => `${m}: ${r.quality[m]!.events} events`).join('; ')})`);
@@ -52,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
   dataOpt(program.command('close').description('close a month: its results become final'))
     .requiredOption('--month <YYYY-MM>', 'the month to close')
     .action((o: { data: string; month: string }) => {
-      if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
+      if (!isMonth(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
       const store = new Store(o.data);
       const log = logFor(o.data);
       withLock(store, `close ${o.month}`, () => {
@@ -87,7 +88,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--encoding <enc>', 'utf-8, windows-1250, or windows-1250:YYYY-MM (the extracts up to that month in Windows-1250, later ones UTF-8)', 'utf-8')
     .option('--allow-missing-months', 'rebuild an archive that lacks extracts for some months (each then counts as closed when the next extract arrives)')
     .action(async (o: { data: string; inputDir: string; from?: string; to?: string; workers?: string; years: boolean; progress: boolean; settlements?: string; population?: string; encoding: string; allowMissingMonths?: boolean }) => {
-      for (const [k, v] of [['--from', o.from], ['--to', o.to]] as const) if (v !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(v)) throw new UsageError(`${k} must be YYYY-MM, not ${v}`);
+      for (const [k, v] of [['--from', o.from], ['--to', o.to]] as const) if (v !== undefined && !isMonth(v)) throw new UsageError(`${k} must be YYYY-MM, not ${v}`);
       if (o.workers !== undefined && !/^[1-9]\d*$/.test(o.workers)) throw new UsageError(`--workers must be a positive whole number, not ${o.workers}`);
       const { runRebuild, encodingOf } = await import('./rebuild');
       try { encodingOf(o.encoding); } catch (e) { throw new UsageError((e as Error).message); }

@@ -143,6 +143,9 @@ export const IMPUTED_HEADERS = {
   move_type_imputed: ['series', 'level', 'code', 'move_type', 'migrants_imputed'],
 } as const;
 
+/** A month written YYYY-MM (01–12). */
+export const isMonth = (s: string): boolean => /^\d{4}-(0[1-9]|1[0-2])$/.test(s);
+
 /** The month k months after m (YYYY-MM; k may be negative). */
 export const addMonths = (m: string, k: number): string => {
   const t = +m.slice(0, 4) * 12 + (+m.slice(5, 7) - 1) + k;

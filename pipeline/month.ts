@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hash } from 'node:crypto';
-import { addMonths, ageGroup, MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
+import { addMonths, ageGroup, isMonth, MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
 import { ByteWriter } from './bytes';
 import { CsvWriter, objectsToCsvBytes, objectsToCsvWriter, toCsvBytes } from './csv';
 import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeFileDurable, writeJsonAtomic } from './fsutil';
@@ -50,7 +50,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     if (!fs.existsSync(opts.input)) throw new InputError(name, undefined, undefined, 'file not found');
     if (!fs.statSync(opts.input).isFile()) throw new InputError(name, undefined, undefined, 'not a file (a directory?): give the path of the extract');
     const fileMonth = opts.month ?? fileMonthOf(opts.input);
-    if (!fileMonth || !/^\d{4}-(0[1-9]|1[0-2])$/.test(fileMonth)) throw new InputError(name, undefined, undefined, 'cannot tell the month from the file name (moi_YYYY_MM.csv): give --month YYYY-MM');
+    if (!fileMonth || !isMonth(fileMonth)) throw new InputError(name, undefined, undefined, 'cannot tell the month from the file name (moi_YYYY_MM.csv): give --month YYYY-MM');
     const bytes = fs.readFileSync(opts.input);
     const digest = sha256(bytes);
     const ingestedFile = store.p('state', 'ingested.json');

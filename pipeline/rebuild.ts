@@ -23,7 +23,7 @@ import * as v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { RunLog, type StageEvent } from './log';
 import { Store, withLockAsync } from './store';
-import { addMonths } from './contracts';
+import { addMonths, isMonth } from './contracts';
 import { RecordIndex } from './record-index';
 import { fileMonthOf } from '../stages/ingest';
 
@@ -98,7 +98,7 @@ export function listExtracts(inputDir: string, from?: string, to?: string): Unit
   if (!fs.existsSync(inputDir)) throw new Error(`input directory ${inputDir} does not exist`);
   const named = fs.readdirSync(inputDir).filter((f) => fileMonthOf(f) !== undefined);
   // as migstat month refuses it: moi_2010_13.csv names no month
-  for (const f of named) if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(fileMonthOf(f)!)) throw new Error(`${f}: cannot tell the month from the file name (moi_YYYY_MM.csv, month 01–12)`);
+  for (const f of named) if (!isMonth(fileMonthOf(f)!)) throw new Error(`${f}: cannot tell the month from the file name (moi_YYYY_MM.csv, month 01–12)`);
   const files = named
     .map((f) => ({ file: path.join(inputDir, f), name: f, fileMonth: fileMonthOf(f)! }))
     .filter((u) => (!from || u.fileMonth >= from) && (!to || u.fileMonth <= to))
