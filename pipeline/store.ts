@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
+import { isMonth } from './contracts';
 import { ensureDir, readJson, writeJsonAtomic } from './fsutil';
 
 export class Store {
@@ -69,33 +70,11 @@ export class Store {
    * kept in state/rebuild.json until `rebuilt()` is called, so a run killed during the rebuild leaves them listed.
    */
   rollbackUncommitted(committed: Set<string>): string[] {
-    const pendingFile = this.p('state', 'rebuild.json');
-    const months = new Set<string>(fs.existsSync(pendingFile) ? readJson<{ months: string[] }>(pendingFile).months : []);
-    const doomed: string[] = [];
-    const ls = (...d: string[]): string[] => (fs.existsSync(this.p(...d)) ? fs.readdirSync(this.p(...d)).sort() : []);
-    for (const f of ls('deliveries')) {
-      // deliveries/<file-month>--<delivery>.json
-      if (!f.endsWith('.json') || committed.has(f.slice(0, -5).replace(/^\d{4}-\d{2}--/, ''))) continue;
-      months.add(readJson<{ file_month: string }>(this.p('deliveries', f)).file_month);
-      doomed.push(this.p('deliveries', f));
-    }
-    for (const m of ls('forms')) {
-      for (const f of ls('forms', m)) {
-        if (!f.endsWith('.json') || committed.has(f.slice(0, -5))) continue;
-        months.add(m);
-        doomed.push(this.p('forms', m, f));
-      }
-    }
-    for (const f of ls('state', 'ids')) {
-      const m = /^(\d{4}-\d{2})--(.+)\.tsv$/.exec(f);
-      if (!m || committed.has(m[2]!)) continue;
-      months.add(m[1]!);
-      doomed.push(this.p('state', 'ids', f));
-    }
-    const out = [...months].filter((m) => /^\d{4}-(0[1-9]|1[0-2])$/.test(m)).sort();
-    if (doomed.length) {
-      writeJsonAtomic(pendingFile, { months: out });
-      for (const f of doomed) fs.rmSync(f, { force: true });
+    const { months, files } = this.uncommitted(committed);
+    const out = [...months].filter((m) => isMonth(m)).sort();
+    if (files.length) {
+      writeJsonAtomic(this.p('state', 'rebuild.json'), { months: out });
+      for (const f of files) fs.rmSync(f, { force: true });
     }
     return out;
   }
@@ -107,12 +86,37 @@ export class Store {
   uncommittedMonths(): string[] {
     const f = this.p('state', 'ingested.json');
     const committed = new Set(Object.values(fs.existsSync(f) ? readJson<Record<string, { delivery: string }>>(f) : {}).map((x) => x.delivery));
-    const months = new Set<string>(fs.existsSync(this.p('state', 'rebuild.json')) ? readJson<{ months: string[] }>(this.p('state', 'rebuild.json')).months : []);
-    const ls = (...d: string[]): string[] => (fs.existsSync(this.p(...d)) ? fs.readdirSync(this.p(...d)) : []);
-    for (const x of ls('deliveries')) { const m = /^(\d{4}-\d{2})--(.+)\.json$/.exec(x); if (m && !committed.has(m[2]!)) months.add(m[1]!); }
-    for (const m of ls('forms')) for (const x of ls('forms', m)) if (x.endsWith('.json') && !committed.has(x.slice(0, -5))) months.add(m);
-    for (const x of ls('state', 'ids')) { const m = /^(\d{4}-\d{2})--(.+)\.tsv$/.exec(x); if (m && !committed.has(m[2]!)) months.add(m[1]!); }
-    return [...months].sort();
+    return [...this.uncommitted(committed).months].sort();
+  }
+  /**
+   * The delivery records, forms parts and record-index files of the deliveries not in `committed` (state/ingested.json
+   * lists the committed ones), and the months they touched, with those state/rebuild.json still lists.
+   */
+  private uncommitted(committed: Set<string>): { months: Set<string>; files: string[] } {
+    const pendingFile = this.p('state', 'rebuild.json');
+    const months = new Set<string>(fs.existsSync(pendingFile) ? readJson<{ months: string[] }>(pendingFile).months : []);
+    const files: string[] = [];
+    const ls = (...d: string[]): string[] => (fs.existsSync(this.p(...d)) ? fs.readdirSync(this.p(...d)).sort() : []);
+    for (const f of ls('deliveries')) {
+      // deliveries/<file-month>--<delivery>.json
+      if (!f.endsWith('.json') || committed.has(f.slice(0, -5).replace(/^\d{4}-\d{2}--/, ''))) continue;
+      months.add(readJson<{ file_month: string }>(this.p('deliveries', f)).file_month);
+      files.push(this.p('deliveries', f));
+    }
+    for (const m of ls('forms')) {
+      for (const f of ls('forms', m)) {
+        if (!f.endsWith('.json') || committed.has(f.slice(0, -5))) continue;
+        months.add(m);
+        files.push(this.p('forms', m, f));
+      }
+    }
+    for (const f of ls('state', 'ids')) {
+      const m = /^(\d{4}-\d{2})--(.+)\.tsv$/.exec(f);
+      if (!m || committed.has(m[2]!)) continue;
+      months.add(m[1]!);
+      files.push(this.p('state', 'ids', f));
+    }
+    return { months, files };
   }
   /** Refuse to go on while a killed monthly run is uncommitted (see uncommittedMonths). */
   assertCommitted(what: string): void {
