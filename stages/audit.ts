@@ -125,17 +125,23 @@ export function logRecords(logFile: string): { manifests: Map<string, Set<string
  * month manifests and a release's year files (a month rebuilt after its year makes the year stale).
  */
 function inputProblems(store: Store, rel: string, m: Manifest): AuditProblem[] {
-  const out: AuditProblem[] = [];
+  return changedInputs(store, m, /^(months|years|forms|deliveries)\//).map(({ path: p, gone }): AuditProblem => {
+    const immutable = /^(forms|deliveries)\//.test(p);
+    if (gone) return { path: immutable ? p : rel, problem: immutable ? 'missing' : 'stale', detail: `${rel} was built from ${p}, which no longer exists` };
+    return immutable
+      ? { path: p, problem: 'altered', detail: `${p}: SHA-256 differs from the one ${rel}/manifest.json recorded when it was built from it` }
+      : { path: rel, problem: 'stale', detail: `${rel} was built from ${p} as it was then; it has changed since${m.kind === 'year' ? `: run "migstat year --year ${m.id}" again` : ''}` };
+  });
+}
+
+/** The inputs a manifest names (store paths matching `which`) that no longer exist (gone) or whose SHA-256 has changed since. */
+export function changedInputs(store: Store, m: Manifest, which: RegExp): { path: string; gone: boolean }[] {
+  const out: { path: string; gone: boolean }[] = [];
   for (const inp of m.inputs ?? []) {
-    if (!/^(months|years|forms|deliveries)\//.test(inp.path) || inp.path.split('/').includes('..')) continue;
-    const immutable = /^(forms|deliveries)\//.test(inp.path);
+    if (!which.test(inp.path) || inp.path.split('/').includes('..')) continue;
     const f = store.p(...inp.path.split('/'));
-    if (!fs.existsSync(f)) out.push({ path: immutable ? inp.path : rel, problem: immutable ? 'missing' : 'stale', detail: `${rel} was built from ${inp.path}, which no longer exists` });
-    else if (sha256File(f) !== inp.sha256) {
-      out.push(immutable
-        ? { path: inp.path, problem: 'altered', detail: `${inp.path}: SHA-256 differs from the one ${rel}/manifest.json recorded when it was built from it` }
-        : { path: rel, problem: 'stale', detail: `${rel} was built from ${inp.path} as it was then; it has changed since${m.kind === 'year' ? `: run "migstat year --year ${m.id}" again` : ''}` });
-    }
+    if (!fs.existsSync(f)) out.push({ path: inp.path, gone: true });
+    else if (sha256File(f) !== inp.sha256) out.push({ path: inp.path, gone: false });
   }
   return out;
 }
@@ -277,12 +283,14 @@ export function explain(store: Store, q: ExplainQuery, classification: Classific
     for (const c of readRows(path.join(store.monthDir(m), 'changes.csv'))) if (ids.has(c.record_id!)) changes.push(c);
   }
   // the cell as published in the period's table, and the files read, checked against their manifests first
+  const rel = (f: string): string => path.relative(store.root, f).split(path.sep).join('/');
   const dir = q.period.length === 4 ? store.yearDir(q.period) : store.monthDir(q.period);
-  const table = path.relative(store.root, path.join(dir, 'tables', 'territory.csv')).split(path.sep).join('/');
-  const row = readRows(store.p(...table.split('/'))).find((r) => r.level === q.level && r.code === q.code && r.sex === sex);
-  if (!row) throw new Error(`explain: ${table} has no row for ${q.level} ${q.code} ${sex}${fs.existsSync(store.p(...table.split('/'))) ? '' : ' (the file does not exist)'}`);
+  const tableFile = path.join(dir, 'tables', 'territory.csv');
+  const table = rel(tableFile);
+  const row = readRows(tableFile).find((r) => r.level === q.level && r.code === q.code && r.sex === sex);
+  if (!row) throw new Error(`explain: ${table} has no row for ${q.level} ${q.code} ${sex}${fs.existsSync(tableFile) ? '' : ' (the file does not exist)'}`);
   const published = Number(row[q.measure]);
   const problems: AuditProblem[] = [];
-  for (const d of new Set([dir, ...months.map((m) => store.monthDir(m))])) problems.push(...checkResultsDir(d, path.relative(store.root, d).split(path.sep).join('/')).problems);
+  for (const d of new Set([dir, ...months.map((m) => store.monthDir(m))])) problems.push(...checkResultsDir(d, rel(d)).problems);
   return { count: events.length, events, violations, changes, months, table, published, matches: published === events.length, problems };
 }

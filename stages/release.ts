@@ -24,7 +24,7 @@ import { RunLog } from '../pipeline/log';
 import { CONFIG, ROOT } from '../pipeline/paths';
 import { loadJson } from '../pipeline/schemas';
 import { type Store, withLock } from '../pipeline/store';
-import { checkResultsDir, logRecords } from './audit';
+import { changedInputs, checkResultsDir, logRecords } from './audit';
 
 export const DEFAULT_CALENDAR = path.join(CONFIG, 'calendar.json');
 export const RELEASE_TIME = '12:00';
@@ -189,11 +189,8 @@ function inspectContent(store: Store, r: Release, dir: string): { why?: string; 
   }
   // the annual results must be those of the months as they are now: a month rebuilt since (a late extract for an
   // open month) makes them stale, and publishing them would publish numbers the months no longer add up to
-  for (const inp of check.manifest.inputs) {
-    if (!/^months\/\d{4}-\d{2}\/manifest\.json$/.test(inp.path)) continue;
-    const f = store.p(...inp.path.split('/'));
-    if (!fs.existsSync(f) || sha256File(f) !== inp.sha256) return { why: `${rel} is out of date: ${inp.path.slice(0, -'/manifest.json'.length)} changed after the annual results were built; run "migstat year --year ${y}" again` };
-  }
+  const stale = changedInputs(store, check.manifest, /^months\/\d{4}-\d{2}\/manifest\.json$/)[0];
+  if (stale) return { why: `${rel} is out of date: ${stale.path.slice(0, -'/manifest.json'.length)} changed after the annual results were built; run "migstat year --year ${y}" again` };
   const files = check.manifest.outputs.filter((o) => isPublicFile(o.path)).map((o) => ({ path: o.path, sha256: o.sha256 }));
   for (const req of REQUIRED_PUBLIC) if (!files.some((f) => f.path === req)) return { why: `${rel}/${req} is missing from the year's manifest` };
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
