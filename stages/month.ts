@@ -291,13 +291,13 @@ function violationLines(ruleResults: RuleResult[], rid: string[]): CsvWriter {
   return violations;
 }
 
-/** Step 3: each D form's R form (linkOfD) and back (linkOfR), -1 when none. */
 /** The order of candidate (D, R) pairs: closest registration dates, then move dates, then record ids (R, then D). */
 function closestPair(rid: string[]): (a: { d: number; r: number; dd: number; md: number }, b: { d: number; r: number; dd: number; md: number }) => number {
   const cmp = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
   return (a, b) => a.dd - b.dd || a.md - b.md || cmp(rid[a.r]!, rid[b.r]!) || cmp(rid[a.d]!, rid[b.d]!);
 }
 
+/** Step 3: each D form's R form (linkOfD) and back (linkOfR), -1 when none. */
 function linkDepartures(f: Columns, windowDays: number): { linkOfR: Int32Array; linkOfD: Int32Array } {
   const rid = f.record_id!, ft = f.form_type!, pid = f.pid!, reg = f.registration_date!, mv = f.move_date!;
   const toS = f.to_settlement!, toM = f.to_municipality!, fromS = f.from_settlement!;

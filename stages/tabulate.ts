@@ -138,8 +138,10 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
       const kk = ui * NATIONALITIES.length + gi;
       natT.push([series, u.level, u.code, NATIONALITIES[gi]!, nat.imm[kk]!, nat.emi[kk]!, nat.imm[kk]! - nat.emi[kk]!]);
     }
-    for (let ti = 0; ti < MOVE_TYPES.length; ti++) mtT.push([series, u.level, u.code, MOVE_TYPES[ti]!, mt[ui * 4 + ti]!]);
-    for (let ti = 0; ti < MOVE_TYPES.length; ti++) mtImpT.push([series, u.level, u.code, MOVE_TYPES[ti]!, mtImp[ui * 4 + ti]!]);
+    for (let ti = 0; ti < MOVE_TYPES.length; ti++) {
+      mtT.push([series, u.level, u.code, MOVE_TYPES[ti]!, mt[ui * 4 + ti]!]);
+      mtImpT.push([series, u.level, u.code, MOVE_TYPES[ti]!, mtImp[ui * 4 + ti]!]);
+    }
     if (series === '1998-') for (const oc of originCodes) originT.push([series, u.level, u.code, oc, origin.get(oc)?.[ui] ?? 0]);
   }
   return {

@@ -298,13 +298,17 @@ export function buildDataModel(input: SdmxInput): DataModel {
   addImputed(input.imputed.territory_imputed, 'territory_imputed', false);
   addImputed(input.imputed.age_imputed, 'age_imputed', true);
   // imputed immigrations per area × move type (their origin, which decides the type, was donor-imputed)
+  const moveTypeOf = (r: Row, where: string): string => {
+    const mt = MOVE_TYPE_CODES[r.move_type ?? ''];
+    if (!mt) throw new SdmxInputError(`${where}: unknown move_type ${JSON.stringify(r.move_type)}`);
+    return mt;
+  };
+  const mtCell = (code: string, mt: string): number => areaR.get(code)! * nMt + mtR.get(mt)!;
   const impMt = new Float64Array(areaR.size * nMt);
   (input.imputed.move_type_imputed ?? []).forEach((r, i) => {
     const where = `move_type_imputed row ${i + 1}`;
     const code = checkRow(r, where);
-    const mt = MOVE_TYPE_CODES[r.move_type ?? ''];
-    if (!mt) throw new SdmxInputError(`${where}: unknown move_type ${JSON.stringify(r.move_type)}`);
-    impMt[areaR.get(code)! * nMt + mtR.get(mt)!] = num(r, 'migrants_imputed', where);
+    impMt[mtCell(code, moveTypeOf(r, where))] = num(r, 'migrants_imputed', where);
   });
   const est = (imp: number, value: number): boolean => value > 0 && imp / value > input.estimatedThreshold;
 
@@ -352,12 +356,11 @@ export function buildDataModel(input: SdmxInput): DataModel {
   input.tables.move_type.forEach((r, i) => {
     const where = `move_type row ${i + 1}`;
     const code = checkRow(r, where);
-    const mt = MOVE_TYPE_CODES[r.move_type ?? ''];
-    if (!mt) throw new SdmxInputError(`${where}: unknown move_type ${JSON.stringify(r.move_type)}`);
+    const mt = moveTypeOf(r, where);
     const v = num(r, 'migrants', where);
     // a type is estimated by the imputed origins that decided it; the total inherits the territory cell's status
     const cell = cellOf(code, 'T', '_T');
-    put(slotOf(cell, 'IMM', mt), obsKey(code, 'IMM', 'T', '_T', mt), v, mt === '_T' ? est(impImm[cell]!, v) : est(impMt[areaR.get(code)! * nMt + mtR.get(mt)!]!, v), where);
+    put(slotOf(cell, 'IMM', mt), obsKey(code, 'IMM', 'T', '_T', mt), v, mt === '_T' ? est(impImm[cell]!, v) : est(impMt[mtCell(code, mt)]!, v), where);
   });
   const observations: Obs[] = [];
   for (const o of slots) if (o) observations.push(o);
