@@ -34,6 +34,11 @@ export interface DeliveryRecord {
   dispositions: Disposition[]; changes: ChangeRow[]; systemic: Quality['systemic'];
   /** the corrections to closed months, as received (not applied): see DeliveryResult.withheld */
   corrections_withheld: DeliveryResult['withheld'];
+  /**
+   * SHA-256 of the delivery's record-index file (state/ids/<file_month>--<delivery>.tsv): later extracts' duplicate
+   * checks read that file, and `audit` re-hashes it against this record (which a month manifest names as an input)
+   */
+  index_sha256: string;
 }
 
 /** The record index stores this hash of a form's content (contentKey), never the content itself. */
@@ -184,7 +189,7 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
     delivery, file: ing.name, sha256: ing.digest, file_month: ing.fileMonth, seq: o.seq, encoding: ing.encoding, forms_read: ing.formsRead,
     accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
     carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries([...parts].map(([m, part]) => [m, part.record_id!.length])), config: o.L.digests,
-    quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic, corrections_withheld: dr.withheld,
+    quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic, corrections_withheld: dr.withheld, index_sha256: '',
   };
   const identity = rec.forms_read === rec.accepted + rec.quarantined + rec.duplicates + rec.corrections_to_closed;
   o.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');
@@ -192,6 +197,7 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   for (const s of dr.systemic) o.log.log({ stage: 'systemic', event: 'escalated', rule: s.rule, office: s.office, share: s.share, items: s.items, action: s.action }, 'warn');
   // (one flat string: a join followed by + '\n' would be flattened, i.e. copied, again when posted or written)
   const idsText = n ? [...ids, ''].join('\n') : '\n';
+  rec.index_sha256 = sha256(idsText);
   return { rec, parts, idsText, months: [...new Set([ing.fileMonth, ...parts.keys()])].sort() };
 }
 
@@ -293,7 +299,8 @@ export function loadPriorIndex(store: Store, fileMonth: string, lookback: number
   const from = addMonths(fileMonth, -lookback);
   for (const f of fs.readdirSync(dir).sort()) {
     const fm = f.slice(0, 7);
-    if (fm < from || fm > fileMonth) continue;
+    // (not a temporary file a killed write left: the month's recovery removes those, and audit names them)
+    if (fm < from || fm > fileMonth || !f.endsWith('.tsv')) continue;
     const text = fs.readFileSync(path.join(dir, f), 'utf8');
     for (let a = 0; a < text.length; ) {
       let b = text.indexOf('\n', a);

@@ -146,6 +146,38 @@ export function changedInputs(store: Store, m: Manifest, which: RegExp): { path:
   return out;
 }
 
+/**
+ * The record index (state/ids/*.tsv), which the duplicate check of every later extract reads: each file against the
+ * SHA-256 its delivery record holds (the record is itself an input of a month manifest), and no file without a
+ * delivery record (it would be read as index entries of a delivery that does not exist). Records written before
+ * they held the hash (no index_sha256) leave their file unchecked.
+ */
+function indexProblems(store: Store): { checked: number; problems: AuditProblem[] } {
+  const problems: AuditProblem[] = [];
+  let checked = 0;
+  const named = new Set<string>();
+  const recDir = store.p('deliveries');
+  for (const f of fs.existsSync(recDir) ? fs.readdirSync(recDir).filter((x) => x.endsWith('.json')).sort() : []) {
+    // deliveries/<file month>--<delivery>.json names state/ids/<file month>--<delivery>.tsv
+    const rel = posix('state', 'ids', f.replace(/\.json$/, '.tsv'));
+    named.add(rel);
+    let rec: { index_sha256?: unknown };
+    try { rec = JSON.parse(fs.readFileSync(path.join(recDir, f), 'utf8')) as typeof rec; } catch { continue; } // (an unreadable record: the month manifest naming it reports it altered)
+    if (typeof rec.index_sha256 !== 'string') continue;
+    const file = store.p(...rel.split('/'));
+    if (!fs.existsSync(file)) { problems.push({ path: rel, problem: 'missing', detail: `${rel}, the record index of deliveries/${f}, does not exist: later extracts' duplicate checks could not see its forms` }); continue; }
+    checked++;
+    const h = sha256File(file);
+    if (h !== rec.index_sha256) problems.push({ path: rel, problem: 'altered', detail: `${rel}: SHA-256 ${h} differs from the ${rec.index_sha256} of deliveries/${f}: later extracts' duplicate checks read it` });
+  }
+  const idsDir = store.p('state', 'ids');
+  for (const f of fs.existsSync(idsDir) ? fs.readdirSync(idsDir).sort() : []) {
+    const rel = posix('state', 'ids', f);
+    if (!named.has(rel)) problems.push({ path: rel, problem: 'unexpected', detail: `${rel} belongs to no delivery record${f.startsWith('.') || f.includes('.tmp-') ? ' (a leftover of an interrupted write)' : ''}: the duplicate checks of later extracts would read it; a delivery of a killed run is rolled back by the next migstat month` });
+  }
+  return { checked, problems };
+}
+
 /** `knownHead`: a log head recorded at an earlier audit (outside the store): that line must still be in the log. */
 export function audit(store: Store, knownHead?: string): AuditResult {
   const problems: AuditProblem[] = [];
@@ -184,6 +216,9 @@ export function audit(store: Store, knownHead?: string): AuditResult {
       if (r.manifest) problems.push(...inputProblems(store, rel, r.manifest));
     }
   }
+  const idx = indexProblems(store);
+  checked += idx.checked;
+  problems.push(...idx.problems);
   if (fs.existsSync(logFile)) {
     const bad = verifyLogChain(logFile);
     for (const n of bad) {

@@ -245,6 +245,23 @@ describe('audit: what the manifests and the log anchor (review of 26 Nov)', () =
     expect(only(s)).toEqual([{ problem: 'altered', path: `forms/2024-03/${part}` }, { problem: 'altered', path: `deliveries/${dlv}` }]);
   });
 
+  test('the record index (state/ids) is anchored by its delivery record: altered, missing, or a file of no delivery, named', () => {
+    const s = month();
+    const [ids] = fs.readdirSync(s.p('state', 'ids'));
+    const rel = `state/ids/${ids}`;
+    const dlv = JSON.parse(fs.readFileSync(s.p('deliveries', fs.readdirSync(s.p('deliveries'))[0]!), 'utf8')) as { index_sha256: string };
+    expect(dlv.index_sha256).toBe(sha256(fs.readFileSync(s.p('state', 'ids', ids!))));
+    // an entry dropped from the index would let a later re-send of the form through as new
+    const text = fs.readFileSync(s.p('state', 'ids', ids!), 'utf8');
+    fs.writeFileSync(s.p('state', 'ids', ids!), text.slice(text.indexOf('\n') + 1));
+    expect(only(s)).toEqual([{ problem: 'altered', path: rel }]);
+    fs.rmSync(s.p('state', 'ids', ids!));
+    expect(only(s)).toEqual([{ problem: 'missing', path: rel }]);
+    fs.writeFileSync(s.p('state', 'ids', ids!), text);
+    fs.writeFileSync(s.p('state', 'ids', '2024-02--0009-moi_2024_02-00000000.tsv'), text);
+    expect(only(s)).toEqual([{ problem: 'unexpected', path: 'state/ids/2024-02--0009-moi_2024_02-00000000.tsv' }]);
+  });
+
   test('a month file changed and its manifest rewritten to match: the log still holds the manifest it wrote', () => {
     const s = month();
     const events = s.p('months', '2024-03', 'events.csv');
