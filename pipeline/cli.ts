@@ -11,7 +11,7 @@
  */
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { isMonth } from './contracts';
+import { addMonths, isMonth } from './contracts';
 import { RunLog } from './log';
 import { Store, withLock } from './store';
 import { InputError } from '../stages/ingest';
@@ -87,11 +87,27 @@ export async function main(argv: string[]): Promise<number> {
     .option('--population <file>', 'population file for the rates of the annual results (as year --population)')
     .option('--encoding <enc>', 'utf-8, windows-1250, or windows-1250:YYYY-MM (the extracts up to that month in Windows-1250, later ones UTF-8)', 'utf-8')
     .option('--allow-missing-months', 'rebuild an archive that lacks extracts for some months (each then counts as closed when the next extract arrives)')
-    .action(async (o: { data: string; inputDir: string; from?: string; to?: string; workers?: string; years: boolean; progress: boolean; settlements?: string; population?: string; encoding: string; allowMissingMonths?: boolean }) => {
+    .option('--dry-run', 'check the archive and the target and list what would be built, without writing anything')
+    .action(async (o: { data: string; inputDir: string; from?: string; to?: string; workers?: string; years: boolean; progress: boolean; settlements?: string; population?: string; encoding: string; allowMissingMonths?: boolean; dryRun?: boolean }) => {
       for (const [k, v] of [['--from', o.from], ['--to', o.to]] as const) if (v !== undefined && !isMonth(v)) throw new UsageError(`${k} must be YYYY-MM, not ${v}`);
       if (o.workers !== undefined && !/^[1-9]\d*$/.test(o.workers)) throw new UsageError(`--workers must be a positive whole number, not ${o.workers}`);
-      const { runRebuild, encodingOf } = await import('./rebuild');
+      const { runRebuild, encodingOf, planRebuild } = await import('./rebuild');
       try { encodingOf(o.encoding); } catch (e) { throw new UsageError((e as Error).message); }
+      if (o.dryRun) {
+        const p = planRebuild({ data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, encoding: o.encoding, allowMissingMonths: o.allowMissingMonths });
+        const multi = p.months.filter((m) => p.units.filter((u) => u.fileMonth === m).length > 1).length;
+        const enc = new Map<string, string[]>();
+        for (const m of p.months) (enc.get(p.encoding(m)) ?? enc.set(p.encoding(m), []).get(p.encoding(m))!).push(m);
+        say([
+          `dry run: nothing written. migstat rebuild would build a new store in ${o.data} from ${p.units.length} extracts in ${o.inputDir}:`,
+          `  months  ${p.months.length}: ${rangesOf(p.months, (m) => addMonths(m, 1))}${multi ? ` (${multi} month${multi > 1 ? 's' : ''} with more than one extract, delivered in name order)` : ''}`,
+          ...(p.missing.length ? [`  missing ${p.missing.length} (counted as closed when the next extract arrives, --allow-missing-months): ${rangesOf(p.missing, (m) => addMonths(m, 1))}`] : []),
+          `  years   ${p.years.length ? `${p.years.length}: ${rangesOf(p.years, (y) => y + 1)}` : 'none'}${o.years === false ? ' (--no-years)' : ' (those whose twelve months all have an extract)'}`,
+          `  encoding ${[...enc].map(([e, ms]) => `${e} (${ms.length} months)`).join(', ')}`,
+          `  workers ${p.workers}`,
+        ].join('\n'));
+        return;
+      }
       const r = await runRebuild({ data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, progress: o.progress && Boolean(process.stderr.isTTY), settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined, encoding: o.encoding, allowMissingMonths: o.allowMissingMonths });
       say(`rebuilt ${r.months} months and ${r.years.length} years from ${r.units} extracts (${r.unchanged} already ingested): ${r.forms} forms, ${r.events} events in ${r.seconds.toFixed(1)} s on ${r.workers} workers`);
     });
@@ -175,6 +191,18 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 export class UsageError extends Error {}
+
+/** Sorted years or months as ranges of consecutive ones: "1991–1997, 1999", "2012-01–2023-12" */
+export function rangesOf<T extends number | string>(xs: T[], next: (x: T) => T): string {
+  const out: string[] = [];
+  for (let i = 0; i < xs.length;) {
+    let j = i;
+    while (j + 1 < xs.length && xs[j + 1] === next(xs[j]!)) j++;
+    out.push(j > i ? `${xs[i]}–${xs[j]}` : String(xs[i]));
+    i = j + 1;
+  }
+  return out.join(', ');
+}
 
 function parseYear(v: string): number {
   if (!/^(19|20)\d{2}$/.test(v) || +v < 1991) throw new UsageError(`--year must be a year from 1991, not ${v}`);

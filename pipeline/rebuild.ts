@@ -107,14 +107,39 @@ export function listExtracts(inputDir: string, from?: string, to?: string): Unit
   return files.map((u, k) => ({ ...u, k, lastOfMonth: files[k + 1]?.fileMonth !== u.fileMonth }));
 }
 
-export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
-  const t0 = Date.now();
+/** What a rebuild would do, after every check it makes before it writes anything (`migstat rebuild --dry-run` prints it). */
+export interface RebuildPlan {
+  units: Unit[];
+  /** the months with an extract, in order */
+  months: string[];
+  /** months between the first and the last without an extract (allowed only with allowMissingMonths) */
+  missing: string[];
+  /** the years whose twelve months all have an extract: their annual results are built (unless years is false) */
+  years: number[];
+  workers: number;
+  encoding: (fileMonth: string) => Encoding;
+}
+
+export function planRebuild(o: RebuildOptions): RebuildPlan {
   const target = path.resolve(o.data);
   if (fs.existsSync(target) && fs.readdirSync(target).some((f) => f !== '.lock')) throw new Error(`rebuild writes a new store: ${o.data} must not exist or be empty (rebuild into a new directory and swap it in when it has been checked)`);
   const units = listExtracts(o.inputDir, o.from, o.to);
   const encoding = encodingOf(o.encoding);
   const missing = missingMonths(units);
   if (missing.length && !o.allowMissingMonths) throw new Error(`no extract for ${missing.length > 6 ? `${missing.slice(0, 6).join(', ')} and ${missing.length - 6} more months` : missing.join(', ')} between ${units[0]!.fileMonth} and ${units[units.length - 1]!.fileMonth}: the monthly cadence would have left such a month open and built it from late forms, which a rebuild cannot replay; add the missing extracts, or give --allow-missing-months to count each such month as closed when the next extract arrives (its late forms are then carried forward)`);
+  const months = [...new Set(units.map((u) => u.fileMonth))];
+  const have = new Set(months);
+  const years = o.years === false ? [] : [...new Set(months.map((m) => +m.slice(0, 4)))].filter((y) => monthsOfYear(y).every((m) => have.has(m))).sort();
+  return { units, months, missing, years, workers: Math.max(1, Math.min(o.workers ?? os.availableParallelism(), units.length)), encoding };
+}
+
+const monthsOfYear = (y: number): string[] => Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
+
+export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
+  const t0 = Date.now();
+  const target = path.resolve(o.data);
+  const plan = planRebuild(o);
+  const { units, missing, encoding } = plan;
   fs.mkdirSync(target, { recursive: true });
   return withLockAsync(new Store(target), 'rebuild', async () => {
     // again, now that the lock keeps other runs out
@@ -125,12 +150,12 @@ export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
     fs.mkdirSync(staging, { recursive: true });
     const store = new Store(staging);
     const log = new RunLog(store.logFile());
-    const nWorkers = Math.max(1, Math.min(o.workers ?? os.availableParallelism(), units.length));
+    const nWorkers = plan.workers;
     log.log({ stage: 'rebuild', event: 'start', input_dir: o.inputDir, extracts: units.length, from: units[0]!.fileMonth, to: units[units.length - 1]!.fileMonth, workers: nWorkers, encoding: o.encoding ?? 'utf-8' });
     if (missing.length) log.log({ stage: 'rebuild', event: 'missing_months', months: missing, action: 'counted as closed when the next extract arrives: their late forms are carried forward (--allow-missing-months)' }, 'warn');
     let built = false;
     try {
-      const r = await drive(units, store, log, nWorkers, o, encoding);
+      const r = await drive(units, plan.years, store, log, nWorkers, o, encoding);
       built = true;
       // the workers wrote without a fsync per file: make the whole new store durable before it goes live
       const tSync = Date.now();
@@ -155,7 +180,7 @@ export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
   });
 }
 
-async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number, o: RebuildOptions, encoding: (fileMonth: string) => Encoding): Promise<Omit<RebuildResult, 'seconds' | 'workers' | 'peakRssMb'>> {
+async function drive(units: Unit[], plannedYears: number[], store: Store, log: RunLog, nWorkers: number, o: RebuildOptions, encoding: (fileMonth: string) => Encoding): Promise<Omit<RebuildResult, 'seconds' | 'workers' | 'peakRssMb'>> {
   const workerFile = path.join(__dirname, 'rebuild-worker.js');
   // The workers' heaps start with 256 MB of old generation (V8 reads the flag when it creates an isolate, so it
   // applies to the workers made below, not to this thread). A worker's live heap is ~20 MB, but each extract passes
@@ -167,10 +192,8 @@ async function drive(units: Unit[], store: Store, log: RunLog, nWorkers: number,
   // after each extract and each year, when what they allocated is garbage (rebuild-worker.ts)
   v8.setFlagsFromString('--expose-gc');
   if (!fs.existsSync(workerFile)) throw new Error(`internal: ${workerFile} is missing (run npm run build)`);
-  const years = new Set(units.map((u) => +u.fileMonth.slice(0, 4)));
-  const monthsOf = (y: number): string[] => Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
-  const monthSet = new Set(units.map((u) => u.fileMonth));
-  let completeYears = o.years === false ? [] : [...years].filter((y) => monthsOf(y).every((m) => monthSet.has(m))).sort();
+  const monthsOf = monthsOfYear;
+  let completeYears = [...plannedYears];
   const bar = progressBar(o.progress ?? Boolean(process.stderr.isTTY), units.length + completeYears.length);
 
   // the record index of the last 12 months, as loadPriorIndex reads it from state/ids (see record-index.ts)

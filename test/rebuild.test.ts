@@ -95,6 +95,33 @@ describe('rebuild = the monthly cadence, on two worker threads', () => {
     expect(manifest.counts.forms).toBe(delivered.reduce((a, d) => a + (d.by_month['1998-04'] ?? 0), 0));
   });
 
+  test('--dry-run lists what would be built, with the checks of a real run, and writes nothing', () => {
+    const parent = tmpDir();
+    const target = path.join(parent, 'store');
+    const r = cli('rebuild', '--data', target, '--input-dir', input, '--workers', '3', '--dry-run');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    // 26 extracts: 24 months, a second April 1998 and a re-sent March 1998
+    expect(r.stdout.split('\n').map((l) => l.trim()).filter(Boolean)).toEqual([
+      `dry run: nothing written. migstat rebuild would build a new store in ${target} from 26 extracts in ${input}:`,
+      'months  24: 1997-01–1998-12 (2 months with more than one extract, delivered in name order)',
+      'years   2: 1997–1998 (those whose twelve months all have an extract)',
+      'encoding utf-8 (24 months)',
+      'workers 3',
+    ]);
+    expect(fs.readdirSync(parent)).toEqual([]);
+    // the same refusals as a real run: a store that is not empty, a month without an extract
+    const full = cli('rebuild', '--data', rebuilt, '--input-dir', input, '--dry-run');
+    expect(full.status).toBe(1);
+    expect(full.stderr.trim()).toMatch(/^migstat: rebuild writes a new store: .* must not exist or be empty/);
+    const gap = tmpDir();
+    for (const m of ['01', '03']) fs.copyFileSync(path.join(input, `moi_1998_${m}.csv`), path.join(gap, `moi_1998_${m}.csv`));
+    expect(cli('rebuild', '--data', target, '--input-dir', gap, '--dry-run').stderr).toMatch(/^migstat: no extract for 1998-02 between 1998-01 and 1998-03/);
+    const allowed = cli('rebuild', '--data', target, '--input-dir', gap, '--dry-run', '--allow-missing-months', '--no-years');
+    expect(allowed.stdout).toContain('missing 1 (counted as closed when the next extract arrives, --allow-missing-months): 1998-02');
+    expect(allowed.stdout).toContain('years   none (--no-years)');
+    expect(fs.readdirSync(parent)).toEqual([]);
+  });
+
   test('refuses a store that is not empty, with one clear line', () => {
     const r = cli('rebuild', '--data', rebuilt, '--input-dir', input);
     expect(r.status).toBe(1);
