@@ -189,7 +189,7 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
     delivery, file: ing.name, sha256: ing.digest, file_month: ing.fileMonth, seq: o.seq, encoding: ing.encoding, forms_read: ing.formsRead,
     accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
     carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries([...parts].map(([m, part]) => [m, part.record_id!.length])), config: o.L.digests,
-    quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic, corrections_withheld: dr.withheld, index_sha256: '',
+    quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic, corrections_withheld: dr.withheld, index_sha256: '', // (set by writeDelivery, which encodes the index text once to hash and write it)
   };
   const identity = rec.forms_read === rec.accepted + rec.quarantined + rec.duplicates + rec.corrections_to_closed;
   o.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');
@@ -197,7 +197,6 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   for (const s of dr.systemic) o.log.log({ stage: 'systemic', event: 'escalated', rule: s.rule, office: s.office, share: s.share, items: s.items, action: s.action }, 'warn');
   // (one flat string: a join followed by + '\n' would be flattened, i.e. copied, again when posted or written)
   const idsText = n ? [...ids, ''].join('\n') : '\n';
-  rec.index_sha256 = sha256(idsText);
   return { rec, parts, idsText, months: [...new Set([ing.fileMonth, ...parts.keys()])].sort() };
 }
 
@@ -211,7 +210,9 @@ export function writeDelivery(store: Store, d: Delivered): FreshParts {
     writeFileAtomic(store.p('forms', m, `${delivery}.json`), bytes);
     fresh.set(`${m}/${delivery}.json`, { cols: part, sha256: sha256(bytes) });
   }
-  writeFileAtomic(store.p('state', 'ids', `${fileMonth}--${delivery}.tsv`), d.idsText);
+  const ids = Buffer.from(d.idsText, 'utf8');
+  d.rec.index_sha256 = sha256(ids);
+  writeFileAtomic(store.p('state', 'ids', `${fileMonth}--${delivery}.tsv`), ids);
   writeJsonAtomic(store.p('deliveries', `${fileMonth}--${delivery}.json`), d.rec);
   return fresh;
 }
