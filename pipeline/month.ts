@@ -79,7 +79,9 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     // Months before the store's first month (this one, on a fresh store) were published before the store existed.
     const first = store.firstMonth() ?? fileMonth;
     const closedNow = store.closedMonths();
-    const closed = (m: string): boolean => m in closedNow || m < first;
+    // (a month of a published year is final even if state/closed.json has lost it)
+    const published = store.publishedYears();
+    const closed = (m: string): boolean => m in closedNow || m < first || published.has(+m.slice(0, 4));
     const d = deliverExtract(ing, { L, C, prior: (id) => prior.get(id), closed, seq: Object.keys(ingested).length + 1, log: opts.log });
     const fresh = writeDelivery(store, d);
     const months = d.months.filter((m) => !closed(m));

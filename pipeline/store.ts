@@ -18,28 +18,37 @@ export class Store {
   formsDir(month: string): string { return this.p('forms', month); }
   publishedDir(id?: string): string { return id ? this.p('published', id) : this.p('published'); }
   logFile(): string { return this.p('logs', 'migstat.jsonl'); }
-  /** The ids of the releases in published/ whose content is the annual results of `year` (from their manifests). */
-  publishedOf(year: number): string[] {
+  /** The releases in published/ (id, and the year whose annual results each holds), from their manifests, by id. */
+  releases(): { id: string; year: number }[] {
     const dir = this.publishedDir();
     if (!fs.existsSync(dir)) return [];
-    return fs.readdirSync(dir).filter((id) => !id.startsWith('.')).sort().filter((id) => {
+    const out: { id: string; year: number }[] = [];
+    for (const id of fs.readdirSync(dir).filter((x) => !x.startsWith('.')).sort()) {
       const f = path.join(dir, id, 'manifest.json');
-      if (!fs.existsSync(f)) return false;
+      if (!fs.existsSync(f)) continue;
       try {
         const m = readJson<{ kind?: string; parameters?: { content?: { year?: unknown } } }>(f);
-        return m.kind === 'release' && m.parameters?.content?.year === year;
-      } catch {
-        return false;
-      }
-    });
+        if (m.kind === 'release' && typeof m.parameters?.content?.year === 'number') out.push({ id, year: m.parameters.content.year });
+      } catch { /* not a release manifest: audit names it */ }
+    }
+    return out;
+  }
+  /** The ids of the releases in published/ whose content is the annual results of `year`. */
+  publishedOf(year: number): string[] {
+    return this.releases().filter((r) => r.year === year).map((r) => r.id);
+  }
+  /** The years whose annual results a release in published/ holds. */
+  publishedYears(): Set<number> {
+    return new Set(this.releases().map((r) => r.year));
   }
 
   closedMonths(): Record<string, { closed_by: string }> {
     const f = this.p('state', 'closed.json');
     return fs.existsSync(f) ? readJson<{ months: Record<string, { closed_by: string }> }>(f).months : {};
   }
+  /** Final: closed, before the store's first month, or of a year a release has published (even if closed.json lost it). */
   isClosed(month: string): boolean {
-    return month in this.closedMonths() || (this.firstMonth() !== undefined && month < this.firstMonth()!);
+    return month in this.closedMonths() || (this.firstMonth() !== undefined && month < this.firstMonth()!) || this.publishedYears().has(+month.slice(0, 4));
   }
   /** Mark months final. `by` says who closed them (a command or a release id). */
   close(months: string[], by: string): string[] {
@@ -70,8 +79,14 @@ export class Store {
    * kept in state/rebuild.json until `rebuilt()` is called, so a run killed during the rebuild leaves them listed.
    */
   rollbackUncommitted(committed: Set<string>): string[] {
-    const { months, files } = this.uncommitted(committed);
+    const { months, files, fileMonths } = this.uncommitted(committed);
     const out = [...months].filter((m) => isMonth(m)).sort();
+    // A killed run never wrote to a closed month (deliver carries late forms forward), so uncommitted files in one
+    // mean that state/ingested.json lost committed deliveries: rolling them back would delete the inputs of final results.
+    const closed = this.closedMonths();
+    const published = this.publishedYears();
+    const final = [...fileMonths].filter((m) => m in closed || published.has(+m.slice(0, 4))).sort();
+    if (final.length) throw new Error(`state/ingested.json does not list deliveries whose files are in closed month${final.length > 1 ? 's' : ''} ${final.join(', ')} (${files.map((f) => path.relative(this.root, f)).slice(0, 3).join(', ')}${files.length > 3 ? ', …' : ''}): a killed run never writes to a closed month, so state/ingested.json was changed or lost; nothing was rolled back. Restore state/ingested.json (every committed delivery has its record under deliveries/), then run again`);
     if (files.length) {
       writeJsonAtomic(this.p('state', 'rebuild.json'), { months: out });
       for (const f of files) fs.rmSync(f, { force: true });
@@ -92,21 +107,25 @@ export class Store {
    * The delivery records, forms parts and record-index files of the deliveries not in `committed` (state/ingested.json
    * lists the committed ones), and the months they touched, with those state/rebuild.json still lists.
    */
-  private uncommitted(committed: Set<string>): { months: Set<string>; files: string[] } {
+  private uncommitted(committed: Set<string>): { months: Set<string>; files: string[]; fileMonths: Set<string> } {
     const pendingFile = this.p('state', 'rebuild.json');
     const months = new Set<string>(fs.existsSync(pendingFile) ? readJson<{ months: string[] }>(pendingFile).months : []);
+    // the months of the uncommitted files themselves (not those a killed recovery left in rebuild.json)
+    const fileMonths = new Set<string>();
     const files: string[] = [];
     const ls = (...d: string[]): string[] => (fs.existsSync(this.p(...d)) ? fs.readdirSync(this.p(...d)).sort() : []);
     for (const f of ls('deliveries')) {
       // deliveries/<file-month>--<delivery>.json
       if (!f.endsWith('.json') || committed.has(f.slice(0, -5).replace(/^\d{4}-\d{2}--/, ''))) continue;
-      months.add(readJson<{ file_month: string }>(this.p('deliveries', f)).file_month);
+      const rec = readJson<{ file_month: string; by_month?: Record<string, number> }>(this.p('deliveries', f));
+      for (const m of [rec.file_month, ...Object.keys(rec.by_month ?? {})]) { months.add(m); fileMonths.add(m); }
       files.push(this.p('deliveries', f));
     }
     for (const m of ls('forms')) {
       for (const f of ls('forms', m)) {
         if (!f.endsWith('.json') || committed.has(f.slice(0, -5))) continue;
         months.add(m);
+        fileMonths.add(m);
         files.push(this.p('forms', m, f));
       }
     }
@@ -114,9 +133,16 @@ export class Store {
       const m = /^(\d{4}-\d{2})--(.+)\.tsv$/.exec(f);
       if (!m || committed.has(m[2]!)) continue;
       months.add(m[1]!);
+      fileMonths.add(m[1]!);
       files.push(this.p('state', 'ids', f));
     }
-    return { months, files };
+    return { months, files, fileMonths };
+  }
+  /** The files of deliveries that state/ingested.json does not list (store paths), for audit. */
+  uncommittedFiles(): string[] {
+    const f = this.p('state', 'ingested.json');
+    const committed = new Set(Object.values(fs.existsSync(f) ? readJson<Record<string, { delivery: string }>>(f) : {}).map((x) => x.delivery));
+    return this.uncommitted(committed).files.map((x) => path.relative(this.root, x).split(path.sep).join('/'));
   }
   /** Refuse to go on while a killed monthly run is uncommitted (see uncommittedMonths). */
   assertCommitted(what: string): void {

@@ -102,20 +102,31 @@ export function checkResultsDir(dir: string, rel: string): { checked: number; pr
   return { checked, problems, manifest };
 }
 
-/** Latest manifest hash recorded in the log per store-relative manifest path, and the releases logged as published. */
-/** manifests: every SHA-256 the log recorded for each manifest path (a run logs it before it swaps the directory in, and after) */
-export function logRecords(logFile: string): { manifests: Map<string, Set<string>>; published: Set<string> } {
+/**
+ * What the log says about the results directories. manifests: every SHA-256 the log recorded for each manifest path
+ * (a run logs it before it swaps the directory in, and after). published: the releases logged as published. done:
+ * the directories ("months/2024-03") whose run finished (month/year `done`, release `published`) and that no later
+ * line removed (a month whose results were a rolled-back delivery's alone): they must exist.
+ */
+export function logRecords(logFile: string): { manifests: Map<string, Set<string>>; published: Set<string>; done: Set<string> } {
   const manifests = new Map<string, Set<string>>();
   const published = new Set<string>();
-  if (!fs.existsSync(logFile)) return { manifests, published };
+  const done = new Set<string>();
+  if (!fs.existsSync(logFile)) return { manifests, published, done };
   for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
     if (!line) continue;
     let o: Record<string, unknown>;
     try { o = JSON.parse(line) as Record<string, unknown>; } catch { continue; }
-    if (typeof o.manifest_path === 'string' && typeof o.manifest_sha256 === 'string') { const s = manifests.get(o.manifest_path) ?? new Set<string>(); s.add(o.manifest_sha256); manifests.set(o.manifest_path, s); }
+    if (typeof o.manifest_path === 'string' && typeof o.manifest_sha256 === 'string') {
+      const s = manifests.get(o.manifest_path) ?? new Set<string>();
+      s.add(o.manifest_sha256);
+      manifests.set(o.manifest_path, s);
+      if (o.event === 'done' || o.event === 'published') done.add(o.manifest_path.replace(/\/manifest\.json$/, ''));
+    }
     if (o.stage === 'release' && o.event === 'published' && typeof o.release_id === 'string') published.add(o.release_id);
+    if (o.stage === 'recover' && o.event === 'removed_month' && typeof o.month === 'string') done.delete(`months/${o.month}`);
   }
-  return { manifests, published };
+  return { manifests, published, done };
 }
 
 /** Re-hash every artefact of the store against its manifest and verify the log's hash chain. */
@@ -130,7 +141,7 @@ function inputProblems(store: Store, rel: string, m: Manifest): AuditProblem[] {
     if (gone) return { path: immutable ? p : rel, problem: immutable ? 'missing' : 'stale', detail: `${rel} was built from ${p}, which no longer exists` };
     return immutable
       ? { path: p, problem: 'altered', detail: `${p}: SHA-256 differs from the one ${rel}/manifest.json recorded when it was built from it` }
-      : { path: rel, problem: 'stale', detail: `${rel} was built from ${p} as it was then; it has changed since${m.kind === 'year' ? `: run "migstat year --year ${m.id}" again` : ''}` };
+      : { path: rel, problem: 'stale', detail: `${rel} was built from ${p} as it was then; it has changed since${m.kind !== 'year' ? '' : store.publishedOf(Number(m.id)).length ? ` although ${m.id} was published (${store.publishedOf(Number(m.id)).join(', ')}): a month of a published year must not change — find out how it did (its manifest, the log, state/closed.json)` : `: run "migstat year --year ${m.id}" again`}` };
   });
 }
 
@@ -173,9 +184,28 @@ function indexProblems(store: Store): { checked: number; problems: AuditProblem[
   const idsDir = store.p('state', 'ids');
   for (const f of fs.existsSync(idsDir) ? fs.readdirSync(idsDir).sort() : []) {
     const rel = posix('state', 'ids', f);
-    if (!named.has(rel)) problems.push({ path: rel, problem: 'unexpected', detail: `${rel} belongs to no delivery record${f.startsWith('.') || f.includes('.tmp-') ? ' (a leftover of an interrupted write)' : ''}: the duplicate checks of later extracts would read it; a delivery of a killed run is rolled back by the next migstat month` });
+    if (!named.has(rel)) problems.push({ path: rel, problem: 'unexpected', detail: `${rel} belongs to no delivery record${f.startsWith('.') || f.includes('.tmp-') ? ' (named like the temporary file of an interrupted write)' : ''}: the duplicate checks of later extracts would read it; a delivery of a killed run is rolled back by the next migstat month` });
   }
   return { checked, problems };
+}
+
+/**
+ * state/: deliveries that state/ingested.json does not list (a monthly run stopped before its commit — the next
+ * `migstat month` rolls them back — or ingested.json was changed), and published years whose months
+ * state/closed.json does not hold closed (a later month run would treat them as open).
+ */
+function stateProblems(store: Store): AuditProblem[] {
+  const problems: AuditProblem[] = [];
+  // (a record-index file is named by indexProblems when no delivery record exists, and through its record otherwise)
+  for (const f of store.uncommittedFiles().filter((x) => !x.startsWith('state/'))) {
+    problems.push({ path: f, problem: 'unexpected', detail: `${f} belongs to a delivery that state/ingested.json does not list as committed: a monthly run stopped before its commit (the next migstat month with its extract rolls it back), or state/ingested.json was changed` });
+  }
+  const closed = store.closedMonths();
+  for (const r of store.releases()) {
+    const open = Array.from({ length: 12 }, (_, i) => `${r.year}-${String(i + 1).padStart(2, '0')}`).filter((m) => !(m in closed));
+    if (open.length) problems.push({ path: 'state/closed.json', problem: 'altered', detail: `state/closed.json does not hold month${open.length > 1 ? 's' : ''} ${open.join(', ')} closed, although release ${r.id} published ${r.year} (publishing closes its twelve months)` });
+  }
+  return problems;
 }
 
 /** `knownHead`: a log head recorded at an earlier audit (outside the store): that line must still be in the log. */
@@ -184,7 +214,8 @@ export function audit(store: Store, knownHead?: string): AuditResult {
   let checked = 0;
   const logFile = store.logFile();
   const logRel = path.relative(store.root, logFile).split(path.sep).join('/');
-  const { manifests, published } = logRecords(logFile);
+  const { manifests, published, done } = logRecords(logFile);
+  const hasLog = fs.existsSync(logFile);
   let resultDirs = 0;
   for (const root of RESULT_ROOTS) {
     const base = store.p(root);
@@ -211,7 +242,14 @@ export function audit(store: Store, knownHead?: string): AuditResult {
         if (!recorded.has(h)) problems.push({ path: mRel, problem: 'altered', detail: `${mRel}: SHA-256 ${h} is none of those recorded in ${logRel} (${[...recorded].join(', ')}): the manifest was changed after the run` });
       }
       if (root === 'published' && r.manifest && !published.has(e.name)) {
-        problems.push({ path: rel, problem: 'unexpected', detail: `${rel} has no 'published' record in ${logRel}: it was not made by migstat release` });
+        problems.push({ path: rel, problem: 'unexpected', detail: `${rel} has no 'published' record in ${logRel}: it was not made by migstat release, or the log has lost lines` });
+      } else if (root !== 'published' && r.manifest && hasLog && recorded === undefined) {
+        problems.push({ path: rel, problem: 'unexpected', detail: `${rel} has no record in ${logRel}: no logged run wrote it (or the log has lost lines)` });
+      }
+      // a directory holds the results it says it holds (a month copied under another month's name does not)
+      const kinds: Record<string, string> = { months: 'month', years: 'year', published: 'release' };
+      if (r.manifest && (r.manifest.kind !== kinds[root] || String(r.manifest.id) !== e.name)) {
+        problems.push({ path: mRel, problem: 'altered', detail: `${mRel} describes the ${r.manifest.kind} ${r.manifest.id}, not ${rel}` });
       }
       if (r.manifest) problems.push(...inputProblems(store, rel, r.manifest));
     }
@@ -219,6 +257,11 @@ export function audit(store: Store, knownHead?: string): AuditResult {
   const idx = indexProblems(store);
   checked += idx.checked;
   problems.push(...idx.problems);
+  // results the log says a run finished, gone since
+  for (const d of [...done].sort()) {
+    if (!fs.existsSync(store.p(...d.split('/')))) problems.push({ path: d, problem: 'missing', detail: `${d} does not exist, but ${logRel} records the run that wrote it (and nothing that removed it)` });
+  }
+  problems.push(...stateProblems(store));
   if (fs.existsSync(logFile)) {
     const bad = verifyLogChain(logFile);
     for (const n of bad) {

@@ -287,3 +287,63 @@ describe('audit: what the manifests and the log anchor (review of 26 Nov)', () =
     expect(Object.keys(dlv.config).sort()).toEqual(['config/imputation.json', 'config/migstat.json', 'config/rules.json', 'config/systemic-corrections.json']);
   });
 });
+
+describe('audit and the state files: what an auditor could change unseen (review of 26 Nov, session 8)', () => {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { runMonth } = require('../pipeline/month') as typeof import('../pipeline/month');
+  const { WE, logFor, tmpDir } = require('./helpers/store') as typeof import('./helpers/store');
+  const settlements = path.join(WE, 'settlements.csv');
+  const run = (data: string, m: string): void => { runMonth({ data, input: path.join(WE, `moi_2024_${m}.csv`), settlements, log: logFor(data) }); };
+  const only = (s: Store): { problem: string; path: string }[] => audit(s).problems.map((p) => ({ problem: p.problem, path: p.path }));
+  const ingestedFile = (s: Store): string => s.p('state', 'ingested.json');
+
+  test('state/ingested.json losing a committed delivery: audit names its files; the next month run refuses and deletes nothing', () => {
+    const data = tmpDir();
+    run(data, '02');
+    const s = new Store(data);
+    s.close(['2024-02'], 'test');
+    const ing = JSON.parse(fs.readFileSync(ingestedFile(s), 'utf8')) as Record<string, { delivery: string }>;
+    const [digest] = Object.keys(ing);
+    const delivery = ing[digest!]!.delivery;
+    delete ing[digest!];
+    fs.writeFileSync(ingestedFile(s), JSON.stringify(ing));
+    const files = (): string[] => [...fs.readdirSync(s.p('deliveries')), ...fs.readdirSync(s.formsDir('2024-02')), ...fs.readdirSync(s.p('state', 'ids'))].sort();
+    const before = files();
+    expect(before.filter((f) => f.includes(delivery))).toHaveLength(3);
+    expect(only(s)).toEqual([
+      { problem: 'unexpected', path: `deliveries/2024-02--${delivery}.json` },
+      { problem: 'unexpected', path: `forms/2024-02/${delivery}.json` },
+    ]);
+    // the next monthly run would have rolled the closed month's inputs back; it refuses instead
+    expect(() => run(data, '03')).toThrow(/state\/ingested\.json does not list deliveries whose files are in closed month 2024-02 .*nothing was rolled back/);
+    expect(files()).toEqual(before);
+  });
+
+  test('a published year whose months state/closed.json lost: still final for a month run, and audit names closed.json', () => {
+    const store = publishedStore();
+    expect(audit(store).problems).toEqual([]);
+    const f = store.p('state', 'closed.json');
+    const closed = JSON.parse(fs.readFileSync(f, 'utf8')) as { months: Record<string, unknown> };
+    delete closed.months['2024-12'];
+    fs.writeFileSync(f, JSON.stringify(closed));
+    expect(store.isClosed('2024-12')).toBe(true); // the release holds 2024: its months are final
+    expect(store.isClosed('2025-01')).toBe(false);
+    expect(audit(store).problems).toEqual([{ path: 'state/closed.json', problem: 'altered', detail: 'state/closed.json does not hold month 2024-12 closed, although release IM-2024 published 2024 (publishing closes its twelve months)' }]);
+  });
+
+  test('results the log says were written and that are gone: missing; a directory no logged run wrote, or under another name: named', () => {
+    const data = tmpDir();
+    run(data, '02');
+    run(data, '03');
+    const s = new Store(data);
+    expect(only(s)).toEqual([]);
+    fs.cpSync(s.monthDir('2024-03'), s.monthDir('2024-04'), { recursive: true });
+    fs.rmSync(s.monthDir('2024-02'), { recursive: true });
+    expect(only(s)).toEqual([
+      { problem: 'unexpected', path: 'months/2024-04' },
+      { problem: 'altered', path: 'months/2024-04/manifest.json' },
+      { problem: 'missing', path: 'months/2024-02' },
+    ]);
+    expect(audit(s).problems.find((p) => p.path === 'months/2024-04/manifest.json')!.detail).toBe('months/2024-04/manifest.json describes the month 2024-03, not months/2024-04');
+  });
+});

@@ -8,8 +8,7 @@ import { audit } from '../stages/audit';
 import {
   DEFAULT_CALENDAR, calendarProblems, isPublicFile, loadCalendar, parseNow, releaseDue, releaseInstant, type Calendar,
 } from '../stages/release';
-import { makeStore, tmp as tmpBase, writeResultsDir, yearFiles } from './helpers/results-store';
-import { writeResultsDir as writeMonthDir } from '../pipeline/month';
+import { makeStore, tmp as tmpBase, writeLoggedDir, writeResultsDir, yearFiles } from './helpers/results-store';
 import { runYear } from '../pipeline/year';
 import { main } from '../pipeline/cli';
 
@@ -228,9 +227,8 @@ describe('what a release refuses (review of 26 Nov)', () => {
   /** A store whose year's manifest names the manifest of months/2024-12, as migstat year writes it. */
   const storeWithMonth = (): Store => {
     const store = makeStore();
-    writeResultsDir(store.monthDir('2024-12'), 'month', '2024-12', { 'tables/territory.csv': 'series,level,code,sex,immigrants,emigrants,net\n1998-,republic,RS,T,8,7,1\n' });
-    const monthManifest = path.join('months', '2024-12', 'manifest.json');
-    writeMonthDir(store.yearDir(2024), new Map(Object.entries(yearFiles(2024))), { kind: 'year', id: '2024', code_version: 'test', parameters: {}, inputs: [{ path: 'months/2024-12/manifest.json', sha256: sha256(fs.readFileSync(store.p(monthManifest))) }], counts: {} });
+    const month = writeLoggedDir(store, 'month', '2024-12', { 'tables/territory.csv': 'series,level,code,sex,immigrants,emigrants,net\n1998-,republic,RS,T,8,7,1\n' });
+    writeLoggedDir(store, 'year', '2024', yearFiles(2024), [{ path: 'months/2024-12/manifest.json', sha256: month }]);
     return store;
   };
 
@@ -238,7 +236,7 @@ describe('what a release refuses (review of 26 Nov)', () => {
     expect(releaseDue({ store: storeWithMonth(), now: AT }).published).toEqual(['IM-2024']);
     const store = storeWithMonth();
     // a late extract for the open December: the month is built again, the year is not
-    writeResultsDir(store.monthDir('2024-12'), 'month', '2024-12', { 'tables/territory.csv': 'series,level,code,sex,immigrants,emigrants,net\n1998-,republic,RS,T,9,7,2\n' });
+    writeLoggedDir(store, 'month', '2024-12', { 'tables/territory.csv': 'series,level,code,sex,immigrants,emigrants,net\n1998-,republic,RS,T,9,7,2\n' });
     const r = releaseDue({ store, now: AT });
     expect(r.published).toEqual([]);
     expect(r.notReady).toEqual([{ id: 'IM-2024', why: 'years/2024 is out of date: months/2024-12 changed after the annual results were built; run "migstat year --year 2024" again' }]);

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Manifest, Quality } from '../../pipeline/contracts';
 import { writeResultsDir as writeDir } from '../../pipeline/month';
+import { RunLog } from '../../pipeline/log';
 import { Store } from '../../pipeline/store';
 
 export const tmp = (prefix = 'migstat-'): string => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -17,9 +18,21 @@ export function quality(period: string, extra: Partial<Quality> = {}): Quality {
   };
 }
 
-/** Write a results directory with its manifest, with the pipeline's own writer. */
+/** Write a results directory with its manifest, with the pipeline's own writer (no log line: see writeLoggedDir). */
 export function writeResultsDir(dir: string, kind: Manifest['kind'], id: string, files: Record<string, string>): void {
   writeDir(dir, new Map(Object.entries(files)), { kind, id, code_version: 'test', parameters: {}, inputs: [], counts: {} });
+}
+
+/**
+ * A results directory of the store written as its run writes it: the directory with its manifest (naming `inputs`),
+ * and the run's `done` line in the log with the manifest's path and hash (audit expects every results directory to
+ * have its run in the log).
+ */
+export function writeLoggedDir(store: Store, kind: 'month' | 'year', id: string, files: Record<string, string>, inputs: Manifest['inputs'] = []): string {
+  const rel = `${kind === 'month' ? 'months' : 'years'}/${id}`;
+  const sha = writeDir(store.p(...rel.split('/')), new Map(Object.entries(files)), { kind, id, code_version: 'test', parameters: {}, inputs, counts: {} });
+  new RunLog(store.logFile(), `test-${kind}`).log({ stage: kind, event: 'done', [kind]: kind === 'year' ? Number(id) : id, manifest_path: `${rel}/manifest.json`, manifest_sha256: sha });
+  return sha;
 }
 
 export function yearFiles(year: number, q: Partial<Quality> = {}): Record<string, string> {
@@ -39,6 +52,6 @@ export function makeStore(year = 2024, q: Partial<Quality> = {}): Store {
   const store = new Store(tmp());
   store.ensure();
   store.setFirstMonth(`${year}-01`);
-  writeResultsDir(store.yearDir(year), 'year', String(year), yearFiles(year, q));
+  writeLoggedDir(store, 'year', String(year), yearFiles(year, q));
   return store;
 }
