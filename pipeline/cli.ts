@@ -44,7 +44,11 @@ export async function main(argv: string[]): Promise<number> {
       if (o.month !== undefined && !isMonth(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
       const log = logFor(o.data);
       const r = runMonth({ data: o.data, input: o.input, month: o.month, encoding: o.encoding, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log });
-      say(r.status === 'unchanged' ? `${path.basename(o.input)} was already ingested: nothing changed` : `${path.basename(o.input)}: months ${r.months.join(', ')} processed (${r.months.map((m) => `${m}: ${r.quality[m]!.events} events`).join('; ')})`);
+      if (r.rolledBack.length || r.interrupted.length) {
+        const again = r.interrupted.filter((f) => f !== path.basename(o.input));
+        say(`an interrupted run${r.interrupted.length ? ` of ${r.interrupted.join(', ')}` : ''} was rolled back${r.rolledBack.length ? ` (month${r.rolledBack.length > 1 ? 's' : ''} ${r.rolledBack.join(', ')} rebuilt without it)` : ''}${again.length ? `: run ${again.join(', ')} again` : ''}`);
+      }
+      say(r.status === 'unchanged' ? `${path.basename(o.input)} was already ingested: nothing new in it` : `${path.basename(o.input)}: months ${r.months.join(', ')} processed (${r.months.map((m) => `${m}: ${r.quality[m]!.events} events`).join('; ')})`);
       // a rule that could not be evaluated does not stop the run (practice.md), but it is said, not only logged
       const broken = [...new Set(r.months.flatMap((m) => Object.entries(r.quality[m]!.rules).filter(([, s]) => s.error !== undefined).map(([id]) => id)))];
       if (broken.length) process.stderr.write(`migstat: warning: rule${broken.length > 1 ? 's' : ''} ${broken.join(', ')} could not be evaluated and ${broken.length > 1 ? 'were' : 'was'} not applied (see rules.csv of the month and the log): correct the rule file\n`);
@@ -55,10 +59,11 @@ export async function main(argv: string[]): Promise<number> {
     .action((o: { data: string; month: string }) => {
       if (!isMonth(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
       const store = new Store(o.data);
+      store.assertStore();
       const log = logFor(o.data);
       withLock(store, `close ${o.month}`, () => {
         store.assertCommitted('close');
-        if (!store.months().includes(o.month)) throw new Error(`month ${o.month} has no results in ${o.data}: run it before closing it`);
+        if (!store.months().includes(o.month)) throw new Error(`month ${o.month} has no results in ${o.data}: ${store.firstMonth() && o.month < store.firstMonth()! ? `it is before this store's first month ${store.firstMonth()} (counted as published before the store existed: final already)` : 'run it before closing it'}`);
         const newly = store.close([o.month], 'close');
         log.log({ stage: 'close', event: newly.length ? 'closed' : 'already_closed', month: o.month });
         say(newly.length ? `month ${o.month} closed` : `month ${o.month} was already closed`);
@@ -72,9 +77,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--population <file>', 'CSV code,year,population (municipalities, 30 June): adds rates per 1 000 population (tables/rates.csv)')
     .action(async (o: { data: string; year: string; provisional?: boolean; settlements?: string; population?: string }) => {
       const year = parseYear(o.year);
+      new Store(o.data).assertStore();
       const { runYear } = await lazy.year();
       const q = await runYear({ data: o.data, year, provisional: o.provisional, settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined, log: logFor(o.data) });
-      say(`year ${year}${q.provisional ? ' (provisional)' : ''}: ${q.events} events, identity ${q.identity.holds ? 'holds' : 'BROKEN'}, ${q.yoy_flags?.length ?? 0} year-on-year flags${o.population ? ', rates per 1 000 population' : ''}`);
+      const yoy = q.yoy_flags ? `${q.yoy_flags.length} year-on-year flag${q.yoy_flags.length === 1 ? '' : 's'}` : `year on year ${q.yoy_note ?? 'not compared'}`;
+      say(`year ${year}${q.provisional ? ' (provisional)' : ''}: ${q.events} events, identity ${q.identity.holds ? 'holds' : 'BROKEN'}, ${yoy}${o.population ? ', rates per 1 000 population' : ''}`);
     });
 
   dataOpt(program.command('rebuild').description('rebuild the whole history from archived extracts into a new store, on every core'))
@@ -93,8 +100,9 @@ export async function main(argv: string[]): Promise<number> {
       if (o.workers !== undefined && !/^[1-9]\d*$/.test(o.workers)) throw new UsageError(`--workers must be a positive whole number, not ${o.workers}`);
       const { runRebuild, encodingOf, planRebuild } = await import('./rebuild');
       try { encodingOf(o.encoding); } catch (e) { throw new UsageError((e as Error).message); }
+      const opts = { data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, progress: o.progress && Boolean(process.stderr.isTTY), settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined, encoding: o.encoding, allowMissingMonths: o.allowMissingMonths };
       if (o.dryRun) {
-        const p = planRebuild({ data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, encoding: o.encoding, allowMissingMonths: o.allowMissingMonths });
+        const p = planRebuild(opts);
         const multi = p.months.filter((m) => p.units.filter((u) => u.fileMonth === m).length > 1).length;
         const enc = new Map<string, string[]>();
         for (const m of p.months) (enc.get(p.encoding(m)) ?? enc.set(p.encoding(m), []).get(p.encoding(m))!).push(m);
@@ -108,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
         ].join('\n'));
         return;
       }
-      const r = await runRebuild({ data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, progress: o.progress && Boolean(process.stderr.isTTY), settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined, encoding: o.encoding, allowMissingMonths: o.allowMissingMonths });
+      const r = await runRebuild(opts);
       say(`rebuilt ${r.months} months and ${r.years.length} years from ${r.units} extracts (${r.unchanged} already ingested): ${r.forms} forms, ${r.events} events in ${r.seconds.toFixed(1)} s on ${r.workers} workers`);
     });
 
@@ -126,6 +134,8 @@ export async function main(argv: string[]): Promise<number> {
       if (now.getTime() > Date.now() + 60_000) throw new UsageError(`--now ${o.now} is later than the clock: releases are never published ahead of time (--now replays past runs)`);
       const r = releaseDue({ store: new Store(o.data), calendarFile: o.calendar ? path.resolve(o.calendar) : undefined, now }); // (its log is opened once the store is known to be one)
       say(formatRelease(r));
+      // a release that is due but cannot go out is an error, one line each, on stderr (cron mails or logs it)
+      for (const n of r.notReady) process.stderr.write(`migstat: ${n.id} not ready: ${n.why}\n`);
       if (r.notReady.length) code = 1;
     });
 
@@ -135,6 +145,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (o: { data: string; explain?: string; logHead?: string }) => {
       if (o.logHead !== undefined && !/^[0-9a-f]{64}$/.test(o.logHead)) throw new UsageError(`--log-head must be the 64 hex digits an audit printed, not ${o.logHead}`);
       const store = new Store(o.data);
+      store.assertStore();
       if (o.explain) {
         const [period, level, unit, sex, measure] = o.explain.split(':');
         if (!period || !level || !unit || !measure) throw new UsageError('--explain takes PERIOD:LEVEL:CODE:SEX:MEASURE');

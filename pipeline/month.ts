@@ -22,7 +22,8 @@ import { activityGroup, checkTables, moveType, tabulate, type Tables } from '../
 import { type Classification, loadClassification, seriesOf } from '../stages/territory';
 
 export interface MonthOptions { data: string; input: string; month?: string; encoding?: 'utf-8' | 'windows-1250'; settlements?: string; log: RunLog; dedupeLookbackMonths?: number }
-export interface MonthRunResult { status: 'processed' | 'unchanged'; fileMonth: string; months: string[]; quality: Record<string, Quality> }
+/** rolledBack: the months of an interrupted earlier run that this run rolled back and rebuilt; interrupted: that run's extracts (by name) */
+export interface MonthRunResult { status: 'processed' | 'unchanged'; fileMonth: string; months: string[]; quality: Record<string, Quality>; rolledBack: string[]; interrupted: string[] }
 
 export interface DeliveryRecord {
   delivery: string; file: string; sha256: string; file_month: string; seq: number; encoding: string;
@@ -54,8 +55,11 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     const name = path.basename(opts.input);
     if (!fs.existsSync(opts.input)) throw new InputError(name, undefined, undefined, 'file not found');
     if (!fs.statSync(opts.input).isFile()) throw new InputError(name, undefined, undefined, 'not a file (a directory?): give the path of the extract');
-    const fileMonth = opts.month ?? fileMonthOf(opts.input);
+    const named = fileMonthOf(opts.input);
+    const fileMonth = opts.month ?? named;
     if (!fileMonth || !isMonth(fileMonth)) throw new InputError(name, undefined, undefined, 'cannot tell the month from the file name (moi_YYYY_MM.csv): give --month YYYY-MM');
+    // --month is for a file whose name does not say its month: one that says another would be delivered to the wrong month
+    if (named && named !== fileMonth) throw new InputError(name, undefined, undefined, `the file name says ${named}, --month says ${fileMonth}: leave out --month, or rename the file if the name is wrong`);
     const bytes = fs.readFileSync(opts.input);
     const digest = sha256(bytes);
     const ingestedFile = store.p('state', 'ingested.json');
@@ -63,14 +67,18 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     // a run killed before its commit point (ingested.json, written last) is rolled back, and the months it touched rebuilt
     // a first month set by a run that never committed (none did) is forgotten with it
     if (!Object.keys(ingested).length) fs.rmSync(store.p('state', 'first-month.json'), { force: true });
+    // (the extracts of an interrupted run, named by their delivery records, before the rollback removes them)
+    const interrupted = [...new Set(store.uncommittedFiles().filter((f) => f.startsWith('deliveries/')).map((f) => readJson<{ file: string }>(store.p(...f.split('/'))).file))].sort();
     const rolledBack = store.rollbackUncommitted(new Set(Object.values(ingested).map((x) => x.delivery))).filter((m) => !store.isClosed(m));
     if (rolledBack.length) opts.log.log({ stage: 'recover', event: 'rolled_back', months: rolledBack }, 'warn');
     if (ingested[digest]) {
       opts.log.log({ stage: 'ingest', event: 'unchanged', file: name, sha256: digest, reason: `already ingested as ${ingested[digest]!.delivery}` });
       for (const m of rolledBack) rebuildRolledBack(store, m, L, C, opts.log);
       store.rebuilt();
-      return { status: 'unchanged', fileMonth, months: [], quality: {} };
+      return { status: 'unchanged', fileMonth, months: [], quality: {}, rolledBack, interrupted };
     }
+    const firstMonth = store.firstMonth();
+    if (firstMonth && fileMonth < firstMonth) throw new Error(`month ${fileMonth} is before this store's first month ${firstMonth}: the store counts earlier months as published before it existed, so it takes no extract for them (late forms for them are carried forward); to process earlier months, rebuild the history into a new store (migstat rebuild)`);
     if (store.isClosed(fileMonth)) throw new Error(`month ${fileMonth} is closed (its results are final); rerunning it is refused. Late forms for it are carried forward when you run the next month.`);
     const ing = ingestExtract({ bytes, name, digest, input: opts.input, fileMonth, encoding: opts.encoding ?? 'utf-8', log: opts.log });
     // the index keeps a hash of each form's content; deliver compares hashes
@@ -95,7 +103,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     ingested[digest] = { file: name, month: fileMonth, delivery: d.rec.delivery };
     writeJsonAtomic(ingestedFile, ingested);
     store.rebuilt();
-    return { status: 'processed', fileMonth, months, quality };
+    return { status: 'processed', fileMonth, months, quality, rolledBack, interrupted };
   });
 }
 

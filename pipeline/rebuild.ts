@@ -26,6 +26,8 @@ import { Store, withLockAsync } from './store';
 import { addMonths, isMonth } from './contracts';
 import { RecordIndex } from './record-index';
 import { fileMonthOf } from '../stages/ingest';
+import { loadPopulation } from '../stages/population';
+import { loadClassification } from '../stages/territory';
 
 export interface RebuildOptions {
   data: string;
@@ -130,6 +132,9 @@ export function planRebuild(o: RebuildOptions): RebuildPlan {
   const months = [...new Set(units.map((u) => u.fileMonth))];
   const have = new Set(months);
   const years = o.years === false ? [] : [...new Set(months.map((m) => +m.slice(0, 4)))].filter((y) => monthsOfYear(y).every((m) => have.has(m))).sort();
+  // the settlements list and the population file now, not when the first month or year needs them (after hours of work)
+  const C = loadClassification(o.settlements);
+  if (o.population) for (const y of years) loadPopulation(o.population, C, y);
   return { units, months, missing, years, workers: Math.max(1, Math.min(o.workers ?? os.availableParallelism(), units.length)), encoding };
 }
 

@@ -144,10 +144,20 @@ export class Store {
     const committed = new Set(Object.values(fs.existsSync(f) ? readJson<Record<string, { delivery: string }>>(f) : {}).map((x) => x.delivery));
     return this.uncommitted(committed).files.map((x) => path.relative(this.root, x).split(path.sep).join('/'));
   }
+  /**
+   * Refuse a directory that is not a store (a mistyped --data must not pass for an empty store): none has received an
+   * extract (state/first-month.json, set at the first commit) and none has deliveries (an interrupted first run).
+   */
+  assertStore(): void {
+    if (fs.existsSync(this.p('state', 'first-month.json')) || fs.existsSync(this.p('deliveries'))) return;
+    throw new Error(`${this.root} ${fs.existsSync(this.root) ? 'has no processed months (no state/first-month.json)' : 'does not exist'}: is --data the office's store?`);
+  }
   /** Refuse to go on while a killed monthly run is uncommitted (see uncommittedMonths). */
   assertCommitted(what: string): void {
     const m = this.uncommittedMonths();
-    if (m.length) throw new Error(`${what}: a monthly run stopped (killed, or failed) before it committed (months ${m.join(', ')}); run "migstat month" again with its extract once what stopped it is put right: it rolls the run back and rebuilds those months; then ${what} again`);
+    if (!m.length) return;
+    const files = this.uncommittedFiles().filter((f) => f.startsWith('deliveries/')).map((f) => { try { return readJson<{ file?: string }>(this.p(...f.split('/'))).file; } catch { return undefined; } }).filter((x): x is string => !!x);
+    throw new Error(`${what}: a monthly run stopped (killed, or failed) before it committed (months ${m.join(', ')}); run "migstat month" again with its extract${files.length ? ` (${[...new Set(files)].join(', ')})` : ''} once what stopped it is put right: it rolls the run back and rebuilds those months; then ${what} again`);
   }
   /** The months returned by rollbackUncommitted have been rebuilt. */
   rebuilt(): void {

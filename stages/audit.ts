@@ -141,7 +141,7 @@ function inputProblems(store: Store, rel: string, m: Manifest): AuditProblem[] {
     if (gone) return { path: immutable ? p : rel, problem: immutable ? 'missing' : 'stale', detail: `${rel} was built from ${p}, which no longer exists` };
     return immutable
       ? { path: p, problem: 'altered', detail: `${p}: SHA-256 differs from the one ${rel}/manifest.json recorded when it was built from it` }
-      : { path: rel, problem: 'stale', detail: `${rel} was built from ${p} as it was then; it has changed since${m.kind !== 'year' ? '' : store.publishedOf(Number(m.id)).length ? ` although ${m.id} was published (${store.publishedOf(Number(m.id)).join(', ')}): a month of a published year must not change — find out how it did (its manifest, the log, state/closed.json)` : `: run "migstat year --year ${m.id}" again`}` };
+      : { path: rel, problem: 'stale', detail: `${rel} was built from ${p} as it was then; it has changed since${m.kind !== 'year' ? '' : store.publishedOf(Number(m.id)).length ? ` although ${m.id} was published (${store.publishedOf(Number(m.id)).join(', ')}): a month of a published year must not change — find out how it did (its manifest, the log, state/closed.json)` : `: run "migstat year --year ${m.id}${(m.parameters as { provisional?: unknown } | undefined)?.provisional === true ? ' --provisional' : ''}" again`}` };
   });
 }
 
@@ -310,6 +310,8 @@ export interface Explanation {
   matches: boolean;
   /** integrity problems of the results directories read (the explanation holds only if there are none) */
   problems: AuditProblem[];
+  /** the releases in published/ that hold the cell (an annual cell of a published year), each checked to hold the same value */
+  releases?: string[];
 }
 
 function readRows(file: string): Row[] {
@@ -327,7 +329,11 @@ export function explain(store: Store, q: ExplainQuery, classification: Classific
   if (q.measure !== 'immigrants' && q.measure !== 'emigrants') throw new Error(`explain: measure must be immigrants or emigrants, got ${String(q.measure)}`);
   const sex = q.sex ?? 'T';
   if (!['T', 'M', 'F'].includes(sex)) throw new Error(`explain: sex must be T, M or F, got ${sex}`);
-  const months = q.period.length === 4 ? store.months().filter((m) => m.startsWith(`${q.period}-`)) : store.months().filter((m) => m === q.period);
+  // an annual cell: the months the year's results summed (a provisional year: those present when it was built)
+  const yearMonths = q.period.length === 4 ? readManifest(path.join(store.yearDir(q.period), 'manifest.json')).manifest?.parameters?.months : undefined;
+  const months = q.period.length === 4
+    ? store.months().filter((m) => (Array.isArray(yearMonths) ? yearMonths.includes(m) : m.startsWith(`${q.period}-`)))
+    : store.months().filter((m) => m === q.period);
   if (months.length === 0) throw new Error(`explain: no monthly results for ${q.period} in ${store.p('months')}`);
 
   const unitOf = (muni: string): string | undefined => {
@@ -369,6 +375,20 @@ export function explain(store: Store, q: ExplainQuery, classification: Classific
   if (!row) throw new Error(`explain: ${table} has no row for ${q.level} ${q.code} ${sex}${fs.existsSync(tableFile) ? '' : ' (the file does not exist)'}`);
   const published = Number(row[q.measure]);
   const problems: AuditProblem[] = [];
-  for (const d of new Set([dir, ...months.map((m) => store.monthDir(m))])) problems.push(...checkResultsDir(d, rel(d)).problems);
-  return { count: events.length, events, violations, changes, months, table, published, matches: published === events.length, problems };
+  for (const d of new Set([dir, ...months.map((m) => store.monthDir(m))])) {
+    const r = checkResultsDir(d, rel(d));
+    problems.push(...r.problems);
+    // a year built before one of its months changed: its cell and the months' events need not agree (stale, named)
+    if (d === dir && r.manifest) problems.push(...inputProblems(store, rel(d), r.manifest));
+  }
+  // a published year: the cell as released too (a copy in published/<id>/ that must equal the year's)
+  const releases = q.period.length === 4 ? store.publishedOf(Number(q.period)) : [];
+  for (const id of releases) {
+    const pdir = store.publishedDir(id);
+    problems.push(...checkResultsDir(pdir, rel(pdir)).problems);
+    const pfile = path.join(pdir, 'tables', 'territory.csv');
+    const prow = fs.existsSync(pfile) ? readRows(pfile).find((r) => r.level === q.level && r.code === q.code && r.sex === sex) : undefined;
+    if (!prow || Number(prow[q.measure]) !== published) problems.push({ path: rel(pfile), problem: 'altered', detail: `${rel(pfile)} releases ${prow ? prow[q.measure] : 'no row'} for this cell, ${table} holds ${published}` });
+  }
+  return { count: events.length, events, violations, changes, months, table, published, matches: published === events.length, problems, ...(releases.length ? { releases } : {}) };
 }

@@ -127,8 +127,13 @@ export class Classification {
 
   private loadSettlements(file: string): void {
     if (!fs.existsSync(file)) throw new Error(`settlements list not found: ${file}`);
-    const rows = readCsvText(fs.readFileSync(file, 'utf8'));
+    const text = fs.readFileSync(file, 'utf8');
     const name = path.basename(file);
+    // the header first: another file given by mistake is named as such, not as a bad line 2
+    const head = text.replace(/^\ufeff/, '').split(/\r?\n/, 1)[0]!.split(',').map((h) => h.trim());
+    const want = ['settlement_code', 'municipality_code', 'name', 'valid_from', 'valid_to'];
+    if (want.some((h) => !head.includes(h))) throw new Error(`${name} line 1: a settlements list has the columns ${want.join(',')}, not "${head.join(',').slice(0, 120)}"`);
+    const rows = readCsvText(text);
     rows.forEach((r, i) => {
       validateOrThrow('settlement', r, `${name} line ${i + 2}`);
       if (!this.municipalities.has(r.municipality_code!)) throw new Error(`${name} line ${i + 2}: unknown municipality ${r.municipality_code}`);

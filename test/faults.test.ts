@@ -160,7 +160,7 @@ describe('after a killed monthly run, only migstat month recovers (review of 26 
     // killed after February's results were written, at its commit point
     killAtCommit(data, feb!);
     expect(fs.existsSync(path.join(data, 'months', '2024-02', 'manifest.json'))).toBe(true);
-    const msg = 'a monthly run stopped (killed, or failed) before it committed (months 2024-02); run "migstat month" again with its extract once what stopped it is put right: it rolls the run back and rebuilds those months; then';
+    const msg = 'a monthly run stopped (killed, or failed) before it committed (months 2024-02); run "migstat month" again with its extract (moi_2024_02.csv) once what stopped it is put right: it rolls the run back and rebuilds those months; then';
     const c = migstat(['close', '--month', '2024-02', '--data', data]);
     expect([c.status, c.stderr]).toEqual([1, `migstat: close: ${msg} close again\n`]);
     const y = migstat(['year', '--year', '2024', '--provisional', '--data', data]);

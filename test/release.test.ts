@@ -268,7 +268,7 @@ describe('what a release refuses (review of 26 Nov)', () => {
 
   test('a store that has no months (a wrong --data) is an error, not "before this store"; nothing is created', () => {
     const dir = path.join(tmp(), 'not-a-store');
-    expect(() => releaseDue({ store: new Store(dir), now: AT })).toThrow(`${dir} has no processed months (no state/first-month.json): is --data the office's store?`);
+    expect(() => releaseDue({ store: new Store(dir), now: AT })).toThrow(`${dir} does not exist: is --data the office's store?`);
     expect(fs.existsSync(dir)).toBe(false);
   });
 

@@ -1,0 +1,90 @@
+/**
+ * What a newcomer met when following the README (review of 26 Nov, session 8): each case here was found wrong
+ * and is now one clear answer — a wrong --data, a --month that contradicts the file name, a month before the
+ * store's first month, a rollback reported as "nothing changed", a year on year never compared reported as
+ * "0 flags", release errors on stdout, a replay with an earlier --now taken for an embargo breach, and
+ * explain blaming the events for a year that is only stale.
+ * The CLI runs compiled (dist/), as a user runs it.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { generate } from '../fixtures/generator';
+import { tmpDir } from './helpers/store';
+
+const CLI = path.join(__dirname, '..', 'bin', 'migstat.js');
+const run = (args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+
+describe('the CLI as a newcomer meets it', () => {
+  const gen = tmpDir();
+  let files: string[] = [];
+  beforeAll(() => {
+    files = generate({ year: 2023, out: gen, seed: 8, records: 1500 }).files.filter((f) => f.endsWith('.csv')).sort();
+  });
+
+  test('audit, close and year on a --data that is not a store: one line, exit 1, nothing created', () => {
+    const nope = path.join(tmpDir(), 'no-store');
+    for (const args of [['audit'], ['close', '--month', '2023-01'], ['year', '--year', '2023']]) {
+      const r = run([...args, '--data', nope]);
+      expect([args[0], r.status, r.stderr]).toEqual([args[0], 1, `migstat: ${nope} does not exist: is --data the office's store?\n`]);
+    }
+    expect(fs.existsSync(nope)).toBe(false);
+    // a directory of extracts is not a store either
+    expect(run(['audit', '--data', gen]).stderr).toBe(`migstat: ${gen} has no processed months (no state/first-month.json): is --data the office's store?\n`);
+  });
+
+  test('month: --month contradicting the file name is refused; a month before the store\'s first month says so', () => {
+    const data = tmpDir();
+    const r = run(['month', '--data', data, '--input', files[3]!, '--month', '2023-05']);
+    expect([r.status, r.stderr]).toEqual([1, 'migstat: moi_2023_04.csv: the file name says 2023-04, --month says 2023-05: leave out --month, or rename the file if the name is wrong\n']);
+    expect(run(['month', '--data', data, '--input', files[3]!]).status).toBe(0);
+    const early = run(['month', '--data', data, '--input', files[1]!]);
+    expect(early.status).toBe(1);
+    expect(early.stderr).toMatch(/^migstat: month 2023-02 is before this store's first month 2023-04: .*migstat rebuild\)\n$/);
+    expect(run(['close', '--data', data, '--month', '2023-02']).stderr).toMatch(/month 2023-02 has no results in .*: it is before this store's first month 2023-04/);
+  });
+
+  test('a rollback is said, naming the interrupted extract, also when the extract given was already ingested', () => {
+    const data = tmpDir();
+    expect(run(['month', '--data', data, '--input', files[0]!]).status).toBe(0);
+    // a run of February killed at its 10th crash-relevant write, before its commit
+    expect(run(['month', '--data', data, '--input', files[1]!], { MIGSTAT_FAULT_AFTER_WRITES: '10' }).signal).toBe('SIGKILL');
+    const refused = run(['close', '--data', data, '--month', '2023-01']);
+    expect(refused.stderr).toMatch(/run "migstat month" again with its extract \(moi_2023_02\.csv\)/);
+    const r = run(['month', '--data', data, '--input', files[0]!]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^an interrupted run of moi_2023_02\.csv was rolled back \(months? [0-9, -]+ rebuilt without it\): run moi_2023_02\.csv again\nmoi_2023_01\.csv was already ingested: nothing new in it\n$/);
+  });
+
+  test('year: a year on year not compared is said so, not "0 flags"; release errors go to stderr; a replay is no embargo breach', () => {
+    const data = tmpDir();
+    for (const f of files) expect(run(['month', '--data', data, '--input', f]).status).toBe(0);
+    const early = run(['release', '--due', '--data', data, '--now', '2024-07-10T12:00']);
+    expect([early.status, early.stderr]).toEqual([1, 'migstat: IM-2023 not ready: years/2023 does not exist: run "migstat year --year 2023" first\n']);
+    expect(early.stdout).toMatch(/not ready: 1\n$/);
+    const y = run(['year', '--data', data, '--year', '2023']);
+    expect(y.stdout).toMatch(/^year 2023: \d+ events, identity holds, year on year not compared: no annual results of 2022 in the store\n$/);
+    expect(run(['release', '--due', '--data', data, '--now', '2024-07-10T12:00']).stdout).toMatch(/^published: IM-2023;/);
+    // replaying the morning before: published on time, as the log shows
+    const replay = run(['release', '--due', '--data', data, '--now', '2024-07-10T09:00']);
+    expect([replay.status, replay.stderr]).toEqual([0, '']);
+    expect(replay.stdout).toMatch(/already published: 1/);
+  });
+
+  test('explain on a provisional year: the months it summed; a month changed since: named stale, with the command that rebuilds it', () => {
+    const data = tmpDir();
+    for (const f of files.slice(0, 3)) expect(run(['month', '--data', data, '--input', f]).status).toBe(0);
+    expect(run(['year', '--data', data, '--year', '2023', '--provisional']).stdout).toMatch(/year on year not compared: a provisional year/);
+    // April's extract, with one form recorded in the still open March (a late delivery): March is built again
+    const april = path.join(tmpDir(), 'moi_2023_04.csv');
+    const march = fs.readFileSync(files[2]!, 'utf8').split('\n');
+    fs.writeFileSync(april, `${fs.readFileSync(files[3]!, 'utf8')}LATE${march[1]}\n`);
+    expect(run(['month', '--data', data, '--input', april]).stdout).toMatch(/months 2023-03, 2023-04 processed/);
+    const e = run(['audit', '--data', data, '--explain', '2023:republic:RS:T:immigrants']);
+    const x = JSON.parse(e.stdout) as { months: string[]; problems: { problem: string; path: string; detail: string }[] };
+    expect(x.months).toEqual(['2023-01', '2023-02', '2023-03']); // not April, which the provisional year never summed
+    expect(x.problems.map((p) => [p.problem, p.path])).toEqual([['stale', 'years/2023']]);
+    expect(x.problems[0]!.detail).toMatch(/months\/2023-03\/manifest\.json .*run "migstat year --year 2023 --provisional" again$/);
+    expect([e.status, e.stderr.split('\n')[0]]).toEqual([1, expect.stringMatching(/^migstat: 1 integrity problem\(s\) in the files read \(stale years\/2023\)/)]);
+  });
+});
