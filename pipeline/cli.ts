@@ -9,9 +9,11 @@
  *   demo    generate a year and run the whole chain (npm start)
  *   generate  synthetic extracts with ground truth
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ROOT } from './paths';
 import { Command, CommanderError } from 'commander';
-import { addMonths, isMonth } from './contracts';
+import { addMonths, count, isMonth, LEVELS } from './contracts';
 import { RunLog } from './log';
 import { Store, withLock } from './store';
 import { InputError } from '../stages/ingest';
@@ -29,7 +31,9 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command();
   let code = 0;
   program.name('migstat').description('Internal-migration statistics of the Republic of Serbia from MoI residence extracts').exitOverride().showHelpAfterError(false)
-    .configureOutput({ writeErr: (s) => process.stderr.write(s.split('\n').filter((l) => l.trim()).slice(0, 1).join('\n') + '\n') });
+    // an error is one line, "migstat: …" as every other error; help asked for, or shown for want of a command, whole
+    .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('Usage:') ? s : `migstat: ${s.split('\n').filter((l) => l.trim()).slice(0, 1).join('').replace(/^error: /, '')}\n`) });
+  program.version((JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version, '--version', 'the version of migstat');
   const dataOpt = (c: Command): Command => c.option('--data <dir>', 'the working store of the office', './output');
   const logFor = (data: string): RunLog => new RunLog(new Store(data).logFile());
 
@@ -97,6 +101,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--dry-run', 'check the archive and the target and list what would be built, without writing anything')
     .action(async (o: { data: string; inputDir: string; from?: string; to?: string; workers?: string; years: boolean; progress: boolean; settlements?: string; population?: string; encoding: string; allowMissingMonths?: boolean; dryRun?: boolean }) => {
       for (const [k, v] of [['--from', o.from], ['--to', o.to]] as const) if (v !== undefined && !isMonth(v)) throw new UsageError(`${k} must be YYYY-MM, not ${v}`);
+      if (o.from && o.to && o.from > o.to) throw new UsageError(`--from ${o.from} is after --to ${o.to}`);
       if (o.workers !== undefined && !/^[1-9]\d*$/.test(o.workers)) throw new UsageError(`--workers must be a positive whole number, not ${o.workers}`);
       const { runRebuild, encodingOf, planRebuild } = await import('./rebuild');
       try { encodingOf(o.encoding); } catch (e) { throw new UsageError((e as Error).message); }
@@ -117,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
         return;
       }
       const r = await runRebuild(opts);
-      say(`rebuilt ${r.months} months and ${r.years.length} years from ${r.units} extracts (${r.unchanged} already ingested): ${r.forms} forms, ${r.events} events in ${r.seconds.toFixed(1)} s on ${r.workers} workers`);
+      say(`rebuilt ${count(r.months, 'month')} and ${count(r.years.length, 'year')} from ${count(r.units, 'extract')} (${r.unchanged} already ingested): ${count(r.forms, 'form')}, ${count(r.events, 'event')} in ${r.seconds.toFixed(1)} s on ${r.workers} workers`);
     });
 
   dataOpt(program.command('release').description('publish every release whose time has come and that is not yet published'))
@@ -140,15 +145,20 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   dataOpt(program.command('audit').description('re-hash every artefact against the manifests and logs; --explain re-traces one published cell'))
-    .option('--explain <cell>', 'PERIOD:LEVEL:CODE:SEX:MEASURE, e.g. 2024:municipality:70106:T:immigrants')
+    .option('--explain <cell>', 'PERIOD:LEVEL:CODE:SEX:MEASURE (period YYYY or YYYY-MM; level republic, region, area or municipality; sex T, M or F; measure immigrants or emigrants), e.g. 2024:municipality:70106:T:immigrants')
     .option('--log-head <sha256>', 'the log head an earlier audit printed (kept outside the store): that line must still be in the log')
     .action(async (o: { data: string; explain?: string; logHead?: string }) => {
-      if (o.logHead !== undefined && !/^[0-9a-f]{64}$/.test(o.logHead)) throw new UsageError(`--log-head must be the 64 hex digits an audit printed, not ${o.logHead}`);
+      if (o.logHead !== undefined && !/^[0-9a-f]{64}$/i.test(o.logHead)) throw new UsageError(`--log-head must be the 64 hex digits an audit printed, not ${o.logHead}`);
+      const logHead = o.logHead?.toLowerCase();
       const store = new Store(o.data);
-      store.assertStore();
       if (o.explain) {
         const [period, level, unit, sex, measure] = o.explain.split(':');
         if (!period || !level || !unit || !measure) throw new UsageError('--explain takes PERIOD:LEVEL:CODE:SEX:MEASURE');
+        if (!/^\d{4}(-\d{2})?$/.test(period)) throw new UsageError(`--explain: the period is YYYY or YYYY-MM, not ${period}`);
+        if (!(LEVELS as readonly string[]).includes(level)) throw new UsageError(`--explain: the level is one of ${LEVELS.join(', ')}, not ${level}`);
+        if (sex && !['T', 'M', 'F'].includes(sex)) throw new UsageError(`--explain: the sex is T, M or F, not ${sex}`);
+        if (measure !== 'immigrants' && measure !== 'emigrants') throw new UsageError(`--explain: the measure is immigrants or emigrants (net is their difference: explain each), not ${measure}`);
+        store.assertStore();
         const { explain } = await lazy.audit();
         const e = explain(store, { period, level, code: unit, sex: (sex || 'T') as 'T' | 'M' | 'F', measure: measure as 'immigrants' | 'emigrants' });
         process.stdout.write(JSON.stringify(e, null, 2) + '\n');
@@ -159,10 +169,11 @@ export async function main(argv: string[]): Promise<number> {
         }
         return;
       }
+      store.assertStore();
       const { audit } = await lazy.audit();
-      const r = audit(store, o.logHead);
+      const r = audit(store, logHead);
       for (const p of r.problems) process.stdout.write(`${p.problem}\t${p.path}\t${p.detail}\n`);
-      say(`audit: ${r.checked} files checked, ${r.problems.length} problems${r.logHead ? `; log head ${r.logHead} (keep it outside the store, and give it to a later audit as --log-head)` : ''}`);
+      say(`audit: ${count(r.checked, 'file')} checked, ${count(r.problems.length, 'problem')}${r.logHead ? `; log head ${r.logHead} (keep it outside the store, and give it to a later audit as --log-head)` : ''}`);
       if (!r.ok) { process.stderr.write(`migstat: audit found ${r.problems.length} problem(s): ${r.problems.slice(0, 3).map((p) => `${p.problem} ${p.path}`).join('; ')}\n`); code = 1; }
     });
 
@@ -173,7 +184,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--data <dir>', 'accepted as by every command; generate writes only to --out')
     .action(async (o: { year: string; out: string; seed: string; records?: string }) => {
       const { runGenerate } = await lazy.demo();
-      const s = runGenerate({ year: parseYear(o.year), out: o.out, seed: parseInt(o.seed, 10), records: o.records ? parseInt(o.records, 10) : undefined });
+      const s = runGenerate({ year: parseYear(o.year), out: o.out, seed: wholeNumber('--seed', o.seed), records: o.records === undefined ? undefined : wholeNumber('--records', o.records) });
       say(`generated ${s.files.length} extracts, ${s.forms} forms, ${s.events} events in ${o.out}${s.population ? ` (population: ${s.population})` : ''}`);
     });
 
@@ -181,18 +192,20 @@ export async function main(argv: string[]): Promise<number> {
     .option('--year <YYYY>', 'the demo year', '2024').option('--records <n>', 'events in the year', '150000')
     .action(async (o: { data: string; year: string; records: string }) => {
       const { runDemo } = await lazy.demo();
-      await runDemo({ data: o.data, year: parseYear(o.year), records: parseInt(o.records, 10), say });
+      await runDemo({ data: o.data, year: parseYear(o.year), records: wholeNumber('--records', o.records), say });
     });
 
   try {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+      // (no command given: the help went to stderr; a usage error)
+      if (e.code === 'commander.help') return e.exitCode === 0 ? 0 : 2;
       return e.exitCode === 0 ? 0 : 2;
     }
     if (e instanceof UsageError) { process.stderr.write(`migstat: ${e.message}\n`); return 2; }
-    const msg = e instanceof InputError ? e.message : (e as Error).message;
+    const msg = e instanceof InputError ? e.message : systemError(e as NodeJS.ErrnoException) ?? (e as Error).message;
     // one line: the first line of the message, with any control character from the input escaped
     process.stderr.write(`migstat: ${msg.split('\n')[0]!.replace(/[^ -~\u00a0-\uffff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}\n`);
     if (process.env.MIGSTAT_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
@@ -202,6 +215,25 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 export class UsageError extends Error {}
+
+/** A file-system error in words, with the path it concerns (Node's own text names the system call, not the problem). */
+function systemError(e: NodeJS.ErrnoException): string | undefined {
+  const what: Record<string, string> = {
+    ENOTDIR: 'is a file where a directory is needed (check --data, --out and --input-dir)',
+    EISDIR: 'is a directory where a file is needed',
+    ENOENT: 'does not exist',
+    EACCES: 'cannot be accessed: permission denied',
+    EPERM: 'cannot be changed: operation not permitted',
+    ENOSPC: 'cannot be written: no space left on the device',
+    EROFS: 'cannot be written: read-only file system',
+    EMFILE: 'cannot be opened: too many open files',
+  };
+  if (!e || typeof e.code !== 'string' || !what[e.code] || typeof e.path !== 'string') return undefined;
+  // (ENOTDIR names the path below the file: name the first part of it that is a file)
+  let p = e.path;
+  if (e.code === 'ENOTDIR') for (let q = p; q !== path.dirname(q); q = path.dirname(q)) if (fs.existsSync(q) && !fs.statSync(q).isDirectory()) { p = q; break; }
+  return `${p} ${what[e.code]}`;
+}
 
 /** Sorted years or months as ranges of consecutive ones: "1991–1997, 1999", "2012-01–2023-12" */
 export function rangesOf<T extends number | string>(xs: T[], next: (x: T) => T): string {
@@ -213,6 +245,11 @@ export function rangesOf<T extends number | string>(xs: T[], next: (x: T) => T):
     i = j + 1;
   }
   return out.join(', ');
+}
+
+function wholeNumber(opt: string, v: string): number {
+  if (!/^\d{1,9}$/.test(v)) throw new UsageError(`${opt} must be a whole number, not ${v}`);
+  return Number(v);
 }
 
 function parseYear(v: string): number {

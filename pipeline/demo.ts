@@ -1,6 +1,7 @@
 /** `migstat demo` (npm start): generate a realistic year, run its twelve months with the monthly cadence, the year, the release. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { count } from './contracts';
 import { RunLog } from './log';
 import { Store } from './store';
 import { runMonth } from './month';
@@ -41,7 +42,7 @@ export async function runDemo(o: { data: string; year: number; records: number; 
   const rel = releaseDue({ store, now, log });
   o.say(`release as cron would run it at ${now.toISOString()} (12:00 Belgrade, 10 July ${o.year + 1}): published ${rel.published.join(', ') || 'nothing'}`);
   const a = audit(store);
-  o.say(`audit: ${a.checked} files, ${a.problems.length} problems`);
+  o.say(`audit: ${count(a.checked, 'file')}, ${count(a.problems.length, 'problem')}${a.logHead ? `; log head ${a.logHead}` : ''}`);
   if (!a.ok) throw new Error(`audit failed: ${a.problems.slice(0, 3).map((p) => `${p.problem} ${p.path}`).join('; ')}`);
   if (!fs.existsSync(path.join(o.data, 'published'))) throw new Error('nothing was published');
 }

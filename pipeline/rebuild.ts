@@ -145,7 +145,13 @@ export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
   const target = path.resolve(o.data);
   const plan = planRebuild(o);
   const { units, missing, encoding } = plan;
+  const created = !fs.existsSync(target);
   fs.mkdirSync(target, { recursive: true });
+  // a failed rebuild leaves --data as it found it: a directory it made is removed again if still empty
+  const undo = (e: unknown): never => {
+    if (created) try { fs.rmdirSync(target); } catch { /* not empty (another run's): kept */ }
+    throw e;
+  };
   return withLockAsync(new Store(target), 'rebuild', async () => {
     // again, now that the lock keeps other runs out
     if (fs.readdirSync(target).some((f) => f !== '.lock')) throw new Error(`rebuild writes a new store: ${o.data} must not exist or be empty (another run wrote to it meanwhile)`);
@@ -182,7 +188,7 @@ export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
       if (!built) fs.rmSync(staging, { recursive: true, force: true });
       throw e;
     }
-  });
+  }).catch(undo);
 }
 
 async function drive(units: Unit[], plannedYears: number[], store: Store, log: RunLog, nWorkers: number, o: RebuildOptions, encoding: (fileMonth: string) => Encoding): Promise<Omit<RebuildResult, 'seconds' | 'workers' | 'peakRssMb'>> {

@@ -103,6 +103,9 @@ export function loadCalendar(file: string = DEFAULT_CALENDAR): Calendar {
  */
 export function parseNow(s: string): Date | undefined {
   const withOffset = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})$/.exec(s);
+  // a calendar date that does not exist (2024-02-30) is refused, not rolled over into March
+  const ymd = /^(\d{4})-(\d{2})-(\d{2})/.exec(s);
+  if (ymd && new Date(Date.UTC(+ymd[1]!, +ymd[2]! - 1, +ymd[3]!)).getUTCDate() !== +ymd[3]!) return undefined;
   if (withOffset) {
     const off = withOffset[2]!.length === 5 ? `${withOffset[2]!.slice(0, 3)}:${withOffset[2]!.slice(3)}` : withOffset[2]!;
     const d = new Date(`${withOffset[1]}${off}`);

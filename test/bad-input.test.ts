@@ -146,7 +146,7 @@ describe('bad extracts through the CLI: one clear line, a non-zero exit, nothing
     for (const args of [['month', '--data', tmpDir()], ['mnth'], ['month', '--input', 'x.csv', '--bogus']]) {
       const r = migstat(args);
       expect(r.status).toBe(2);
-      expect(r.stderr).toMatch(/^error: [^\n]+\n$/);
+      expect(r.stderr).toMatch(/^migstat: [^\n]+\n$/);
     }
   });
 });

@@ -87,4 +87,34 @@ describe('the CLI as a newcomer meets it', () => {
     expect(x.problems[0]!.detail).toMatch(/months\/2023-03\/manifest\.json .*run "migstat year --year 2023 --provisional" again$/);
     expect([e.status, e.stderr.split('\n')[0]]).toEqual([1, expect.stringMatching(/^migstat: 1 integrity problem\(s\) in the files read \(stale years\/2023\)/)]);
   });
+
+  test('usage errors: one "migstat:" line, exit 2; help and --version; file-system errors in words', () => {
+    const none = run([]);
+    expect([none.status, none.stderr.split('\n')[0]]).toEqual([2, 'Usage: migstat [options] [command]']);
+    expect(none.stderr).toContain('rebuild [options]');
+    expect(run(['--version']).stdout).toBe(`${(JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version}\n`);
+    for (const [args, line] of [
+      [['frob'], "migstat: unknown command 'frob'"],
+      [['month'], "migstat: required option '--input <file>' not specified"],
+      [['generate', '--year', '2023', '--out', tmpDir(), '--records', '1e3'], 'migstat: --records must be a whole number, not 1e3'],
+      [['generate', '--year', '2023', '--out', tmpDir(), '--seed', 'x'], 'migstat: --seed must be a whole number, not x'],
+      [['audit', '--data', gen, '--explain', '2023:city:RS:T:immigrants'], 'migstat: --explain: the level is one of republic, region, area, municipality, not city'],
+      [['audit', '--data', gen, '--explain', '2023:republic:RS:T:net'], 'migstat: --explain: the measure is immigrants or emigrants (net is their difference: explain each), not net'],
+      [['release', '--due', '--data', gen, '--now', '2024-02-30T12:00'], expect.stringMatching(/^migstat: --now must be an ISO 8601 date/)],
+      [['rebuild', '--data', path.join(tmpDir(), 's'), '--input-dir', gen, '--from', '2023-06', '--to', '2023-03'], 'migstat: --from 2023-06 is after --to 2023-03'],
+    ] as const) {
+      const r = run([...args]);
+      expect([args[0], r.status, r.stderr.trimEnd()]).toEqual([args[0], 2, line]);
+    }
+    const file = path.join(tmpDir(), 'a-file');
+    fs.writeFileSync(file, 'x');
+    const r = run(['month', '--data', file, '--input', files[0]!]);
+    expect([r.status, r.stderr]).toEqual([1, `migstat: ${file} is a file where a directory is needed (check --data, --out and --input-dir)\n`]);
+    // a rebuild that fails leaves no directory it made
+    const parent = tmpDir();
+    const bad = tmpDir();
+    fs.writeFileSync(path.join(bad, 'moi_2023_01.csv'), 'not,an,extract\n');
+    expect(run(['rebuild', '--data', path.join(parent, 'store'), '--input-dir', bad]).status).toBe(1);
+    expect(fs.readdirSync(parent)).toEqual([]);
+  });
 });
