@@ -16,7 +16,7 @@ import { Command, CommanderError } from 'commander';
 import { addMonths, count, isMonth, LEVELS } from './contracts';
 import { RunLog } from './log';
 import { Store, withLock } from './store';
-import { InputError } from '../stages/ingest';
+import { fileMonthOf, InputError } from '../stages/ingest';
 // Each command loads its own stages when it runs (start-up of `migstat month` does not pay for the workbook,
 // SDMX and report libraries of `migstat year`).
 const lazy = {
@@ -48,10 +48,7 @@ export async function main(argv: string[]): Promise<number> {
       if (o.month !== undefined && !isMonth(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
       const log = logFor(o.data);
       const r = runMonth({ data: o.data, input: o.input, month: o.month, encoding: o.encoding, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log });
-      if (r.rolledBack.length || r.interrupted.length) {
-        const again = r.interrupted.filter((f) => f !== path.basename(o.input));
-        say(`an interrupted run${r.interrupted.length ? ` of ${r.interrupted.join(', ')}` : ''} was rolled back${r.rolledBack.length ? ` (month${r.rolledBack.length > 1 ? 's' : ''} ${r.rolledBack.join(', ')} rebuilt without it)` : ''}${again.length ? `: run ${again.join(', ')} again` : ''}`);
-      }
+      if (r.rolledBack.length || r.interrupted.length) say(rollbackLine(r, path.basename(o.input), new Store(o.data).firstMonth()));
       say(r.status === 'unchanged' ? `${path.basename(o.input)} was already ingested: nothing new in it` : `${path.basename(o.input)}: months ${r.months.join(', ')} processed (${r.months.map((m) => `${m}: ${r.quality[m]!.events} events`).join('; ')})`);
       // a rule that could not be evaluated does not stop the run (practice.md), but it is said, not only logged
       const broken = [...new Set(r.months.flatMap((m) => Object.entries(r.quality[m]!.rules).filter(([, s]) => s.error !== undefined).map(([id]) => id)))];
@@ -112,11 +109,11 @@ export async function main(argv: string[]): Promise<number> {
         const enc = new Map<string, string[]>();
         for (const m of p.months) (enc.get(p.encoding(m)) ?? enc.set(p.encoding(m), []).get(p.encoding(m))!).push(m);
         say([
-          `dry run: nothing written. migstat rebuild would build a new store in ${o.data} from ${p.units.length} extracts in ${o.inputDir}:`,
+          `dry run: nothing written. migstat rebuild would build a new store in ${o.data} from ${count(p.units.length, 'extract')} in ${o.inputDir}:`,
           `  months  ${p.months.length}: ${rangesOf(p.months, (m) => addMonths(m, 1))}${multi ? ` (${multi} month${multi > 1 ? 's' : ''} with more than one extract, delivered in name order)` : ''}`,
           ...(p.missing.length ? [`  missing ${p.missing.length} (counted as closed when the next extract arrives, --allow-missing-months): ${rangesOf(p.missing, (m) => addMonths(m, 1))}`] : []),
           `  years   ${p.years.length ? `${p.years.length}: ${rangesOf(p.years, (y) => y + 1)}` : 'none'}${o.years === false ? ' (--no-years)' : ' (those whose twelve months all have an extract)'}`,
-          `  encoding ${[...enc].map(([e, ms]) => `${e} (${ms.length} months)`).join(', ')}`,
+          `  encoding ${[...enc].map(([e, ms]) => `${e} (${count(ms.length, 'month')})`).join(', ')}`,
           `  workers ${p.workers}`,
         ].join('\n'));
         return;
@@ -184,7 +181,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--data <dir>', 'accepted as by every command; generate writes only to --out')
     .action(async (o: { year: string; out: string; seed: string; records?: string }) => {
       const { runGenerate } = await lazy.demo();
-      const s = runGenerate({ year: parseYear(o.year), out: o.out, seed: wholeNumber('--seed', o.seed), records: o.records === undefined ? undefined : wholeNumber('--records', o.records) });
+      const s = runGenerate({ year: parseYear(o.year), out: o.out, seed: wholeNumber('--seed', o.seed), records: o.records === undefined ? undefined : wholeNumber('--records', o.records, 1) });
       say(`generated ${s.files.length} extracts, ${s.forms} forms, ${s.events} events in ${o.out}${s.population ? ` (population: ${s.population})` : ''}`);
     });
 
@@ -192,7 +189,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--year <YYYY>', 'the demo year', '2024').option('--records <n>', 'events in the year', '150000')
     .action(async (o: { data: string; year: string; records: string }) => {
       const { runDemo } = await lazy.demo();
-      await runDemo({ data: o.data, year: parseYear(o.year), records: wholeNumber('--records', o.records), say });
+      await runDemo({ data: o.data, year: parseYear(o.year), records: wholeNumber('--records', o.records, 1), say });
     });
 
   try {
@@ -200,8 +197,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
-      // (no command given: the help went to stderr; a usage error)
-      if (e.code === 'commander.help') return e.exitCode === 0 ? 0 : 2;
+      // a usage error, or no command given (the help went to stderr)
       return e.exitCode === 0 ? 0 : 2;
     }
     if (e instanceof UsageError) { process.stderr.write(`migstat: ${e.message}\n`); return 2; }
@@ -247,8 +243,19 @@ export function rangesOf<T extends number | string>(xs: T[], next: (x: T) => T):
   return out.join(', ');
 }
 
-function wholeNumber(opt: string, v: string): number {
-  if (!/^\d{1,9}$/.test(v)) throw new UsageError(`${opt} must be a whole number, not ${v}`);
+/** What `migstat month` says when it rolled back an interrupted run before its own work. */
+function rollbackLine(r: { rolledBack: string[]; removed: string[]; interrupted: string[] }, input: string, first: string | undefined): string {
+  const rebuilt = r.rolledBack.filter((m) => !r.removed.includes(m));
+  const months = [...(rebuilt.length ? [`month${rebuilt.length > 1 ? 's' : ''} ${rebuilt.join(', ')} built again without it`] : []), ...(r.removed.length ? [`the results of ${r.removed.join(', ')}, which were its alone, removed`] : [])];
+  const others = r.interrupted.filter((f) => f !== input);
+  // (a killed first run leaves no first month: the run that follows sets it, and an earlier extract is then before it)
+  const early = others.filter((f) => first && (fileMonthOf(f) ?? first) < first);
+  const again = others.filter((f) => !early.includes(f));
+  return `an interrupted run${r.interrupted.length ? ` of ${r.interrupted.join(', ')}` : ''} was rolled back${months.length ? ` (${months.join('; ')})` : ''}${r.interrupted.includes(input) ? `; ${input} is run again now` : ''}${again.length ? `: run ${again.join(', ')} again` : ''}${early.length ? `: ${early.join(', ')} ${early.length > 1 ? 'are' : 'is'} now before this store's first month ${first} (to include ${early.length > 1 ? 'them' : 'it'}, rebuild the history into a new store with migstat rebuild)` : ''}`;
+}
+
+function wholeNumber(opt: string, v: string, min = 0): number {
+  if (!/^\d{1,9}$/.test(v) || Number(v) < min) throw new UsageError(`${opt} must be a whole number${min ? ` from ${min}` : ''}, not ${v}`);
   return Number(v);
 }
 

@@ -144,10 +144,10 @@ export const IMPUTED_HEADERS = {
 } as const;
 
 /** A month written YYYY-MM (01–12). */
+export const isMonth = (s: string): boolean => /^\d{4}-(0[1-9]|1[0-2])$/.test(s);
+
 /** "1 year", "2 years": a count in words for the CLI's lines */
 export const count = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
-
-export const isMonth = (s: string): boolean => /^\d{4}-(0[1-9]|1[0-2])$/.test(s);
 
 /** The month k months after m (YYYY-MM; k may be negative). */
 export const addMonths = (m: string, k: number): string => {

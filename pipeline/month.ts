@@ -22,8 +22,11 @@ import { activityGroup, checkTables, moveType, tabulate, type Tables } from '../
 import { type Classification, loadClassification, seriesOf } from '../stages/territory';
 
 export interface MonthOptions { data: string; input: string; month?: string; encoding?: 'utf-8' | 'windows-1250'; settlements?: string; log: RunLog; dedupeLookbackMonths?: number }
-/** rolledBack: the months of an interrupted earlier run that this run rolled back and rebuilt; interrupted: that run's extracts (by name) */
-export interface MonthRunResult { status: 'processed' | 'unchanged'; fileMonth: string; months: string[]; quality: Record<string, Quality>; rolledBack: string[]; interrupted: string[] }
+/**
+ * rolledBack: the months an interrupted earlier run touched, which this run rolled back and built again, except
+ * `removed`: those whose results were that run's alone, now gone; interrupted: that run's extracts (by name)
+ */
+export interface MonthRunResult { status: 'processed' | 'unchanged'; fileMonth: string; months: string[]; quality: Record<string, Quality>; rolledBack: string[]; removed: string[]; interrupted: string[] }
 
 export interface DeliveryRecord {
   delivery: string; file: string; sha256: string; file_month: string; seq: number; encoding: string;
@@ -69,17 +72,22 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     if (!Object.keys(ingested).length) fs.rmSync(store.p('state', 'first-month.json'), { force: true });
     // (the extracts of an interrupted run, named by their delivery records, before the rollback removes them)
     const interrupted = [...new Set(store.uncommittedFiles().filter((f) => f.startsWith('deliveries/')).map((f) => readJson<{ file: string }>(store.p(...f.split('/'))).file))].sort();
+    // an extract the store cannot take is refused before anything is rolled back (the interrupted run stays as it is,
+    // named by the refusals of close, year and release, until a month run that can go on recovers it)
+    if (!ingested[digest]) {
+      const firstMonth = store.firstMonth();
+      if (firstMonth && fileMonth < firstMonth) throw new Error(`month ${fileMonth} is before this store's first month ${firstMonth}: the store counts earlier months as published before it existed, so it takes no extract for them (late forms for them are carried forward); to process earlier months, rebuild the history into a new store (migstat rebuild)`);
+      if (store.isClosed(fileMonth)) throw new Error(`month ${fileMonth} is closed (its results are final); rerunning it is refused. Late forms for it are carried forward when you run the next month.`);
+    }
     const rolledBack = store.rollbackUncommitted(new Set(Object.values(ingested).map((x) => x.delivery))).filter((m) => !store.isClosed(m));
     if (rolledBack.length) opts.log.log({ stage: 'recover', event: 'rolled_back', months: rolledBack }, 'warn');
+    const removed: string[] = [];
     if (ingested[digest]) {
       opts.log.log({ stage: 'ingest', event: 'unchanged', file: name, sha256: digest, reason: `already ingested as ${ingested[digest]!.delivery}` });
-      for (const m of rolledBack) rebuildRolledBack(store, m, L, C, opts.log);
+      for (const m of rolledBack) if (rebuildRolledBack(store, m, L, C, opts.log) === 'removed') removed.push(m);
       store.rebuilt();
-      return { status: 'unchanged', fileMonth, months: [], quality: {}, rolledBack, interrupted };
+      return { status: 'unchanged', fileMonth, months: [], quality: {}, rolledBack, removed, interrupted };
     }
-    const firstMonth = store.firstMonth();
-    if (firstMonth && fileMonth < firstMonth) throw new Error(`month ${fileMonth} is before this store's first month ${firstMonth}: the store counts earlier months as published before it existed, so it takes no extract for them (late forms for them are carried forward); to process earlier months, rebuild the history into a new store (migstat rebuild)`);
-    if (store.isClosed(fileMonth)) throw new Error(`month ${fileMonth} is closed (its results are final); rerunning it is refused. Late forms for it are carried forward when you run the next month.`);
     const ing = ingestExtract({ bytes, name, digest, input: opts.input, fileMonth, encoding: opts.encoding ?? 'utf-8', log: opts.log });
     // the index keeps a hash of each form's content; deliver compares hashes
     const prior = loadPriorIndex(store, fileMonth, opts.dedupeLookbackMonths ?? 12, new Set(ing.forms.record_id));
@@ -97,13 +105,13 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     for (const m of months) quality[m] = buildMonth(store, m, L, C, opts.log, fresh);
     // (rolledBack holds only months open before this run; one before a first month set by this very run was the
     // killed first run's: its results go, as they were that run's alone)
-    for (const m of rolledBack) if (!months.includes(m)) rebuildRolledBack(store, m, L, C, opts.log);
+    for (const m of rolledBack) if (!months.includes(m) && rebuildRolledBack(store, m, L, C, opts.log) === 'removed') removed.push(m);
     // the commit point: until ingested.json lists the delivery, a rerun rolls it back and does it again
     if (!store.firstMonth()) store.setFirstMonth(fileMonth);
     ingested[digest] = { file: name, month: fileMonth, delivery: d.rec.delivery };
     writeJsonAtomic(ingestedFile, ingested);
     store.rebuilt();
-    return { status: 'processed', fileMonth, months, quality, rolledBack, interrupted };
+    return { status: 'processed', fileMonth, months, quality, rolledBack, removed, interrupted };
   });
 }
 
@@ -111,21 +119,25 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
  * A month a rolled-back delivery touched: built again from what is committed, or, when nothing committed is left
  * for it (no forms, no delivery of its own), its results are removed: they were the rolled-back delivery's alone.
  */
-function rebuildRolledBack(store: Store, m: string, L: Loaded, C: Classification, log: StageLog): void {
+function rebuildRolledBack(store: Store, m: string, L: Loaded, C: Classification, log: StageLog): 'rebuilt' | 'removed' {
   const forms = store.formsDir(m);
   const deliveries = store.p('deliveries');
   if ((fs.existsSync(forms) && fs.readdirSync(forms).some((f) => f.endsWith('.json'))) || (fs.existsSync(deliveries) && fs.readdirSync(deliveries).some((f) => f.startsWith(`${m}--`)))) {
     buildMonth(store, m, L, C, log);
-    return;
+    return 'rebuilt';
   }
+  // logged first (audit expects a month whose run the log records to exist unless a later line removed it): a run
+  // killed after this line and before the rename leaves the month listed in state/rebuild.json, and the next run
+  // removes it; one killed after the rename finds it gone and logs the removal again
+  log.log({ stage: 'recover', event: 'removed_month', month: m, reason: 'its results were those of a rolled-back delivery only' }, 'warn');
   const dir = store.monthDir(m);
-  if (!fs.existsSync(dir)) return;
+  if (!fs.existsSync(dir)) return 'removed';
   // out of sight in one rename (a staging name: a recovery removes it if this run dies before the rm)
   const aside = path.join(path.dirname(dir), `.${m}.staging-${process.pid}`);
   fs.rmSync(aside, { recursive: true, force: true });
   fs.renameSync(dir, aside);
   fs.rmSync(aside, { recursive: true, force: true });
-  log.log({ stage: 'recover', event: 'removed_month', month: m, reason: 'its results were those of a rolled-back delivery only' }, 'warn');
+  return 'removed';
 }
 
 /** A stage log: the run's RunLog, or (in a rebuild worker) a proxy that hands lines to the main thread. */

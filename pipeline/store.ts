@@ -146,10 +146,10 @@ export class Store {
   }
   /**
    * Refuse a directory that is not a store (a mistyped --data must not pass for an empty store): none has received an
-   * extract (state/first-month.json, set at the first commit) and none has deliveries (an interrupted first run).
+   * extract (state/first-month.json, set at the first commit) and none has deliveries or forms (an interrupted first run).
    */
   assertStore(): void {
-    if (fs.existsSync(this.p('state', 'first-month.json')) || fs.existsSync(this.p('deliveries'))) return;
+    if (['state/first-month.json', 'deliveries', 'forms'].some((f) => fs.existsSync(this.p(...f.split('/'))))) return;
     throw new Error(`${this.root} ${fs.existsSync(this.root) ? 'has no processed months (no state/first-month.json)' : 'does not exist'}: is --data the office's store?`);
   }
   /** Refuse to go on while a killed monthly run is uncommitted (see uncommittedMonths). */

@@ -203,7 +203,7 @@ function stateProblems(store: Store): AuditProblem[] {
   const closed = store.closedMonths();
   for (const r of store.releases()) {
     const open = Array.from({ length: 12 }, (_, i) => `${r.year}-${String(i + 1).padStart(2, '0')}`).filter((m) => !(m in closed));
-    if (open.length) problems.push({ path: 'state/closed.json', problem: 'altered', detail: `state/closed.json does not hold month${open.length > 1 ? 's' : ''} ${open.join(', ')} closed, although release ${r.id} published ${r.year} (publishing closes its twelve months)` });
+    if (open.length) problems.push({ path: 'state/closed.json', problem: 'altered', detail: `state/closed.json does not hold month${open.length > 1 ? 's' : ''} ${open.join(', ')} closed, although release ${r.id} published ${r.year} (publishing closes its twelve months: a release stopped before it did is completed by the next release --due; otherwise state/closed.json was changed)` });
   }
   return problems;
 }

@@ -321,7 +321,6 @@ export function releaseDue(opts: ReleaseOptions): ReleaseResult {
   });
 }
 
-/** A short human summary for the CLI. */
 /** Whether the log records the publication of `id` by a run whose clock was at or after its release instant. */
 function publishedOnTime(store: Store, id: string, at: Date): boolean {
   const f = store.logFile();
@@ -336,6 +335,7 @@ function publishedOnTime(store: Store, id: string, at: Date): boolean {
   return false;
 }
 
+/** A short human summary for the CLI. */
 export function formatRelease(r: ReleaseResult): string {
   const parts = [
     `published: ${r.published.join(', ') || 'none'}`,

@@ -328,7 +328,7 @@ describe('audit and the state files: what an auditor could change unseen (review
     fs.writeFileSync(f, JSON.stringify(closed));
     expect(store.isClosed('2024-12')).toBe(true); // the release holds 2024: its months are final
     expect(store.isClosed('2025-01')).toBe(false);
-    expect(audit(store).problems).toEqual([{ path: 'state/closed.json', problem: 'altered', detail: 'state/closed.json does not hold month 2024-12 closed, although release IM-2024 published 2024 (publishing closes its twelve months)' }]);
+    expect(audit(store).problems).toEqual([{ path: 'state/closed.json', problem: 'altered', detail: 'state/closed.json does not hold month 2024-12 closed, although release IM-2024 published 2024 (publishing closes its twelve months: a release stopped before it did is completed by the next release --due; otherwise state/closed.json was changed)' }]);
   });
 
   test('results the log says were written and that are gone: missing; a directory no logged run wrote, or under another name: named', () => {

@@ -196,6 +196,33 @@ describe('after a killed monthly run, only migstat month recovers (review of 26 
     expect([new Store(data).firstMonth(), new Store(data).months()]).toEqual(['2024-03', ['2024-03']]);
     expect(new Store(data).uncommittedMonths()).toEqual([]);
     expect(audit(new Store(data)).problems).toEqual([]);
+    // and the user is told, without advice that cannot be followed
+    expect(r.stdout.split('\n')[0]).toBe('an interrupted run of moi_2024_02.csv was rolled back (the results of 2024-02, which were its alone, removed): moi_2024_02.csv is now before this store\'s first month 2024-03 (to include it, rebuild the history into a new store with migstat rebuild)');
+  }, 60_000);
+
+  test('a recovery killed while it removed a month: the next run logs the removal, and audit finds nothing missing', () => {
+    const data = tmpDir('migstat-kill5-');
+    killAtCommit(data, feb!);
+    const store = new Store(data);
+    // the state a recovery leaves when killed just after it renamed the month's results aside: rolled back
+    // (state/rebuild.json lists 2024-02), the directory gone, no line in the log yet
+    fs.rmSync(store.p('state', 'first-month.json'));
+    expect(store.rollbackUncommitted(new Set())).toEqual(['2024-02']);
+    fs.renameSync(store.monthDir('2024-02'), store.p('months', `.2024-02.staging-${process.pid + 1}`));
+    const r = migstat(['month', '--data', data, '--input', mar!]);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(fs.readFileSync(store.logFile(), 'utf8')).toContain('"event":"removed_month","month":"2024-02"');
+    expect(audit(new Store(data)).problems).toEqual([]);
+  }, 60_000);
+
+  test('an extract the store refuses does not roll back an interrupted run: the refusals still name it', () => {
+    const data = tmpDir('migstat-kill6-');
+    expect(migstat(['month', '--data', data, '--input', feb!]).status).toBe(0);
+    killAtCommit(data, mar!);
+    const refused = migstat(['month', '--data', data, '--input', jan!]);
+    expect(refused.stderr).toMatch(/^migstat: month 2024-01 is before this store's first month 2024-02/);
+    expect(new Store(data).uncommittedMonths()).toContain('2024-03'); // (and February, if March delivered late forms to it)
+    expect(migstat(['close', '--month', '2024-02', '--data', data]).stderr).toContain('(moi_2024_03.csv)');
   }, 60_000);
 });
 
