@@ -208,6 +208,13 @@ function stateProblems(store: Store): AuditProblem[] {
   return problems;
 }
 
+/** A manifest a run wrote is one the log recorded (a run killed between writing and logging logged it before). */
+function manifestVsLog(store: Store, mRel: string, recorded: Set<string> | undefined, logRel: string): AuditProblem[] {
+  if (recorded === undefined) return [];
+  const h = sha256File(store.p(...mRel.split('/')));
+  return recorded.has(h) ? [] : [{ path: mRel, problem: 'altered', detail: `${mRel}: SHA-256 ${h} is none of those recorded in ${logRel} (${[...recorded].join(', ')}): the manifest was changed after the run` }];
+}
+
 /** `knownHead`: a log head recorded at an earlier audit (outside the store): that line must still be in the log. */
 export function audit(store: Store, knownHead?: string): AuditResult {
   const problems: AuditProblem[] = [];
@@ -237,10 +244,7 @@ export function audit(store: Store, knownHead?: string): AuditResult {
       const mRel = posix(rel, 'manifest.json');
       // a manifest a run wrote is one the log recorded (a run killed between writing and logging logged it before)
       const recorded = manifests.get(mRel);
-      if (r.manifest && recorded !== undefined) {
-        const h = sha256File(path.join(base, e.name, 'manifest.json'));
-        if (!recorded.has(h)) problems.push({ path: mRel, problem: 'altered', detail: `${mRel}: SHA-256 ${h} is none of those recorded in ${logRel} (${[...recorded].join(', ')}): the manifest was changed after the run` });
-      }
+      if (r.manifest) problems.push(...manifestVsLog(store, mRel, recorded, logRel));
       if (root === 'published' && r.manifest && !published.has(e.name)) {
         problems.push({ path: rel, problem: 'unexpected', detail: `${rel} has no 'published' record in ${logRel}: it was not made by migstat release, or the log has lost lines` });
       } else if (root !== 'published' && r.manifest && hasLog && recorded === undefined) {
@@ -375,9 +379,13 @@ export function explain(store: Store, q: ExplainQuery, classification: Classific
   if (!row) throw new Error(`explain: ${table} has no row for ${q.level} ${q.code} ${sex}${fs.existsSync(tableFile) ? '' : ' (the file does not exist)'}`);
   const published = Number(row[q.measure]);
   const problems: AuditProblem[] = [];
+  // (the manifests against the log too: a file forged together with its manifest shows there)
+  const logged = logRecords(store.logFile()).manifests;
+  const logRel = rel(store.logFile());
   for (const d of new Set([dir, ...months.map((m) => store.monthDir(m))])) {
     const r = checkResultsDir(d, rel(d));
     problems.push(...r.problems);
+    if (r.manifest) problems.push(...manifestVsLog(store, `${rel(d)}/manifest.json`, logged.get(`${rel(d)}/manifest.json`), logRel));
     // a year built before one of its months changed: its cell and the months' events need not agree (stale, named)
     if (d === dir && r.manifest) problems.push(...inputProblems(store, rel(d), r.manifest));
   }
@@ -385,7 +393,9 @@ export function explain(store: Store, q: ExplainQuery, classification: Classific
   const releases = q.period.length === 4 ? store.publishedOf(Number(q.period)) : [];
   for (const id of releases) {
     const pdir = store.publishedDir(id);
-    problems.push(...checkResultsDir(pdir, rel(pdir)).problems);
+    const pr = checkResultsDir(pdir, rel(pdir));
+    problems.push(...pr.problems);
+    if (pr.manifest) problems.push(...manifestVsLog(store, `${rel(pdir)}/manifest.json`, logged.get(`${rel(pdir)}/manifest.json`), logRel));
     const pfile = path.join(pdir, 'tables', 'territory.csv');
     const prow = fs.existsSync(pfile) ? readRows(pfile).find((r) => r.level === q.level && r.code === q.code && r.sex === sex) : undefined;
     if (!prow || Number(prow[q.measure]) !== published) problems.push({ path: rel(pfile), problem: 'altered', detail: `${rel(pfile)} releases ${prow ? prow[q.measure] : 'no row'} for this cell, ${table} holds ${published}` });

@@ -291,6 +291,7 @@ describe('audit: what the manifests and the log anchor (review of 26 Nov)', () =
 describe('audit and the state files: what an auditor could change unseen (review of 26 Nov, session 8)', () => {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { runMonth } = require('../pipeline/month') as typeof import('../pipeline/month');
+  const { sha256 } = require('../pipeline/fsutil') as typeof import('../pipeline/fsutil');
   const { WE, logFor, tmpDir } = require('./helpers/store') as typeof import('./helpers/store');
   const settlements = path.join(WE, 'settlements.csv');
   const run = (data: string, m: string): void => { runMonth({ data, input: path.join(WE, `moi_2024_${m}.csv`), settlements, log: logFor(data) }); };
@@ -329,6 +330,27 @@ describe('audit and the state files: what an auditor could change unseen (review
     expect(store.isClosed('2024-12')).toBe(true); // the release holds 2024: its months are final
     expect(store.isClosed('2025-01')).toBe(false);
     expect(audit(store).problems).toEqual([{ path: 'state/closed.json', problem: 'altered', detail: 'state/closed.json does not hold month 2024-12 closed, although release IM-2024 published 2024 (publishing closes its twelve months: a release stopped before it did is completed by the next release --due; otherwise state/closed.json was changed)' }]);
+  });
+
+  test('explain: a month file forged together with its manifest is caught through the log, as the full audit catches it', () => {
+    const data = tmpDir();
+    run(data, '02');
+    run(data, '03');
+    const s = new Store(data);
+    const cell = { period: '2024-03', level: 'republic', code: 'RS', sex: 'T' as const, measure: 'immigrants' as const };
+    expect(explain(s, cell).problems).toEqual([]);
+    const events = s.p('months', '2024-03', 'events.csv');
+    const lines = fs.readFileSync(events, 'utf8').split('\n');
+    fs.writeFileSync(events, [...lines.slice(0, 1), ...lines.slice(2)].join('\n'));
+    const mf = s.p('months', '2024-03', 'manifest.json');
+    const m = JSON.parse(fs.readFileSync(mf, 'utf8')) as { outputs: { path: string; sha256: string; bytes: number }[] };
+    const o = m.outputs.find((x) => x.path === 'events.csv')!;
+    o.sha256 = sha256(fs.readFileSync(events));
+    o.bytes = fs.statSync(events).size;
+    fs.writeFileSync(mf, JSON.stringify(m, null, 2) + '\n');
+    const e = explain(s, cell);
+    expect(e.problems.map((p) => [p.problem, p.path])).toEqual([['altered', 'months/2024-03/manifest.json']]);
+    expect(e.matches).toBe(false); // (one event fewer than the published cell)
   });
 
   test('results the log says were written and that are gone: missing; a directory no logged run wrote, or under another name: named', () => {
