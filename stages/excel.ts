@@ -70,7 +70,7 @@ const SERIES_NOTE_SR: Record<Series, string> = {
   '1991-1997':
     'Serija 1991-1997: Republika Srbija sa AP Kosovo i Metohija. Od 1998. RZS nema podatke za AP Kosovo i Metohija, pa serija od 1998. ne obuhvata Kosovo i Metohiju; dve serije nisu uporedive.',
   '1998-':
-    'Serija od 1998: Republika Srbija bez AP Kosovo i Metohija (RZS od 1998. nema podatke za nju); preseljenja na Kosovo i Metohiju nisu obuhvaćena; doseljeni sa Kosova i Metohije broje se kao doseljeni u mesto odredišta, a ni u jednoj teritoriji kao odseljeni, pa je broj doseljenih u Republiku veći od broja odseljenih za njihov broj (tabela porekla ih prikazuje kao "K&M (nije obuhvaćeno)"). Nije uporedivo sa serijom 1991-1997.',
+    'Serija od 1998: Republika Srbija bez AP Kosovo i Metohija (RZS od 1998. nema podatke za nju); preseljenja na Kosovo i Metohiju nisu obuhvaćena; doseljeni sa Kosova i Metohije broje se kao doseljeni u mesto odredišta, a ni u jednoj teritoriji kao odseljeni, pa je broj doseljenih u Republiku veći od broja odseljenih za njihov broj (tabela porekla ih prikazuje kao poreklo "KM", nije obuhvaćeno). Nije uporedivo sa serijom 1991-1997.',
 };
 
 function isTotalRow(r: Row): boolean {

@@ -46,7 +46,7 @@ export const SERIES_NOTE: Record<Series, string> = {
   '1991-1997':
     'Series 1991-1997: the Republic of Serbia including AP Kosovo i Metohija. From 1998 SORS has no data for Kosovo i Metohija, so the series 1998- excludes it; the two series are not comparable.',
   '1998-':
-    'Series 1998-: the Republic of Serbia excluding AP Kosovo i Metohija (SORS has had no data for it since 1998); moves into Kosovo i Metohija are out of scope; arrivals from it count as immigrants of their destination and as emigrants of no territory, so the Republic\'s immigrants exceed its emigrants by their number (the origin table shows them as "K&M (not covered)"). Not comparable with the series 1991-1997.',
+    'Series 1998-: the Republic of Serbia excluding AP Kosovo i Metohija (SORS has had no data for it since 1998); moves into Kosovo i Metohija are out of scope; arrivals from it count as immigrants of their destination and as emigrants of no territory, so the Republic\'s immigrants exceed its emigrants by their number (the origin table shows them as origin "KM", not covered). Not comparable with the series 1991-1997.',
 };
 
 /** Year-only dates ('2004') are read as 1 January of that year. */

@@ -248,8 +248,10 @@ describe('SDMX publication', () => {
     const used = new Set([...obsFromCsv(files.get('data.csv')!).keys()].map((k) => k.split('.')[1]!));
     for (const u of used) expect(codes.has(u)).toBe(true);
     // the DSD of DF_IMIGR_1998 enumerates REF_AREA with CL_AREA_1998
-    expect(sx).toMatch(/<structure:Dataflow id="DF_IMIGR_1998"[\s\S]*?<Ref agencyID="SORS" id="DSD_IMIGR_1998" version="1.0"\/>/);
-    expect(sx).toMatch(/DSD_IMIGR_1998\(1.0\)\.REF_AREA"[^>]*>[\s\S]*?<Ref agencyID="SORS" id="CL_AREA_1998" version="1.0"\/>/);
+    expect(sx).toMatch(/<structure:Dataflow id="DF_IMIGR_1998"[\s\S]*?<Ref agencyID="SORS" id="DSD_IMIGR_1998" version="1.0" class="DataStructure" package="datastructure"\/>/);
+    expect(sx).toMatch(/DSD_IMIGR_1998\(1.0\)\.REF_AREA"[^>]*>[\s\S]*?<Ref agencyID="SORS" id="CL_AREA_1998" version="1.0" class="Codelist" package="codelist"\/>/);
+    // every reference says what it refers to (class, package): clients that read without the XSD look them up
+    for (const f of ['structure.xml', 'data.xml']) expect([f, files.get(f)!.match(/<Ref (?:(?![^>]*\bclass=)|(?![^>]*\bpackage=))[^>]*>/g)]).toEqual([f, null]);
     // a code outside the codelist is refused, not published
     const bad = input2024();
     bad.tables.territory = [...bad.tables.territory, { series: '1998-', level: 'municipality', code: '90263', sex: 'T', immigrants: '1', emigrants: '0', net: '1' }];
@@ -283,7 +285,7 @@ describe('SDMX publication', () => {
       expect(ids).toContain('RS');
     }
     // names in Serbian Latin and English, with the hierarchy
-    expect(sx).toMatch(/<structure:Code id="70106"[^>]*>\s*<common:Name xml:lang="en">Voždovac<\/common:Name>\s*<common:Name xml:lang="sr-Latn">Voždovac<\/common:Name>\s*<structure:Parent><Ref id="RS110"\/><\/structure:Parent>/);
+    expect(sx).toMatch(/<structure:Code id="70106"[^>]*>\s*<common:Name xml:lang="en">Voždovac<\/common:Name>\s*<common:Name xml:lang="sr-Latn">Voždovac<\/common:Name>\s*<structure:Parent><Ref id="RS110" class="Code" package="codelist"\/><\/structure:Parent>/);
     // 1991-1997 data use K&M codes and validate (checked above); the note travels with every dataset
     const f95 = buildSdmx(input1995());
     const o95 = obsFromXml(f95.get('data.xml')!);

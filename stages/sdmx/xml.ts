@@ -54,15 +54,17 @@ function codelistXml(cl: Codelist): string[] {
       out.push('          </common:Annotations>');
     }
     out.push(...texts('Name', c.name, '          '));
-    if (c.parent) out.push(`          <structure:Parent><Ref id="${esc(c.parent)}"/></structure:Parent>`);
+    if (c.parent) out.push(`          <structure:Parent><Ref id="${esc(c.parent)}" class="Code" package="codelist"/></structure:Parent>`);
     out.push('        </structure:Code>');
   }
   out.push('      </structure:Codelist>');
   return out;
 }
 
-const conceptRef = (id: string): string => `<Ref agencyID="${AGENCY.id}" maintainableParentID="${CONCEPT_SCHEME}" maintainableParentVersion="${VERSION}" id="${id}"/>`;
-const enumRef = (cl: string): string => `<structure:LocalRepresentation><structure:Enumeration><Ref agencyID="${AGENCY.id}" id="${cl}" version="${VERSION}"/></structure:Enumeration></structure:LocalRepresentation>`;
+// every Ref with its class and package: fixed in the XSD, so optional, but clients that read the XML without the schema
+// (pysdmx) look them up
+const conceptRef = (id: string): string => `<Ref agencyID="${AGENCY.id}" maintainableParentID="${CONCEPT_SCHEME}" maintainableParentVersion="${VERSION}" id="${id}" class="Concept" package="conceptscheme"/>`;
+const enumRef = (cl: string): string => `<structure:LocalRepresentation><structure:Enumeration><Ref agencyID="${AGENCY.id}" id="${cl}" version="${VERSION}" class="Codelist" package="codelist"/></structure:Enumeration></structure:LocalRepresentation>`;
 
 function dsdXml(s: Series): string[] {
   const id = dsdId(s);
@@ -98,7 +100,7 @@ function dsdXml(s: Series): string[] {
       cl ? `              ${enumRef(cl)}` : '              <structure:LocalRepresentation><structure:TextFormat textType="String"/></structure:LocalRepresentation>',
       datasetLevel
         ? '              <structure:AttributeRelationship><structure:None/></structure:AttributeRelationship>'
-        : '              <structure:AttributeRelationship><structure:PrimaryMeasure><Ref id="OBS_VALUE"/></structure:PrimaryMeasure></structure:AttributeRelationship>',
+        : '              <structure:AttributeRelationship><structure:PrimaryMeasure><Ref id="OBS_VALUE" class="PrimaryMeasure" package="datastructure"/></structure:PrimaryMeasure></structure:AttributeRelationship>',
       '            </structure:Attribute>',
     );
   }
@@ -138,7 +140,7 @@ export function structureXml(m: StructureModel): string {
     out.push(`      <structure:Dataflow id="${id}" urn="${urn('datastructure.Dataflow', id)}" agencyID="${AGENCY.id}" version="${VERSION}">`);
     out.push(...texts('Name', DATAFLOW_NAME(s.series), '        '));
     out.push(...texts('Description', s.areas.description!, '        '));
-    out.push(`        <structure:Structure><Ref agencyID="${AGENCY.id}" id="${dsdId(s.series)}" version="${VERSION}"/></structure:Structure>`);
+    out.push(`        <structure:Structure><Ref agencyID="${AGENCY.id}" id="${dsdId(s.series)}" version="${VERSION}" class="DataStructure" package="datastructure"/></structure:Structure>`);
     out.push('      </structure:Dataflow>');
   }
   out.push('    </structure:Dataflows>');
@@ -169,7 +171,7 @@ export function dataXml(m: DataModel): Buffer {
   head.push(
     ...header(`MIGR_${m.year}`, m.prepared, [
       `    <message:Structure structureID="${df}" dimensionAtObservation="AllDimensions">`,
-      `      <common:StructureUsage><Ref agencyID="${AGENCY.id}" id="${df}" version="${VERSION}"/></common:StructureUsage>`,
+      `      <common:StructureUsage><Ref agencyID="${AGENCY.id}" id="${df}" version="${VERSION}" class="Dataflow" package="datastructure"/></common:StructureUsage>`,
       '    </message:Structure>',
       '    <message:DataSetAction>Information</message:DataSetAction>',
     ]),
