@@ -70,6 +70,7 @@ export const QUARANTINE_REASONS = [
   'schema', // a field violates the record schema (detail names the field and the constraint)
   'unreadable_date', // registration_date is not a date
   'registration_after_file_month',
+  'recorded_before_resend_window', // recorded more than RESEND_WINDOW_MONTHS before the extract's month: a re-send of it could not be recognised
   'no_destination', // R form whose new residence cannot be determined at all
   'field_count', // wrong number of fields on the line
 ] as const;
@@ -142,6 +143,12 @@ export const IMPUTED_HEADERS = {
   /** the move type of an immigration is decided by its origin: a donor-imputed origin makes it imputed (never the total) */
   move_type_imputed: ['series', 'level', 'code', 'move_type', 'migrants_imputed'],
 } as const;
+
+/**
+ * MoI's re-send window: the duplicate check of an extract sees the forms delivered in the 12 months before it, so a
+ * form recorded earlier than that cannot be told from a re-send and is quarantined (recorded_before_resend_window).
+ */
+export const RESEND_WINDOW_MONTHS = 12;
 
 /** A month written YYYY-MM (01–12). */
 export const isMonth = (s: string): boolean => /^\d{4}-(0[1-9]|1[0-2])$/.test(s);

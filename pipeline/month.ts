@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hash } from 'node:crypto';
-import { addMonths, ageGroup, isMonth, MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
+import { addMonths, ageGroup, isMonth, RESEND_WINDOW_MONTHS, MONTH_FILE_HEADERS, TABLE_HEADERS, IMPUTED_HEADERS, type Quality, type Manifest } from './contracts';
 import { ByteWriter } from './bytes';
 import { CsvWriter, objectsToCsvBytes, objectsToCsvWriter, toCsvBytes } from './csv';
 import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeFileDurable, writeJsonAtomic } from './fsutil';
@@ -90,7 +90,8 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     }
     const ing = ingestExtract({ bytes, name, digest, input: opts.input, fileMonth, encoding: opts.encoding ?? 'utf-8', log: opts.log });
     // the index keeps a hash of each form's content; deliver compares hashes
-    const prior = loadPriorIndex(store, fileMonth, opts.dedupeLookbackMonths ?? 12, new Set(ing.forms.record_id));
+    const windowMonths = opts.dedupeLookbackMonths ?? RESEND_WINDOW_MONTHS;
+    const prior = loadPriorIndex(store, fileMonth, windowMonths, new Set(ing.forms.record_id));
     // read the closed months once: the lock keeps them fixed for this run (deliver asks per form).
     // Months before the store's first month (this one, on a fresh store) were published before the store existed.
     const first = store.firstMonth() ?? fileMonth;
@@ -98,7 +99,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     // (a month of a published year is final even if state/closed.json has lost it)
     const published = store.publishedYears();
     const closed = (m: string): boolean => m in closedNow || m < first || published.has(+m.slice(0, 4));
-    const d = deliverExtract(ing, { L, C, prior: (id) => prior.get(id), closed, seq: Object.keys(ingested).length + 1, log: opts.log });
+    const d = deliverExtract(ing, { L, C, prior: (id) => prior.get(id), closed, windowMonths, seq: Object.keys(ingested).length + 1, log: opts.log });
     const fresh = writeDelivery(store, d);
     const months = d.months.filter((m) => !closed(m));
     const quality: Record<string, Quality> = {};
@@ -182,9 +183,9 @@ export interface Delivered {
  * Deliver: duplicates against the record index, systemic corrections, attribution; checks the row-count identity.
  * Takes over ing.forms: its columns become the accepted forms' (compacted in place), do not read them afterwards.
  */
-export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification; prior: (id: string) => PriorEntry | undefined; closed: (m: string) => boolean; seq: number; log: StageLog }): Delivered {
+export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification; prior: (id: string) => PriorEntry | undefined; closed: (m: string) => boolean; windowMonths?: number; seq: number; log: StageLog }): Delivered {
   const t1 = Date.now();
-  const dr = deliver({ forms: ing.forms, quarantine: ing.quarantine, fileMonth: ing.fileMonth }, { prior: o.prior, contentHash, isClosed: o.closed, rules: o.L.rules, corrections: o.L.corrections, classification: o.C, systemic: o.L.config.systemic, consume: true });
+  const dr = deliver({ forms: ing.forms, quarantine: ing.quarantine, fileMonth: ing.fileMonth }, { prior: o.prior, contentHash, isClosed: o.closed, windowMonths: o.windowMonths, rules: o.L.rules, corrections: o.L.corrections, classification: o.C, systemic: o.L.config.systemic, consume: true });
   const delivery = `${String(o.seq).padStart(4, '0')}-${ing.name.replace(/\.csv$/i, '')}-${ing.digest.slice(0, 8)}`;
   const refMonth = dr.forms.ref_month!;
   const n = refMonth.length;

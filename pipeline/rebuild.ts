@@ -23,7 +23,7 @@ import * as v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { RunLog, type StageEvent } from './log';
 import { Store, withLockAsync } from './store';
-import { addMonths, isMonth } from './contracts';
+import { addMonths, isMonth, RESEND_WINDOW_MONTHS } from './contracts';
 import { RecordIndex } from './record-index';
 import { fileMonthOf } from '../stages/ingest';
 import { loadPopulation } from '../stages/population';
@@ -280,7 +280,7 @@ async function drive(units: Unit[], plannedYears: number[], store: Store, log: R
           nextDeliver++;
           continue;
         }
-        const from = addMonths(u.fileMonth, -12);
+        const from = addMonths(u.fileMonth, -RESEND_WINDOW_MONTHS);
         index.dropBefore(from);
         const prior = index.lookup(p.ids, from);
         seq++;

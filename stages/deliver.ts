@@ -9,7 +9,7 @@
 import type { QuarantineRow, Columns } from './ingest';
 import { CONTENT_COLUMNS, contentKey, FORM_COLUMNS, squeeze } from './ingest';
 import { isValidDate } from './jmbg';
-import { addMonths } from '../pipeline/contracts';
+import { addMonths, RESEND_WINDOW_MONTHS } from '../pipeline/contracts';
 import { evaluateRules, systemicFindings, type Rule } from './rules';
 import type { Classification } from './territory';
 
@@ -73,6 +73,8 @@ export function deliver(
     /** how the store keys content (the store keeps a hash of each form's content) */
     contentHash?: (content: string) => string;
     isClosed: (month: string) => boolean;
+    /** how many months back `prior` sees (default RESEND_WINDOW_MONTHS): forms recorded before that are quarantined */
+    windowMonths?: number;
     rules: Rule[];
     corrections: SystemicCorrection[];
     /** the caller does not read input.forms afterwards: its columns may be compacted in place instead of copied */
@@ -176,12 +178,15 @@ export function deliver(
   let k2 = 0;
   const regs = col('registration_date');
   let carried = 0;
+  // (a form recorded before the window may be a re-send of one the duplicate check no longer sees: never counted twice)
+  const oldest = addMonths(input.fileMonth, -(ctx.windowMonths ?? RESEND_WINDOW_MONTHS));
   for (let i = 0; i < m; i++) {
     const reg = regs[i]!;
     if (!isValidDate(reg)) { q(i, 'unreadable_date', `registration_date ${JSON.stringify(reg)} is not a calendar date`); continue; }
     // the file's own month (most forms) as the one string fileMonth, not a new slice per form
     const month = reg.startsWith(input.fileMonth) ? input.fileMonth : reg.slice(0, 7);
     if (month > input.fileMonth) { q(i, 'registration_after_file_month', `registered ${reg}, after the extract's month ${input.fileMonth}`); continue; }
+    if (month < oldest) { q(i, 'recorded_before_resend_window', `registered ${reg}, more than ${ctx.windowMonths ?? RESEND_WINDOW_MONTHS} months before the extract's month ${input.fileMonth}: the duplicate check cannot tell whether it was delivered before`); continue; }
     if (ctx.isClosed(month)) {
       ref[k2] = earliestOpen(month, ctx.isClosed);
       cf[k2] = '1';

@@ -181,6 +181,8 @@ describe('unusable rows are quarantined with line, field and reason; the run goe
     [row('Q05', { registration_date: '2024-02-30' }), 'registration_date', 'unreadable_date', 'registration_date "2024-02-30" is not a calendar date'],
     [row('Q06', { registration_date: '2024-13-01' }), 'registration_date', 'unreadable_date', 'registration_date "2024-13-01" is not a calendar date'],
     [row('Q07', { registration_date: '2024-04-02' }), 'registration_date', 'registration_after_file_month', "registered 2024-04-02, after the extract's month 2024-03"],
+    // recorded before the 12-month re-send window: it could be a re-send the duplicate check no longer sees (statistician's review)
+    [row('Q07b', { registration_date: '2023-02-28', move_date: '2023-02-20' }), 'registration_date', 'recorded_before_resend_window', "registered 2023-02-28, more than 12 months before the extract's month 2024-03: the duplicate check cannot tell whether it was delivered before"],
     [row('Q08', { move_date: '2024/03/01' }), 'move_date', 'schema'],
     [row('Q09', { person_id: '200198571123' }), 'person_id', 'schema', 'person_id is not 13 digits'],
     [row('Q10', { person_id: '20019857112X6' }), 'person_id', 'schema', 'person_id is not 13 digits'],

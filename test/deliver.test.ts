@@ -132,3 +132,20 @@ test('a correction to a closed month is withheld, and kept as received so that t
   expect(r.withheld).toEqual([{ record_id: 'K1', corrects_month: '2024-01', form: expect.objectContaining({ record_id: 'K1', registration_date: '2024-02-10', move_date: '2024-02-01', registering_office: '70106', to_municipality: '70106' }) }]);
   expect(Object.keys(r.withheld[0]!.form)).not.toContain('line'); // the content, as the record index hashes it
 });
+
+test('the re-send window: a form recorded 12 months before the extract is carried forward, one recorded 13 months before is quarantined', () => {
+  const L = loadConfig();
+  const rows = [
+    { id: 'IN', office: '70106', reg: '2023-02-15', move: '2023-02-01' }, // 12 months before 2024-02: the duplicate check still sees it
+    { id: 'OUT', office: '70106', reg: '2023-01-31', move: '2023-01-20' }, // 13 months before
+    { id: 'NOW', office: '70106', reg: '2024-02-10', move: '2024-02-01' },
+  ];
+  const r = deliver({ forms: forms(rows), quarantine: [], fileMonth: '2024-02' }, {
+    prior: () => undefined, isClosed: (m) => m < '2024-02', rules: L.rules, corrections: L.corrections,
+    classification: loadClassification(path.join(__dirname, '..', 'reference', 'territory', 'settlements.csv')), systemic: L.config.systemic,
+  });
+  expect(r.forms.record_id).toEqual(['IN', 'NOW']);
+  expect(r.forms.ref_month).toEqual(['2024-02', '2024-02']);
+  expect(r.counts.carried_forward).toBe(1);
+  expect(r.quarantine.map((q) => [q.record_id, q.reason])).toEqual([['OUT', 'recorded_before_resend_window']]);
+});
