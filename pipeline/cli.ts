@@ -49,7 +49,9 @@ export async function main(argv: string[]): Promise<number> {
       const log = logFor(o.data);
       const r = runMonth({ data: o.data, input: o.input, month: o.month, encoding: o.encoding, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log });
       if (r.rolledBack.length || r.interrupted.length) say(rollbackLine(r, path.basename(o.input), new Store(o.data).firstMonth()));
-      say(r.status === 'unchanged' ? `${path.basename(o.input)} was already ingested: nothing new in it` : `${path.basename(o.input)}: months ${r.months.join(', ')} processed (${r.months.map((m) => `${m}: ${r.quality[m]!.events} events`).join('; ')})`);
+      const st = new Store(o.data);
+      const note = (m: string): string => (m !== r.fileMonth && !st.hasOwnExtract(m) ? ', its own extract not yet received' : '');
+      say(r.status === 'unchanged' ? `${path.basename(o.input)} was already ingested: nothing new in it` : `${path.basename(o.input)}: months ${r.months.join(', ')} processed (${r.months.map((m) => `${m}: ${count(r.quality[m]!.events, 'event')}${note(m)}`).join('; ')})`);
       // a rule that could not be evaluated does not stop the run (practice.md), but it is said, not only logged
       const broken = [...new Set(r.months.flatMap((m) => Object.entries(r.quality[m]!.rules).filter(([, s]) => s.error !== undefined).map(([id]) => id)))];
       if (broken.length) process.stderr.write(`migstat: warning: rule${broken.length > 1 ? 's' : ''} ${broken.join(', ')} could not be evaluated and ${broken.length > 1 ? 'were' : 'was'} not applied (see rules.csv of the month and the log): correct the rule file\n`);
@@ -57,7 +59,8 @@ export async function main(argv: string[]): Promise<number> {
 
   dataOpt(program.command('close').description('close a month: its results become final'))
     .requiredOption('--month <YYYY-MM>', 'the month to close')
-    .action((o: { data: string; month: string }) => {
+    .option('--without-extract', 'close it although its own extract has not been received (only forms carried in from other extracts)')
+    .action((o: { data: string; month: string; withoutExtract?: boolean }) => {
       if (!isMonth(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
       const store = new Store(o.data);
       store.assertStore();
@@ -65,6 +68,8 @@ export async function main(argv: string[]): Promise<number> {
       withLock(store, `close ${o.month}`, () => {
         store.assertCommitted('close');
         if (!store.months().includes(o.month)) throw new Error(`month ${o.month} has no results in ${o.data}: ${store.firstMonth() && o.month < store.firstMonth()! ? `it is before this store's first month ${store.firstMonth()} (counted as published before the store existed: final already)` : 'run it before closing it'}`);
+        // a month built from forms other extracts attributed to it: closed, its own extract would be refused for good
+        if (!o.withoutExtract && !store.isClosed(o.month) && !store.hasOwnExtract(o.month)) throw new Error(`month ${o.month} has no extract of its own yet: its results hold only forms carried in from other months' extracts, and once it is closed its extract is refused; run its extract first, or give --without-extract if it will not come`);
         const newly = store.close([o.month], 'close');
         log.log({ stage: 'close', event: newly.length ? 'closed' : 'already_closed', month: o.month });
         say(newly.length ? `month ${o.month} closed` : `month ${o.month} was already closed`);

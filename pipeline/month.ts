@@ -77,7 +77,10 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     if (!ingested[digest]) {
       const firstMonth = store.firstMonth();
       if (firstMonth && fileMonth < firstMonth) throw new Error(`month ${fileMonth} is before this store's first month ${firstMonth}: the store counts earlier months as published before it existed, so it takes no extract for them (late forms for them are carried forward); to process earlier months, rebuild the history into a new store (migstat rebuild)`);
-      if (store.isClosed(fileMonth)) throw new Error(`month ${fileMonth} is closed (its results are final); rerunning it is refused. Late forms for it are carried forward when you run the next month.`);
+      if (store.isClosed(fileMonth)) {
+        const pub = store.publishedOf(Number(fileMonth.slice(0, 4)));
+        throw new Error(`month ${fileMonth} is closed (its results are final${pub.length ? `, published in ${pub.join(', ')}` : ''}), so an extract for it is refused. Its forms that come in a later month's extract are carried forward into that month if new, and withheld if they correct forms already counted (recorded in that extract's delivery)`);
+      }
     }
     const rolledBack = store.rollbackUncommitted(new Set(Object.values(ingested).map((x) => x.delivery))).filter((m) => !store.isClosed(m));
     if (rolledBack.length) opts.log.log({ stage: 'recover', event: 'rolled_back', months: rolledBack }, 'warn');

@@ -144,6 +144,11 @@ export class Store {
     const committed = new Set(Object.values(fs.existsSync(f) ? readJson<Record<string, { delivery: string }>>(f) : {}).map((x) => x.delivery));
     return this.uncommitted(committed).files.map((x) => path.relative(this.root, x).split(path.sep).join('/'));
   }
+  /** Whether an extract of the month itself has been ingested (state/ingested.json), not only forms other extracts attributed to it. */
+  hasOwnExtract(month: string): boolean {
+    const f = this.p('state', 'ingested.json');
+    return fs.existsSync(f) && Object.values(readJson<Record<string, { month: string }>>(f)).some((x) => x.month === month);
+  }
   /**
    * Refuse a directory that is not a store (a mistyped --data must not pass for an empty store): none has received an
    * extract (state/first-month.json, set at the first commit) and none has deliveries or forms (an interrupted first run).

@@ -62,6 +62,9 @@ function earliestOpen(m: string, isClosed: (month: string) => boolean): string {
   return x;
 }
 
+/** An extract of at least this many forms, fewer than half of them recorded in its month, is refused as mislabelled. */
+export const MISLABELLED_MIN_FORMS = 100;
+
 export function swapDayMonth(d: string): string {
   return d.length === 10 ? `${d.slice(0, 4)}-${d.slice(8, 10)}-${d.slice(5, 7)}` : d;
 }
@@ -200,6 +203,16 @@ export function deliver(
   ref.length = k2;
   cf.length = k2;
   keep2.length = k2;
+  // an extract whose forms are mostly of another month is the wrong file, or named for the wrong month: refused before
+  // anything is written (its forms would all go to other months, and every office would look like a day/month swap)
+  let own = 0;
+  for (let i = 0; i < m; i++) if (regs[i]!.startsWith(input.fileMonth)) own++;
+  if (m >= MISLABELLED_MIN_FORMS && own < m / 2) {
+    const byMonth = new Map<string, number>();
+    for (let i = 0; i < m; i++) byMonth.set(regs[i]!.slice(0, 7), (byMonth.get(regs[i]!.slice(0, 7)) ?? 0) + 1);
+    const [top, k] = [...byMonth].sort((a, b) => b[1] - a[1])[0]!;
+    throw new Error(`${at('file', 0)}: only ${own} of its ${m} forms are recorded in ${input.fileMonth}, the extract's month, and ${k} in ${top}: is it the extract of ${top}? Nothing was ingested`);
+  }
   // the accepted forms: every column in the caller's order, from the kept copy when there is one
   const rows: number[] = new Array(keep2.length); // among all forms (a loop: a map callback made per call is compiled again every extract)
   for (let j = 0; j < rows.length; j++) rows[j] = keep[keep2[j]!]!;

@@ -99,7 +99,7 @@ const CASES: Case[] = [
       runMonth({ data, input: path.join(dir, F), log: logFor(data) });
       new Store(data).close(['2024-03'], 'test');
     },
-    message: 'month 2024-03 is closed (its results are final); rerunning it is refused. Late forms for it are carried forward when you run the next month.',
+    message: "month 2024-03 is closed (its results are final), so an extract for it is refused. Its forms that come in a later month's extract are carried forward into that month if new, and withheld if they correct forms already counted (recorded in that extract's delivery)",
   },
 ];
 

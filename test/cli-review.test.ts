@@ -118,4 +118,24 @@ describe('the CLI as a newcomer meets it', () => {
     expect(run(['rebuild', '--data', path.join(parent, 'store'), '--input-dir', bad]).status).toBe(1);
     expect(fs.readdirSync(parent)).toEqual([]);
   });
+
+  test('a month whose own extract has not come is not closed by mistake; a mislabelled extract is refused (statistician\'s review)', () => {
+    const data = tmpDir();
+    expect(run(['month', '--data', data, '--input', files[0]!]).status).toBe(0);
+    // March before February, with a form recorded in February (a late delivery): February is built from it alone
+    const march = path.join(tmpDir(), 'moi_2023_03.csv');
+    fs.writeFileSync(march, `${fs.readFileSync(files[2]!, 'utf8')}LATE${fs.readFileSync(files[1]!, 'utf8').split('\n')[1]}\n`);
+    expect(run(['month', '--data', data, '--input', march]).stdout).toMatch(/^moi_2023_03\.csv: months 2023-02, 2023-03 processed \(2023-02: \d+ events?, its own extract not yet received; 2023-03: \d+ events?\)\n$/);
+    const close = run(['close', '--data', data, '--month', '2023-02']);
+    expect([close.status, close.stderr]).toEqual([1, 'migstat: month 2023-02 has no extract of its own yet: its results hold only forms carried in from other months\' extracts, and once it is closed its extract is refused; run its extract first, or give --without-extract if it will not come\n']);
+    expect(run(['month', '--data', data, '--input', files[1]!]).status).toBe(0);
+    expect(run(['close', '--data', data, '--month', '2023-02']).stdout).toBe('month 2023-02 closed\n');
+    // April's forms under a name without a month, given as May's: nothing ingested
+    const odd = path.join(tmpDir(), 'extract.csv');
+    fs.copyFileSync(files[3]!, odd);
+    const r = run(['month', '--data', data, '--input', odd, '--month', '2023-05']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^migstat: extract\.csv: only 0 of its \d+ forms are recorded in 2023-05, the extract's month, and \d+ in 2023-04: is it the extract of 2023-04\? Nothing was ingested\n$/);
+    expect(fs.readdirSync(path.join(data, 'deliveries')).filter((f) => f.startsWith('2023-05'))).toEqual([]);
+  });
 });
