@@ -26,7 +26,11 @@ export interface MonthOptions { data: string; input: string; month?: string; enc
  * rolledBack: the months an interrupted earlier run touched, which this run rolled back and built again, except
  * `removed`: those whose results were that run's alone, now gone; interrupted: that run's extracts (by name)
  */
-export interface MonthRunResult { status: 'processed' | 'unchanged'; fileMonth: string; months: string[]; quality: Record<string, Quality>; rolledBack: string[]; removed: string[]; interrupted: string[] }
+export interface MonthRunResult {
+  status: 'processed' | 'unchanged'; fileMonth: string; months: string[]; quality: Record<string, Quality>; rolledBack: string[]; removed: string[]; interrupted: string[];
+  /** what the delivery of the extract did (a processed run): the counts a statistician checks first, and the systemic corrections */
+  delivery?: Pick<DeliveryRecord, 'forms_read' | 'accepted' | 'duplicates' | 'quarantined' | 'corrections_to_closed' | 'carried_forward' | 'systemic'>;
+}
 
 export interface DeliveryRecord {
   delivery: string; file: string; sha256: string; file_month: string; seq: number; encoding: string;
@@ -115,7 +119,8 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     ingested[digest] = { file: name, month: fileMonth, delivery: d.rec.delivery };
     writeJsonAtomic(ingestedFile, ingested);
     store.rebuilt();
-    return { status: 'processed', fileMonth, months, quality, rolledBack, removed, interrupted };
+    const { forms_read, accepted, duplicates, quarantined, corrections_to_closed, carried_forward, systemic } = d.rec;
+    return { status: 'processed', fileMonth, months, quality, rolledBack, removed, interrupted, delivery: { forms_read, accepted, duplicates, quarantined, corrections_to_closed, carried_forward, systemic } };
   });
 }
 
