@@ -83,7 +83,7 @@ describe('the CLI as a newcomer meets it', () => {
     const out = run(['month', '--data', data, '--input', april]).stdout.split('\n');
     expect(out[0]).toMatch(/months 2023-03, 2023-04 processed/);
     // the delivery's counts and the year made out of date, on the screen
-    expect(out[1]).toMatch(/^  \d+ forms read: \d+ accepted \(0 carried forward from closed months\), \d+ duplicates?, \d+ quarantined \(quarantine\.csv of the month\), 0 corrections to closed months withheld$/);
+    expect(out[1]).toMatch(/^ {2}\d+ forms read: \d+ accepted \(0 carried forward from closed months\), \d+ duplicates?, \d+ quarantined \(quarantine\.csv of the month\), 0 corrections to closed months withheld$/);
     expect(out).toContain('  years/2023 is out of date: this run changed 2023-03, 2023-04; build it again (migstat year --year 2023 --provisional)');
     const e = run(['audit', '--data', data, '--explain', '2023:republic:RS:T:immigrants']);
     const x = JSON.parse(e.stdout) as { months: string[]; problems: { problem: string; path: string; detail: string }[] };
@@ -129,7 +129,7 @@ describe('the CLI as a newcomer meets it', () => {
     // March before February, with a form recorded in February (a late delivery): February is built from it alone
     const march = path.join(tmpDir(), 'moi_2023_03.csv');
     fs.writeFileSync(march, `${fs.readFileSync(files[2]!, 'utf8')}LATE${fs.readFileSync(files[1]!, 'utf8').split('\n')[1]}\n`);
-    expect(run(['month', '--data', data, '--input', march]).stdout).toMatch(/^moi_2023_03\.csv: months 2023-02, 2023-03 processed \(2023-02: \d+ events?, its own extract not yet received; 2023-03: \d+ events?\)\n  \d+ forms read: \d+ accepted/);
+    expect(run(['month', '--data', data, '--input', march]).stdout).toMatch(/^moi_2023_03\.csv: months 2023-02, 2023-03 processed \(2023-02: \d+ events?, its own extract not yet received; 2023-03: \d+ events?\)\n {2}\d+ forms read: \d+ accepted/);
     const close = run(['close', '--data', data, '--month', '2023-02']);
     expect([close.status, close.stderr]).toEqual([1, 'migstat: month 2023-02 has no extract of its own yet: its results hold only forms carried in from other months\' extracts, and once it is closed its extract is refused; run its extract first, or give --without-extract if it will not come\n']);
     expect(run(['month', '--data', data, '--input', files[1]!]).status).toBe(0);
