@@ -85,6 +85,8 @@ export interface Quality {
   forms_read: number; // data lines of the month's extract(s)
   duplicates: number;
   quarantined: number;
+  /** extension: quarantined forms by reason (QUARANTINE_REASONS); the rows are in quarantine.csv */
+  quarantine_reasons?: Record<string, number>;
   out_of_scope: Record<string, number>;
   events: number;
   delayed_events: number;

@@ -397,7 +397,8 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   const rules: Quality['rules'] = {};
   for (const r of [...out.ruleResults, ...out.scopeResults]) rules[r.rule.id] = r.summary;
   const quality: Quality = {
-    period: month, series: seriesOf(year), forms_read: formsRead, duplicates: sum('duplicates'), quarantined: quarantine.length, out_of_scope: outOfScope,
+    period: month, series: seriesOf(year), forms_read: formsRead, duplicates: sum('duplicates'), quarantined: quarantine.length,
+    quarantine_reasons: sortObj(quarantine.reduce<Record<string, number>>((a, q) => { a[q.reason] = (a[q.reason] ?? 0) + 1; return a; }, {})), out_of_scope: outOfScope,
     events: out.events.length, delayed_events: delayed, carried_forward: out.counts.carried_forward,
     unmatched_departures: out.counts.unmatched, imputed: sortObj(out.imputed), rules, linked_departures: out.counts.linked, replaced_versions: out.counts.replaced,
     corrections_to_closed: sum('corrections_to_closed'), recoded_territory: out.counts.recoded, delay_distribution: sortObj(delays),

@@ -210,11 +210,11 @@ const sorted = <T>(o: Record<string, T>): Record<string, T> => Object.fromEntrie
 
 export function sumQuality(qs: Quality[], period: string, series: string, provisional: boolean, checks: Quality['checks']): Quality {
   const num = (k: keyof Quality): number => qs.reduce((a, q) => a + ((q[k] as number) ?? 0), 0);
-  const oos: Record<string, number> = {}, imputed: Record<string, number> = {}, delays: Record<string, number> = {}, prov: Record<string, number> = {}, rhs: Record<string, number> = {};
+  const oos: Record<string, number> = {}, imputed: Record<string, number> = {}, delays: Record<string, number> = {}, prov: Record<string, number> = {}, rhs: Record<string, number> = {}, qr: Record<string, number> = {};
   const byMethod: Record<string, Record<string, number>> = {};
   const rules: Quality['rules'] = {};
   for (const q of qs) {
-    addInto(oos, q.out_of_scope); addInto(imputed, q.imputed); addInto(delays, q.delay_distribution); addInto(prov, q.provenance); addInto(rhs, q.identity.rhs);
+    addInto(oos, q.out_of_scope); addInto(qr, q.quarantine_reasons ?? {}); addInto(imputed, q.imputed); addInto(delays, q.delay_distribution); addInto(prov, q.provenance); addInto(rhs, q.identity.rhs);
     for (const [v, m] of Object.entries(q.imputation_by_method)) addInto((byMethod[v] ??= {}), m);
     for (const [id, r] of Object.entries(q.rules)) {
       const t = (rules[id] ??= { items: 0, passes: 0, fails: 0, na: 0, severity: r.severity, expression: r.expression });
@@ -224,7 +224,7 @@ export function sumQuality(qs: Quality[], period: string, series: string, provis
   }
   const lhs = num('forms_read');
   return {
-    period, series, provisional, forms_read: lhs, duplicates: num('duplicates'), quarantined: num('quarantined'), out_of_scope: sorted(oos), events: num('events'),
+    period, series, provisional, forms_read: lhs, duplicates: num('duplicates'), quarantined: num('quarantined'), quarantine_reasons: sorted(qr), out_of_scope: sorted(oos), events: num('events'),
     delayed_events: num('delayed_events'), carried_forward: num('carried_forward'), unmatched_departures: num('unmatched_departures'), imputed: sorted(imputed), rules,
     linked_departures: num('linked_departures'), replaced_versions: num('replaced_versions'), corrections_to_closed: num('corrections_to_closed'), recoded_territory: num('recoded_territory'),
     delay_distribution: sorted(delays), imputation_by_method: sorted(byMethod), systemic: qs.flatMap((q) => q.systemic.map((s) => ({ ...s, month: q.period }))),

@@ -27,6 +27,8 @@ describe('pipeline vs ground truth (months with the monthly cadence, incl. the s
       for (const k of ['forms_read', 'duplicates', 'quarantined', 'events', 'delayed_events', 'carried_forward', 'unmatched_departures', 'linked_departures', 'replaced_versions', 'corrections_to_closed'] as const)
         expect([k, q[k]]).toEqual([k, t[k]]);
       expect(q.out_of_scope).toEqual(Object.fromEntries(Object.entries(t.out_of_scope as Record<string, number>).filter(([, v]) => v > 0).sort()));
+      // quarantined forms by reason, as the truth counts them (the reasons were in quarantine.csv only)
+      expect(q.quarantine_reasons).toEqual(Object.fromEntries(Object.entries(t.quarantine_reasons as Record<string, number>).filter(([, v]) => v > 0).sort()));
       expect(q.identity.holds).toBe(true);
       // cells untouched by donor imputation: the Republic totals are exact
       const rs = readCsvText(fs.readFileSync(path.join(data, 'months', m, 'tables', 'territory.csv'), 'utf8')).find((r) => r.code === 'RS' && r.sex === 'T')!;

@@ -257,6 +257,9 @@ describe.each(YEARS.map((y) => [y]))('year %i against the generator truth', (y) 
       expect([k, q[k]]).toEqual([k, t[k]]);
     expect(q.series).toBe(series);
     expect(q.identity.holds).toBe(true);
+    // quarantined forms by reason: the year's sum of the months, as the truth counts them
+    expect(q.quarantine_reasons).toEqual(Object.fromEntries(Object.entries(t.quarantine_reasons as Record<string, number>).filter(([, v]) => v > 0).sort()));
+    expect(Object.keys(q.quarantine_reasons!).length).toBeGreaterThan(2);
     const ids = ['H1_MUNICIPALITIES_SUM_TO_AREAS', 'H2_MUNICIPALITIES_SUM_TO_REGIONS', 'H3_MUNICIPALITIES_SUM_TO_REPUBLIC', 'N1_NET_IS_IMMIGRANTS_MINUS_EMIGRANTS', 'M1_MOVE_TYPES_SUM_TO_TOTAL', 'B1_IMMIGRANTS_EQUAL_EMIGRANTS_PLUS_KM', 'T1_MOVE_TYPE_TOTAL_EQUALS_IMMIGRANTS', ...(series === '1998-' ? ['S1_SERIES_1998_EXCLUDES_KM'] : [])];
     for (const p of [...monthsOf(y).map((m) => path.join(data, 'months', m, 'quality.json')), path.join(data, 'years', String(y), 'quality.json')]) {
       const qq = JSON.parse(fs.readFileSync(p, 'utf8')) as Quality;
