@@ -42,12 +42,13 @@ export async function main(argv: string[]): Promise<number> {
     .option('--month <YYYY-MM>', 'the month of the extract (default: from the file name)')
     .option('--encoding <enc>', 'utf-8 or windows-1250', 'utf-8')
     .option('--settlements <file>', 'the settlements list (default: the bundled one)')
-    .action(async (o: { data: string; input: string; month?: string; encoding: string; settlements?: string }) => {
+    .option('--allow-other-months', 'take an extract whose forms are mostly of other months (a supplement of late forms); refused otherwise')
+    .action(async (o: { data: string; input: string; month?: string; encoding: string; settlements?: string; allowOtherMonths?: boolean }) => {
       const { runMonth } = await lazy.month();
       if (o.encoding !== 'utf-8' && o.encoding !== 'windows-1250') throw new UsageError(`--encoding must be utf-8 or windows-1250, not ${o.encoding}`);
       if (o.month !== undefined && !isMonth(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
       const log = logFor(o.data);
-      const r = runMonth({ data: o.data, input: o.input, month: o.month, encoding: o.encoding, settlements: o.settlements ? path.resolve(o.settlements) : undefined, log });
+      const r = runMonth({ data: o.data, input: o.input, month: o.month, encoding: o.encoding, settlements: o.settlements ? path.resolve(o.settlements) : undefined, allowOtherMonths: o.allowOtherMonths, log });
       if (r.rolledBack.length || r.interrupted.length) say(rollbackLine(r, path.basename(o.input), new Store(o.data).firstMonth()));
       const st = new Store(o.data);
       const note = (m: string): string => (m !== r.fileMonth && !st.hasOwnExtract(m) ? ', its own extract not yet received' : '');
@@ -113,14 +114,15 @@ export async function main(argv: string[]): Promise<number> {
     .option('--population <file>', 'population file for the rates of the annual results (as year --population)')
     .option('--encoding <enc>', 'utf-8, windows-1250, or windows-1250:YYYY-MM (the extracts up to that month in Windows-1250, later ones UTF-8)', 'utf-8')
     .option('--allow-missing-months', 'rebuild an archive that lacks extracts for some months (each then counts as closed when the next extract arrives)')
+    .option('--allow-other-months', 'take extracts whose forms are mostly of other months (as migstat month --allow-other-months)')
     .option('--dry-run', 'check the archive and the target and list what would be built, without writing anything')
-    .action(async (o: { data: string; inputDir: string; from?: string; to?: string; workers?: string; years: boolean; progress: boolean; settlements?: string; population?: string; encoding: string; allowMissingMonths?: boolean; dryRun?: boolean }) => {
+    .action(async (o: { data: string; inputDir: string; from?: string; to?: string; workers?: string; years: boolean; progress: boolean; settlements?: string; population?: string; encoding: string; allowMissingMonths?: boolean; allowOtherMonths?: boolean; dryRun?: boolean }) => {
       for (const [k, v] of [['--from', o.from], ['--to', o.to]] as const) if (v !== undefined && !isMonth(v)) throw new UsageError(`${k} must be YYYY-MM, not ${v}`);
       if (o.from && o.to && o.from > o.to) throw new UsageError(`--from ${o.from} is after --to ${o.to}`);
       if (o.workers !== undefined && !/^[1-9]\d*$/.test(o.workers)) throw new UsageError(`--workers must be a positive whole number, not ${o.workers}`);
       const { runRebuild, encodingOf, planRebuild } = await import('./rebuild');
       try { encodingOf(o.encoding); } catch (e) { throw new UsageError((e as Error).message); }
-      const opts = { data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, progress: o.progress && Boolean(process.stderr.isTTY), settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined, encoding: o.encoding, allowMissingMonths: o.allowMissingMonths };
+      const opts = { data: o.data, inputDir: o.inputDir, from: o.from, to: o.to, workers: o.workers ? +o.workers : undefined, years: o.years, progress: o.progress && Boolean(process.stderr.isTTY), settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined, encoding: o.encoding, allowMissingMonths: o.allowMissingMonths, allowOtherMonths: o.allowOtherMonths };
       if (o.dryRun) {
         const p = planRebuild(opts);
         const multi = p.months.filter((m) => p.units.filter((u) => u.fileMonth === m).length > 1).length;

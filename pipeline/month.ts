@@ -21,7 +21,7 @@ import { DONOR_VARIABLES, flagNames, processMonth, PROVENANCE, stopwatch, type E
 import { activityGroup, checkTables, moveType, tabulate, type Tables } from '../stages/tabulate';
 import { type Classification, loadClassification, seriesOf } from '../stages/territory';
 
-export interface MonthOptions { data: string; input: string; month?: string; encoding?: 'utf-8' | 'windows-1250'; settlements?: string; log: RunLog; dedupeLookbackMonths?: number }
+export interface MonthOptions { data: string; input: string; month?: string; encoding?: 'utf-8' | 'windows-1250'; settlements?: string; log: RunLog; dedupeLookbackMonths?: number; allowOtherMonths?: boolean }
 /**
  * rolledBack: the months an interrupted earlier run touched, which this run rolled back and built again, except
  * `removed`: those whose results were that run's alone, now gone; interrupted: that run's extracts (by name)
@@ -47,6 +47,8 @@ export interface DeliveryRecord {
    * checks read that file, and `audit` re-hashes it against this record (which a month manifest names as an input)
    */
   index_sha256: string;
+  /** present when the extract was taken with --allow-other-months (its forms may be mostly of other months) */
+  allow_other_months?: true;
 }
 
 /** The record index stores this hash of a form's content (contentKey), never the content itself. */
@@ -106,7 +108,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     // (a month of a published year is final even if state/closed.json has lost it)
     const published = store.publishedYears();
     const closed = (m: string): boolean => m in closedNow || m < first || published.has(+m.slice(0, 4));
-    const d = deliverExtract(ing, { L, C, prior: (id) => prior.get(id), closed, windowMonths, seq: Object.keys(ingested).length + 1, log: opts.log });
+    const d = deliverExtract(ing, { L, C, prior: (id) => prior.get(id), closed, windowMonths, allowOtherMonths: opts.allowOtherMonths, seq: Object.keys(ingested).length + 1, log: opts.log });
     const fresh = writeDelivery(store, d);
     const months = d.months.filter((m) => !closed(m));
     const quality: Record<string, Quality> = {};
@@ -191,9 +193,9 @@ export interface Delivered {
  * Deliver: duplicates against the record index, systemic corrections, attribution; checks the row-count identity.
  * Takes over ing.forms: its columns become the accepted forms' (compacted in place), do not read them afterwards.
  */
-export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification; prior: (id: string) => PriorEntry | undefined; closed: (m: string) => boolean; windowMonths?: number; seq: number; log: StageLog }): Delivered {
+export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification; prior: (id: string) => PriorEntry | undefined; closed: (m: string) => boolean; windowMonths?: number; allowOtherMonths?: boolean; seq: number; log: StageLog }): Delivered {
   const t1 = Date.now();
-  const dr = deliver({ forms: ing.forms, quarantine: ing.quarantine, fileMonth: ing.fileMonth }, { prior: o.prior, contentHash, isClosed: o.closed, windowMonths: o.windowMonths, rules: o.L.rules, corrections: o.L.corrections, classification: o.C, systemic: o.L.config.systemic, consume: true });
+  const dr = deliver({ forms: ing.forms, quarantine: ing.quarantine, fileMonth: ing.fileMonth }, { prior: o.prior, contentHash, isClosed: o.closed, windowMonths: o.windowMonths, allowOtherMonths: o.allowOtherMonths, rules: o.L.rules, corrections: o.L.corrections, classification: o.C, systemic: o.L.config.systemic, consume: true });
   const delivery = `${String(o.seq).padStart(4, '0')}-${ing.name.replace(/\.csv$/i, '')}-${ing.digest.slice(0, 8)}`;
   const refMonth = dr.forms.ref_month!;
   const n = refMonth.length;
@@ -221,6 +223,7 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
     accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
     carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries([...parts].map(([m, part]) => [m, part.record_id!.length])), config: o.L.digests,
     quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic, corrections_withheld: dr.withheld, index_sha256: '', // (set by writeDelivery, which encodes the index text once to hash and write it)
+    ...(o.allowOtherMonths ? { allow_other_months: true as const } : {}),
   };
   const identity = rec.forms_read === rec.accepted + rec.quarantined + rec.duplicates + rec.corrections_to_closed;
   o.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');

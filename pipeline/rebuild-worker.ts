@@ -18,7 +18,7 @@ const port = parentPort!;
 const send = (m: FromWorker): void => port.postMessage(m);
 const log: StageLog = { log: (e: StageEvent, level: 'info' | 'warn' | 'error' = 'info') => send({ type: 'log', e, level }) };
 
-let store: Store, L: Loaded, C: Classification, settlements: string | undefined, population: string | undefined;
+let store: Store, L: Loaded, C: Classification, settlements: string | undefined, population: string | undefined, allowOtherMonths = false;
 /**
  * Test hook (test/rebuild.test.ts), inert unless set: a worker waits this long before it writes the files of a
  * delivery whose month it does not build, so that a later extract of the same month, delivered meanwhile, would
@@ -44,6 +44,7 @@ async function handle(m: ToWorker): Promise<void> {
       store = new Store(m.store);
       settlements = m.settlements;
       population = m.population;
+      allowOtherMonths = m.allowOtherMonths === true;
       L = loadConfig();
       C = loadClassification(m.settlements);
       return;
@@ -68,7 +69,7 @@ async function handle(m: ToWorker): Promise<void> {
         current.prior = new Map<string, PriorEntry>();
         if (m.prior) for (const line of m.prior.split('\n')) setIndexLine(current.prior, line);
         current.fileMonth = h.fileMonth;
-        const d = deliverExtract(h.ing, { L, C, prior: priorOf, closed, seq: m.seq, log });
+        const d = deliverExtract(h.ing, { L, C, prior: priorOf, closed, allowOtherMonths, seq: m.seq, log });
         if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);
         // the index lines first: the next extract's delivery waits for them, not for the files written here
         send({ type: 'delivered', k: m.k, index: d.idsText, delivery: d.rec.delivery });

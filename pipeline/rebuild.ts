@@ -49,13 +49,15 @@ export interface RebuildOptions {
    * closed when the next extract arrives (its late forms are carried forward), where a cadence leaves it open
    */
   allowMissingMonths?: boolean;
+  /** take extracts whose forms are mostly of other months (migstat month --allow-other-months) */
+  allowOtherMonths?: boolean;
   say?: (msg: string) => void;
 }
 export interface RebuildResult { units: number; months: number; years: number[]; forms: number; events: number; unchanged: number; seconds: number; workers: number; peakRssMb: number }
 
 /** Messages between the main thread and the workers (rebuild-worker.ts). */
 export type ToWorker =
-  | { type: 'init'; store: string; settlements?: string; population?: string }
+  | { type: 'init'; store: string; settlements?: string; population?: string; allowOtherMonths?: boolean }
   | { type: 'unit'; k: number; file: string; fileMonth: string; encoding: Encoding }
   /** prior: the record-index lines (id TAB month TAB hash) of the extract's ids, newline-joined (one string clones cheaply) */
   | { type: 'prior'; k: number; skip: boolean; seq: number; build: boolean; prior: string }
@@ -348,7 +350,7 @@ async function drive(units: Unit[], plannedYears: number[], store: Store, log: R
       w.on('message', (m: FromWorker) => onMessage(w, m));
       w.on('error', (e) => fail(e));
       w.on('exit', (c) => { if (c !== 0 && !failed && (done < units.length || yearsDone.size < completeYears.length)) fail(new Error(`a rebuild worker stopped (exit code ${c})`)); });
-      w.postMessage({ type: 'init', store: store.root, settlements: o.settlements, population: o.population } satisfies ToWorker);
+      w.postMessage({ type: 'init', store: store.root, settlements: o.settlements, population: o.population, allowOtherMonths: o.allowOtherMonths } satisfies ToWorker);
     }
   });
 }

@@ -78,6 +78,8 @@ export function deliver(
     isClosed: (month: string) => boolean;
     /** how many months back `prior` sees (default RESEND_WINDOW_MONTHS): forms recorded before that are quarantined */
     windowMonths?: number;
+    /** take an extract whose forms are mostly of other months (a supplement of late forms), which is otherwise refused */
+    allowOtherMonths?: boolean;
     rules: Rule[];
     corrections: SystemicCorrection[];
     /** the caller does not read input.forms afterwards: its columns may be compacted in place instead of copied */
@@ -207,11 +209,11 @@ export function deliver(
   // anything is written (its forms would all go to other months, and every office would look like a day/month swap)
   let own = 0;
   for (let i = 0; i < m; i++) if (regs[i]!.startsWith(input.fileMonth)) own++;
-  if (m >= MISLABELLED_MIN_FORMS && own < m / 2) {
+  if (m >= MISLABELLED_MIN_FORMS && own < m / 2 && !ctx.allowOtherMonths) {
     const byMonth = new Map<string, number>();
     for (let i = 0; i < m; i++) byMonth.set(regs[i]!.slice(0, 7), (byMonth.get(regs[i]!.slice(0, 7)) ?? 0) + 1);
     const [top, k] = [...byMonth].sort((a, b) => b[1] - a[1])[0]!;
-    throw new Error(`${at('file', 0)}: only ${own} of its ${m} forms are recorded in ${input.fileMonth}, the extract's month, and ${k} in ${top}: is it the extract of ${top}? Nothing was ingested`);
+    throw new Error(`${at('file', 0)}: only ${own} of its ${m} forms are recorded in ${input.fileMonth}, the extract's month, and ${k} in ${top}: is it the extract of ${top}? Nothing was ingested (a supplement of late forms is taken with --allow-other-months)`);
   }
   // the accepted forms: every column in the caller's order, from the kept copy when there is one
   const rows: number[] = new Array(keep2.length); // among all forms (a loop: a map callback made per call is compiled again every extract)

@@ -139,7 +139,12 @@ describe('the CLI as a newcomer meets it', () => {
     fs.copyFileSync(files[3]!, odd);
     const r = run(['month', '--data', data, '--input', odd, '--month', '2023-05']);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^migstat: extract\.csv: only 0 of its \d+ forms are recorded in 2023-05, the extract's month, and \d+ in 2023-04: is it the extract of 2023-04\? Nothing was ingested\n$/);
+    expect(r.stderr).toMatch(/^migstat: extract\.csv: only 0 of its \d+ forms are recorded in 2023-05, the extract's month, and \d+ in 2023-04: is it the extract of 2023-04\? Nothing was ingested \(a supplement of late forms is taken with --allow-other-months\)\n$/);
     expect(fs.readdirSync(path.join(data, 'deliveries')).filter((f) => f.startsWith('2023-05'))).toEqual([]);
+    // taken when the operator says it is a supplement of late forms: they go to their open month, and the record says so
+    const ok = run(['month', '--data', data, '--input', odd, '--month', '2023-05', '--allow-other-months']);
+    expect([ok.status, ok.stdout.split('\n')[0]]).toEqual([0, expect.stringMatching(/^extract\.csv: months (2023-03, )?2023-04, 2023-05 processed/)]);
+    const rec = JSON.parse(fs.readFileSync(path.join(data, 'deliveries', fs.readdirSync(path.join(data, 'deliveries')).find((f) => f.startsWith('2023-05'))!), 'utf8')) as { allow_other_months?: boolean };
+    expect(rec.allow_other_months).toBe(true);
   });
 });
