@@ -316,6 +316,8 @@ export interface Explanation {
   problems: AuditProblem[];
   /** the releases in published/ that hold the cell (an annual cell of a published year), each checked to hold the same value */
   releases?: string[];
+  /** corrections of the cell's events received after their month was closed: not applied, as received (delivery records) */
+  withheld?: { record_id: string; corrects_month: string; delivery: string; form: Record<string, string> }[];
 }
 
 function readRows(file: string): Row[] {
@@ -400,5 +402,13 @@ export function explain(store: Store, q: ExplainQuery, classification: Classific
     const prow = fs.existsSync(pfile) ? readRows(pfile).find((r) => r.level === q.level && r.code === q.code && r.sex === sex) : undefined;
     if (!prow || Number(prow[q.measure]) !== published) problems.push({ path: rel(pfile), problem: 'altered', detail: `${rel(pfile)} releases ${prow ? prow[q.measure] : 'no row'} for this cell, ${table} holds ${published}` });
   }
-  return { count: events.length, events, violations, changes, months, table, published, matches: published === events.length, problems, ...(releases.length ? { releases } : {}) };
+  // corrections of these events that came after their month was closed: kept as received, not applied (ESMS 17.2)
+  const withheld: NonNullable<Explanation['withheld']> = [];
+  const recDir = store.p('deliveries');
+  for (const f of fs.existsSync(recDir) ? fs.readdirSync(recDir).filter((x) => x.endsWith('.json')).sort() : []) {
+    let rec: { delivery?: string; corrections_withheld?: { record_id: string; corrects_month: string; form: Record<string, string> }[] };
+    try { rec = JSON.parse(fs.readFileSync(path.join(recDir, f), 'utf8')) as typeof rec; } catch { continue; } // (audit names an unreadable record)
+    for (const w of rec.corrections_withheld ?? []) if (ids.has(w.record_id) && months.includes(w.corrects_month)) withheld.push({ record_id: w.record_id, corrects_month: w.corrects_month, delivery: rec.delivery ?? f, form: w.form });
+  }
+  return { count: events.length, events, violations, changes, months, table, published, matches: published === events.length, problems, ...(releases.length ? { releases } : {}), ...(withheld.length ? { withheld } : {}) };
 }

@@ -353,6 +353,28 @@ describe('audit and the state files: what an auditor could change unseen (review
     expect(e.matches).toBe(false); // (one event fewer than the published cell)
   });
 
+  test('explain lists the corrections of the cell\'s events that came after their month was closed (withheld, as received)', () => {
+    const data = tmpDir();
+    run(data, '02');
+    const s = new Store(data);
+    s.close(['2024-02'], 'test');
+    // March's extract with F0 of February corrected (nationality 01 → 02): a correction to a closed month
+    const feb = fs.readFileSync(path.join(WE, 'moi_2024_02.csv'), 'utf8').split('\n');
+    const f0 = feb.find((l) => l.startsWith('F0,'))!;
+    const corrected = f0.split(',');
+    corrected[15] = '02';
+    const march = path.join(tmpDir(), 'moi_2024_03.csv');
+    fs.writeFileSync(march, `${fs.readFileSync(path.join(WE, 'moi_2024_03.csv'), 'utf8').trimEnd()}\n${corrected.join(',')}\n`);
+    runMonth({ data, input: march, settlements, log: logFor(data) });
+    const e = explain(s, { period: '2024-02', level: 'municipality', code: '70106', sex: 'T', measure: 'immigrants' });
+    expect(e.events.map((x) => x.record_id)).toContain('F0');
+    expect(e.withheld?.map((w) => [w.record_id, w.corrects_month, w.form.nationality])).toEqual([['F0', '2024-02', '02']]);
+    expect(e.withheld![0]!.delivery).toMatch(/^0002-moi_2024_03-/);
+    expect(e.problems).toEqual([]);
+    // the month itself is unchanged: F0 still counts with its nationality as first published
+    expect(e.events.find((x) => x.record_id === 'F0')!.nationality).toBe('01');
+  });
+
   test('results the log says were written and that are gone: missing; a directory no logged run wrote, or under another name: named', () => {
     const data = tmpDir();
     run(data, '02');
