@@ -51,18 +51,19 @@ export async function main(argv: string[]): Promise<number> {
       const r = runMonth({ data: o.data, input: o.input, month: o.month, encoding: o.encoding, settlements: o.settlements ? path.resolve(o.settlements) : undefined, allowOtherMonths: o.allowOtherMonths, log });
       if (r.rolledBack.length || r.interrupted.length) say(rollbackLine(r, path.basename(o.input), new Store(o.data).firstMonth()));
       const st = new Store(o.data);
-      const note = (m: string): string => (m !== r.fileMonth && !st.hasOwnExtract(m) ? ', its own extract not yet received' : '');
+      const note = (m: string): string => (!st.hasOwnExtract(m) ? ', its own extract not yet received' : '');
       say(r.status === 'unchanged' ? `${path.basename(o.input)} was already ingested: nothing new in it` : `${path.basename(o.input)}: months ${r.months.join(', ')} processed (${r.months.map((m) => `${m}: ${count(r.quality[m]!.events, 'event')}${note(m)}`).join('; ')})`);
       if (r.delivery) {
         // what a statistician checks first, on the screen rather than only in the log
         const d = r.delivery;
-        say(`  ${d.forms_read} forms read: ${d.accepted} accepted (${d.carried_forward} carried forward from closed months), ${d.duplicates} duplicate${d.duplicates === 1 ? '' : 's'}, ${d.quarantined} quarantined (quarantine.csv of the month), ${d.corrections_to_closed} correction${d.corrections_to_closed === 1 ? '' : 's'} to closed months withheld`);
+        say(`  ${d.forms_read} forms read: ${d.accepted} accepted (${d.carried_forward} carried forward from closed months), ${d.duplicates} duplicate${d.duplicates === 1 ? '' : 's'}, ${d.quarantined} quarantined at delivery (quarantine.csv of the month), ${d.corrections_to_closed} correction${d.corrections_to_closed === 1 ? '' : 's'} to closed months withheld`);
         for (const x of d.systemic) say(`  systemic: office ${x.office}, rule ${x.rule} on ${(x.share * 100).toFixed(0)} % of its ${x.items} forms: ${x.action}`);
         // a year built from months this run changed is out of date now
         for (const y of [...new Set(r.months.map((m) => m.slice(0, 4)))]) {
           const mf = path.join(st.yearDir(y), 'manifest.json');
           if (!fs.existsSync(mf)) continue;
-          const provisional = (JSON.parse(fs.readFileSync(mf, 'utf8')) as { parameters?: { provisional?: boolean } }).parameters?.provisional === true;
+          let provisional = false;
+          try { provisional = (JSON.parse(fs.readFileSync(mf, 'utf8')) as { parameters?: { provisional?: boolean } }).parameters?.provisional === true; } catch { /* an unreadable manifest: audit names it */ }
           say(`  years/${y} is out of date: this run changed ${r.months.filter((m) => m.startsWith(y)).join(', ')}; build it again (migstat year --year ${y}${provisional ? ' --provisional' : ''})`);
         }
       }

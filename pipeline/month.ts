@@ -14,7 +14,7 @@ import { readJson, recoverDir, replaceDirAtomic, sha256, writeFileAtomic, writeF
 import type { RunLog, StageEvent } from './log';
 import { Store, withLock } from './store';
 import { codeVersion, loadConfig, type Loaded } from './config';
-import { decodeExtract, fileMonthOf, InputError, parseExtract, toForms, contentDigests, ContentKeys, type Columns, type QuarantineRow } from '../stages/ingest';
+import { decodeExtract, fileMonthOf, FORM_COLUMNS, InputError, parseExtract, toForms, contentDigests, ContentKeys, type Columns, type QuarantineRow } from '../stages/ingest';
 import { deliver, take, type ChangeRow, type DeliveryResult, type Disposition } from '../stages/deliver';
 import { pseudonymKey, Pseudonymiser } from '../stages/jmbg';
 import { DONOR_VARIABLES, flagNames, processMonth, PROVENANCE, stopwatch, type Event } from '../stages/month';
@@ -85,7 +85,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
       if (firstMonth && fileMonth < firstMonth) throw new Error(`month ${fileMonth} is before this store's first month ${firstMonth}: the store counts earlier months as published before it existed, so it takes no extract for them (late forms for them are carried forward); to process earlier months, rebuild the history into a new store (migstat rebuild)`);
       if (store.isClosed(fileMonth)) {
         const pub = store.publishedOf(Number(fileMonth.slice(0, 4)));
-        throw new Error(`month ${fileMonth} is closed (its results are final${pub.length ? `, published in ${pub.join(', ')}` : ''}), so an extract for it is refused. Its forms that come in a later month's extract are carried forward into that month if new, and withheld if they correct forms already counted (recorded in that extract's delivery)`);
+        throw new Error(`month ${fileMonth} is closed (its results are final${pub.length ? `, published in ${pub.join(', ')}` : ''}), so an extract for it is refused. Its forms that come in a later month's extract are carried forward to the first open month if new (quarantined if recorded more than ${RESEND_WINDOW_MONTHS} months before that extract), skipped if identical to forms already counted, and withheld if they correct them (recorded in that extract's delivery)`);
       }
     }
     const rolledBack = store.rollbackUncommitted(new Set(Object.values(ingested).map((x) => x.delivery))).filter((m) => !store.isClosed(m));
@@ -223,7 +223,7 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
     accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
     carried_forward: dr.counts.carried_forward, by_month: Object.fromEntries([...parts].map(([m, part]) => [m, part.record_id!.length])), config: o.L.digests,
     quarantine: dr.quarantine, dispositions: dr.dispositions, changes: dr.changes, systemic: dr.systemic, corrections_withheld: dr.withheld, index_sha256: '', // (set by writeDelivery, which encodes the index text once to hash and write it)
-    ...(o.allowOtherMonths ? { allow_other_months: true as const } : {}),
+    ...(dr.otherMonths ? { allow_other_months: true as const } : {}),
   };
   const identity = rec.forms_read === rec.accepted + rec.quarantined + rec.duplicates + rec.corrections_to_closed;
   o.log.log({ stage: 'deliver', event: 'done', delivery, forms_read: rec.forms_read, accepted: rec.accepted, quarantined: rec.quarantined, duplicates: rec.duplicates, corrections_to_closed: rec.corrections_to_closed, carried_forward: rec.carried_forward, by_month: rec.by_month, systemic: dr.systemic.length, identity_holds: identity, duration_ms: Date.now() - t1 }, identity ? 'info' : 'error');
@@ -364,7 +364,9 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
     if (parts.length === 1) Object.assign(forms, c); // no copy: processMonth takes these columns over (consume below)
     else for (const [k, v] of Object.entries(c)) { const a = (forms[k] ??= []); for (const x of v) a.push(x); }
   }
-  if (!forms.record_id) for (const k of ['record_id', 'file', 'line', 'form_type', 'carried_forward']) forms[k] = [];
+  // no forms at all (every form of its extract a duplicate or quarantined): every column, empty, so that the rules
+  // still find the variables they read (a month with no forms crashed as if a scope rule were broken)
+  if (!forms.record_id) for (const k of [...FORM_COLUMNS, 'ref_month', 'carried_forward']) forms[k] = [];
   const year = +month.slice(0, 4);
   const formsIn = forms.file!.length;
   lap('read');

@@ -147,7 +147,12 @@ export class Store {
   /** Whether an extract of the month itself has been ingested (state/ingested.json), not only forms other extracts attributed to it. */
   hasOwnExtract(month: string): boolean {
     const f = this.p('state', 'ingested.json');
-    return fs.existsSync(f) && Object.values(readJson<Record<string, { month: string }>>(f)).some((x) => x.month === month);
+    if (!fs.existsSync(f)) return false;
+    // (a supplement of late forms taken with --allow-other-months is not the month's own extract)
+    const isSupplement = (delivery: string): boolean => {
+      try { return readJson<{ allow_other_months?: boolean }>(this.p('deliveries', `${month}--${delivery}.json`)).allow_other_months === true; } catch { return false; }
+    };
+    return Object.values(readJson<Record<string, { month: string; delivery: string }>>(f)).some((x) => x.month === month && !isSupplement(x.delivery));
   }
   /**
    * Refuse a directory that is not a store (a mistyped --data must not pass for an empty store): none has received an

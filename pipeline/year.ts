@@ -224,7 +224,9 @@ export function sumQuality(qs: Quality[], period: string, series: string, provis
   }
   const lhs = num('forms_read');
   return {
-    period, series, provisional, forms_read: lhs, duplicates: num('duplicates'), quarantined: num('quarantined'), quarantine_reasons: sorted(qr), out_of_scope: sorted(oos), events: num('events'),
+    period, series, provisional, forms_read: lhs, duplicates: num('duplicates'), quarantined: num('quarantined'),
+    // (months built before quarantine_reasons existed lack it: a sum over some months only would understate it)
+    ...(qs.every((q) => q.quarantine_reasons) ? { quarantine_reasons: sorted(qr) } : {}), out_of_scope: sorted(oos), events: num('events'),
     delayed_events: num('delayed_events'), carried_forward: num('carried_forward'), unmatched_departures: num('unmatched_departures'), imputed: sorted(imputed), rules,
     linked_departures: num('linked_departures'), replaced_versions: num('replaced_versions'), corrections_to_closed: num('corrections_to_closed'), recoded_territory: num('recoded_territory'),
     delay_distribution: sorted(delays), imputation_by_method: sorted(byMethod), systemic: qs.flatMap((q) => q.systemic.map((s) => ({ ...s, month: q.period }))),

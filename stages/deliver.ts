@@ -33,6 +33,8 @@ export interface DeliveryResult {
    * pseudonymised), so that the size of a revision not made can be measured (ESMS 17.2)
    */
   withheld: { record_id: string; corrects_month: string; form: Record<string, string> }[];
+  /** the extract was mostly of other months and taken as a supplement (ctx.allowOtherMonths) */
+  otherMonths: boolean;
   /** for each accepted form, its row in the input forms */
   source: number[];
   /** the accepted forms (indices into `forms`) with values changed by a systemic correction */
@@ -151,6 +153,15 @@ export function deliver(
     for (const fd of found) {
       let applied = 0;
       const office = col('registering_office');
+      // confirmed only if most of the office's forms read as dates of the extract's month once swapped: an office whose
+      // forms are simply of other months (a supplement of late forms) fails the trigger rule too, and is left alone
+      let landing = 0;
+      for (let i = 0; i < m; i++) {
+        if (office[i] !== fd.office) continue;
+        const sw = swapDayMonth(col('registration_date')[i]!);
+        if (isValidDate(sw) && sw.slice(0, 7) === input.fileMonth) landing++;
+      }
+      if (landing / fd.items <= ctx.systemic.threshold) continue;
       for (let i = 0; i < m; i++) {
         if (office[i] !== fd.office) continue;
         const reg = col('registration_date')[i]!;
@@ -168,7 +179,7 @@ export function deliver(
         }
         applied++;
       }
-      systemic.push({ ...fd, action: `${sc.id}: corrected ${applied} forms` });
+      systemic.push({ ...fd, action: `${sc.id}: corrected ${applied} form${applied === 1 ? '' : 's'}` });
     }
   }
   // 3. attribution to the reference month.
@@ -191,7 +202,8 @@ export function deliver(
     // the file's own month (most forms) as the one string fileMonth, not a new slice per form
     const month = reg.startsWith(input.fileMonth) ? input.fileMonth : reg.slice(0, 7);
     if (month > input.fileMonth) { q(i, 'registration_after_file_month', `registered ${reg}, after the extract's month ${input.fileMonth}`); continue; }
-    if (month < oldest) { q(i, 'recorded_before_resend_window', `registered ${reg}, more than ${ctx.windowMonths ?? RESEND_WINDOW_MONTHS} months before the extract's month ${input.fileMonth}: the duplicate check cannot tell whether it was delivered before`); continue; }
+    // (a form the duplicate check did find in the index is a correction it could judge: not quarantined)
+    if (month < oldest && !ctx.prior(at('record_id', i))) { q(i, 'recorded_before_resend_window', `registered ${reg}, more than ${ctx.windowMonths ?? RESEND_WINDOW_MONTHS} months before the extract's month ${input.fileMonth}: the duplicate check cannot tell whether it was delivered before`); continue; }
     if (ctx.isClosed(month)) {
       ref[k2] = earliestOpen(month, ctx.isClosed);
       cf[k2] = '1';
@@ -209,7 +221,8 @@ export function deliver(
   // anything is written (its forms would all go to other months, and every office would look like a day/month swap)
   let own = 0;
   for (let i = 0; i < m; i++) if (regs[i]!.startsWith(input.fileMonth)) own++;
-  if (m >= MISLABELLED_MIN_FORMS && own < m / 2 && !ctx.allowOtherMonths) {
+  const otherMonths = m >= MISLABELLED_MIN_FORMS && own < m / 2;
+  if (otherMonths && !ctx.allowOtherMonths) {
     const byMonth = new Map<string, number>();
     for (let i = 0; i < m; i++) byMonth.set(regs[i]!.slice(0, 7), (byMonth.get(regs[i]!.slice(0, 7)) ?? 0) + 1);
     const [top, k] = [...byMonth].sort((a, b) => b[1] - a[1])[0]!;
@@ -231,7 +244,7 @@ export function deliver(
   if (correctedKept.size) keep2.forEach((i, j) => { if (correctedKept.has(i)) corrected.add(j); });
   return {
     forms: out, quarantine, dispositions, changes, systemic,
-    counts: { accepted: keep2.length, duplicates, corrections_to_closed: toClosed, quarantined: quarantine.length, carried_forward: carried }, withheld,
+    counts: { accepted: keep2.length, duplicates, corrections_to_closed: toClosed, quarantined: quarantine.length, carried_forward: carried }, withheld, otherMonths,
     source: rows, corrected,
   };
 }

@@ -99,7 +99,7 @@ const CASES: Case[] = [
       runMonth({ data, input: path.join(dir, F), log: logFor(data) });
       new Store(data).close(['2024-03'], 'test');
     },
-    message: "month 2024-03 is closed (its results are final), so an extract for it is refused. Its forms that come in a later month's extract are carried forward into that month if new, and withheld if they correct forms already counted (recorded in that extract's delivery)",
+    message: "month 2024-03 is closed (its results are final), so an extract for it is refused. Its forms that come in a later month's extract are carried forward to the first open month if new (quarantined if recorded more than 12 months before that extract), skipped if identical to forms already counted, and withheld if they correct them (recorded in that extract's delivery)",
   },
 ];
 

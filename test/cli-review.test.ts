@@ -83,7 +83,7 @@ describe('the CLI as a newcomer meets it', () => {
     const out = run(['month', '--data', data, '--input', april]).stdout.split('\n');
     expect(out[0]).toMatch(/months 2023-03, 2023-04 processed/);
     // the delivery's counts and the year made out of date, on the screen
-    expect(out[1]).toMatch(/^ {2}\d+ forms read: \d+ accepted \(0 carried forward from closed months\), \d+ duplicates?, \d+ quarantined \(quarantine\.csv of the month\), 0 corrections to closed months withheld$/);
+    expect(out[1]).toMatch(/^ {2}\d+ forms read: \d+ accepted \(0 carried forward from closed months\), \d+ duplicates?, \d+ quarantined at delivery \(quarantine\.csv of the month\), 0 corrections to closed months withheld$/);
     expect(out).toContain('  years/2023 is out of date: this run changed 2023-03, 2023-04; build it again (migstat year --year 2023 --provisional)');
     const e = run(['audit', '--data', data, '--explain', '2023:republic:RS:T:immigrants']);
     const x = JSON.parse(e.stdout) as { months: string[]; problems: { problem: string; path: string; detail: string }[] };
@@ -146,5 +146,27 @@ describe('the CLI as a newcomer meets it', () => {
     expect([ok.status, ok.stdout.split('\n')[0]]).toEqual([0, expect.stringMatching(/^extract\.csv: months (2023-03, )?2023-04, 2023-05 processed/)]);
     const rec = JSON.parse(fs.readFileSync(path.join(data, 'deliveries', fs.readdirSync(path.join(data, 'deliveries')).find((f) => f.startsWith('2023-05'))!), 'utf8')) as { allow_other_months?: boolean };
     expect(rec.allow_other_months).toBe(true);
+  });
+
+  test('a month whose extract gives no form (all duplicates) is built with 0 events; a supplement is not its month\'s own extract (review)', () => {
+    const data = tmpDir();
+    expect(run(['month', '--data', data, '--input', files[0]!]).status).toBe(0);
+    expect(run(['close', '--data', data, '--month', '2023-01']).status).toBe(0);
+    // "February's extract" of 30 forms registered in March: every one quarantined, February has no form
+    const feb = path.join(tmpDir(), 'moi_2023_02.csv');
+    const mar = fs.readFileSync(files[2]!, 'utf8').split('\n');
+    fs.writeFileSync(feb, `${[mar[0], ...mar.slice(1).filter((l) => l.split(',')[2]?.startsWith('2023-03')).slice(0, 30)].join('\n')}\n`);
+    const r = run(['month', '--data', data, '--input', feb]);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toMatch(/^moi_2023_02\.csv: months 2023-02 processed \(2023-02: 0 events\)\n/);
+    const q = JSON.parse(fs.readFileSync(path.join(data, 'months', '2023-02', 'quality.json'), 'utf8')) as { events: number; quarantined: number; forms_read: number; identity: { holds: boolean } };
+    expect([q.events, q.quarantined, q.forms_read, q.identity.holds]).toEqual([0, 30, 30, true]);
+    // a supplement of March's forms taken as April's with --allow-other-months: April still waits for its own extract
+    const supp = path.join(tmpDir(), 'supp_moi_2023_04.csv');
+    fs.writeFileSync(supp, fs.readFileSync(files[2]!, 'utf8').replace(/\nR2023/g, '\nSR2023').replace(/\nD2023/g, '\nSD2023'));
+    expect(run(['month', '--data', data, '--input', supp]).stderr).toMatch(/is it the extract of 2023-03\?/);
+    const ok = run(['month', '--data', data, '--input', supp, '--allow-other-months']);
+    expect(ok.stdout).toMatch(/2023-04: \d+ events?, its own extract not yet received/);
+    expect(run(['close', '--data', data, '--month', '2023-04']).stderr).toMatch(/month 2023-04 has no extract of its own yet/);
   });
 });

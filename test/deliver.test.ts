@@ -149,3 +149,27 @@ test('the re-send window: a form recorded 12 months before the extract is carrie
   expect(r.counts.carried_forward).toBe(1);
   expect(r.quarantine.map((q) => [q.record_id, q.reason])).toEqual([['OUT', 'recorded_before_resend_window']]);
 });
+
+test('a day/month swap is corrected only when the swapped dates fall in the extract\'s month: a supplement of late forms is left alone', () => {
+  const L = loadConfig();
+  const C = loadClassification(path.join(__dirname, '..', 'reference', 'territory', 'settlements.csv'));
+  // late forms of January and March in a May file, all from one office: every one fails R04 (not registered in May);
+  // only those registered on the 5th would read as May once swapped
+  const rows: { id: string; office: string; reg: string; move: string }[] = [];
+  for (let d = 1; d <= 28; d++) for (const mo of ['01', '03']) rows.push({ id: `L${mo}${d}`, office: '70106', reg: `2024-${mo}-${String(d).padStart(2, '0')}`, move: `2024-${mo}-01` });
+  const ctx = { prior: () => undefined, isClosed: (m: string) => m < '2024-04', rules: L.rules, corrections: L.corrections, classification: C, systemic: L.config.systemic };
+  const fm = (c: Columns): Columns => ({ ...c, file_month: c.file_month!.map(() => '2024-05') });
+  const refused = () => deliver({ forms: fm(forms(rows)), quarantine: [], fileMonth: '2024-05' }, ctx);
+  // 56 forms: under the 100 of the mislabelled check, so taken; no swap inferred
+  const r = refused();
+  expect(r.systemic).toEqual([]);
+  expect(r.changes).toEqual([]);
+  expect(r.otherMonths).toBe(false);
+  expect(r.forms.registration_date![r.forms.record_id!.indexOf('L015')]).toBe('2024-01-05');
+  expect(new Set(r.forms.ref_month)).toEqual(new Set(['2024-04'])); // carried forward to the first open month
+  // twice as many (112 forms, none of May): refused as mislabelled, taken as a supplement when allowed
+  const more = [...rows, ...rows.map((x) => ({ ...x, id: `${x.id}b` }))];
+  expect(() => deliver({ forms: fm(forms(more)), quarantine: [], fileMonth: '2024-05' }, ctx)).toThrow(/only 0 of its 112 forms are recorded in 2024-05/);
+  const s = deliver({ forms: fm(forms(more)), quarantine: [], fileMonth: '2024-05' }, { ...ctx, allowOtherMonths: true });
+  expect([s.otherMonths, s.systemic, s.forms.record_id!.length]).toEqual([true, [], 112]);
+});
