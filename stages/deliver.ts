@@ -196,11 +196,14 @@ export function deliver(
   let carried = 0;
   // (a form recorded before the window may be a re-send of one the duplicate check no longer sees: never counted twice)
   const oldest = addMonths(input.fileMonth, -(ctx.windowMonths ?? RESEND_WINDOW_MONTHS));
+  let own = 0; // forms recorded in the extract's own month (readable or not), for the mislabelled-extract check below
   for (let i = 0; i < m; i++) {
     const reg = regs[i]!;
+    const isOwn = reg.startsWith(input.fileMonth);
+    if (isOwn) own++;
     if (!isValidDate(reg)) { q(i, 'unreadable_date', `registration_date ${JSON.stringify(reg)} is not a calendar date`); continue; }
     // the file's own month (most forms) as the one string fileMonth, not a new slice per form
-    const month = reg.startsWith(input.fileMonth) ? input.fileMonth : reg.slice(0, 7);
+    const month = isOwn ? input.fileMonth : reg.slice(0, 7);
     if (month > input.fileMonth) { q(i, 'registration_after_file_month', `registered ${reg}, after the extract's month ${input.fileMonth}`); continue; }
     // (a form the duplicate check did find in the index is a correction it could judge: not quarantined)
     if (month < oldest && !ctx.prior(at('record_id', i))) { q(i, 'recorded_before_resend_window', `registered ${reg}, more than ${ctx.windowMonths ?? RESEND_WINDOW_MONTHS} months before the extract's month ${input.fileMonth}: the duplicate check cannot tell whether it was delivered before`); continue; }
@@ -219,8 +222,6 @@ export function deliver(
   keep2.length = k2;
   // an extract whose forms are mostly of another month is the wrong file, or named for the wrong month: refused before
   // anything is written (its forms would all go to other months, and every office would look like a day/month swap)
-  let own = 0;
-  for (let i = 0; i < m; i++) if (regs[i]!.startsWith(input.fileMonth)) own++;
   const otherMonths = m >= MISLABELLED_MIN_FORMS && own < m / 2;
   if (otherMonths && !ctx.allowOtherMonths) {
     const byMonth = new Map<string, number>();
