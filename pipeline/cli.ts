@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ROOT } from './paths';
 import { Command, CommanderError } from 'commander';
-import { addMonths, count, isMonth, LEVELS } from './contracts';
+import { addMonths, count, isMonth } from './contracts';
 import { RunLog } from './log';
 import { Store, withLock } from './store';
 import { fileMonthOf, InputError } from '../stages/ingest';
@@ -49,14 +49,14 @@ export async function main(argv: string[]): Promise<number> {
       if (o.month !== undefined && !isMonth(o.month)) throw new UsageError(`--month must be YYYY-MM, not ${o.month}`);
       const log = logFor(o.data);
       const r = runMonth({ data: o.data, input: o.input, month: o.month, encoding: o.encoding, settlements: o.settlements ? path.resolve(o.settlements) : undefined, allowOtherMonths: o.allowOtherMonths, log });
-      if (r.rolledBack.length || r.interrupted.length) say(rollbackLine(r, path.basename(o.input), new Store(o.data).firstMonth()));
       const st = new Store(o.data);
+      if (r.rolledBack.length || r.interrupted.length) say(rollbackLine(r, path.basename(o.input), st.firstMonth()));
       const note = (m: string): string => (!st.hasOwnExtract(m) ? ', its own extract not yet received' : '');
       say(r.status === 'unchanged' ? `${path.basename(o.input)} was already ingested: nothing new in it` : `${path.basename(o.input)}: months ${r.months.join(', ')} processed (${r.months.map((m) => `${m}: ${count(r.quality[m]!.events, 'event')}${note(m)}`).join('; ')})`);
       if (r.delivery) {
         // what a statistician checks first, on the screen rather than only in the log
         const d = r.delivery;
-        say(`  ${d.forms_read} forms read: ${d.accepted} accepted (${d.carried_forward} carried forward from closed months), ${d.duplicates} duplicate${d.duplicates === 1 ? '' : 's'}, ${d.quarantined} quarantined at delivery (quarantine.csv of the month), ${d.corrections_to_closed} correction${d.corrections_to_closed === 1 ? '' : 's'} to closed months withheld`);
+        say(`  ${d.forms_read} forms read: ${d.accepted} accepted (${d.carried_forward} carried forward from closed months), ${count(d.duplicates, 'duplicate')}, ${d.quarantined} quarantined at delivery (quarantine.csv of the month), ${count(d.corrections_to_closed, 'correction')} to closed months withheld`);
         for (const x of d.systemic) say(`  systemic: office ${x.office}, rule ${x.rule} on ${(x.share * 100).toFixed(0)} % of its ${x.items} forms: ${x.action}`);
         // a year built from months this run changed is out of date now
         for (const y of [...new Set(r.months.map((m) => m.slice(0, 4)))]) {
@@ -101,7 +101,7 @@ export async function main(argv: string[]): Promise<number> {
       new Store(o.data).assertStore();
       const { runYear } = await lazy.year();
       const q = await runYear({ data: o.data, year, provisional: o.provisional, settlements: o.settlements ? path.resolve(o.settlements) : undefined, population: o.population ? path.resolve(o.population) : undefined, log: logFor(o.data) });
-      const yoy = q.yoy_flags ? `${q.yoy_flags.length} year-on-year flag${q.yoy_flags.length === 1 ? '' : 's'}` : `year on year ${q.yoy_note ?? 'not compared'}`;
+      const yoy = q.yoy_flags ? count(q.yoy_flags.length, 'year-on-year flag') : `year on year ${q.yoy_note ?? 'not compared'}`;
       say(`year ${year}${q.provisional ? ' (provisional)' : ''}: ${q.events} events, identity ${q.identity.holds ? 'holds' : 'BROKEN'}, ${yoy}${o.population ? ', rates per 1 000 population' : ''}`);
     });
 
@@ -131,7 +131,7 @@ export async function main(argv: string[]): Promise<number> {
         for (const m of p.months) (enc.get(p.encoding(m)) ?? enc.set(p.encoding(m), []).get(p.encoding(m))!).push(m);
         say([
           `dry run: nothing written. migstat rebuild would build a new store in ${o.data} from ${count(p.units.length, 'extract')} in ${o.inputDir}:`,
-          `  months  ${p.months.length}: ${rangesOf(p.months, (m) => addMonths(m, 1))}${multi ? ` (${multi} month${multi > 1 ? 's' : ''} with more than one extract, delivered in name order)` : ''}`,
+          `  months  ${p.months.length}: ${rangesOf(p.months, (m) => addMonths(m, 1))}${multi ? ` (${count(multi, 'month')} with more than one extract, delivered in name order)` : ''}`,
           ...(p.missing.length ? [`  missing ${p.missing.length} (counted as closed when the next extract arrives, --allow-missing-months): ${rangesOf(p.missing, (m) => addMonths(m, 1))}`] : []),
           `  years   ${p.years.length ? `${p.years.length}: ${rangesOf(p.years, (y) => y + 1)}` : 'none'}${o.years === false ? ' (--no-years)' : ' (those whose twelve months all have an extract)'}`,
           `  encoding ${[...enc].map(([e, ms]) => `${e} (${count(ms.length, 'month')})`).join(', ')}`,
@@ -172,12 +172,10 @@ export async function main(argv: string[]): Promise<number> {
       if (o.explain) {
         const [period, level, unit, sex, measure] = o.explain.split(':');
         if (!period || !level || !unit || !measure) throw new UsageError('--explain takes PERIOD:LEVEL:CODE:SEX:MEASURE');
-        if (!/^\d{4}(-\d{2})?$/.test(period)) throw new UsageError(`--explain: the period is YYYY or YYYY-MM, not ${period}`);
-        if (!(LEVELS as readonly string[]).includes(level)) throw new UsageError(`--explain: the level is one of ${LEVELS.join(', ')}, not ${level}`);
-        if (sex && !['T', 'M', 'F'].includes(sex)) throw new UsageError(`--explain: the sex is T, M or F, not ${sex}`);
-        if (measure !== 'immigrants' && measure !== 'emigrants') throw new UsageError(`--explain: the measure is immigrants or emigrants (net is their difference: explain each), not ${measure}`);
+        const { explain, explainQueryProblem } = await lazy.audit();
+        const bad = explainQueryProblem({ period, level, sex: sex || undefined, measure });
+        if (bad) throw new UsageError(`--explain: ${bad}`);
         store.assertStore();
-        const { explain } = await lazy.audit();
         const e = explain(store, { period, level, code: unit, sex: (sex || 'T') as 'T' | 'M' | 'F', measure: measure as 'immigrants' | 'emigrants' });
         process.stdout.write(JSON.stringify(e, null, 2) + '\n');
         // the trail holds only if the files are intact and the events add up to the published cell

@@ -152,6 +152,9 @@ export const IMPUTED_HEADERS = {
  */
 export const RESEND_WINDOW_MONTHS = 12;
 
+/** The twelve months of a year, YYYY-MM. */
+export const monthsOfYear = (y: number | string): string[] => Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
+
 /** A month written YYYY-MM (01–12). */
 export const isMonth = (s: string): boolean => /^\d{4}-(0[1-9]|1[0-2])$/.test(s);
 

@@ -77,7 +77,7 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     // a first month set by a run that never committed (none did) is forgotten with it
     if (!Object.keys(ingested).length) fs.rmSync(store.p('state', 'first-month.json'), { force: true });
     // (the extracts of an interrupted run, named by their delivery records, before the rollback removes them)
-    const interrupted = [...new Set(store.uncommittedFiles().filter((f) => f.startsWith('deliveries/')).map((f) => readJson<{ file: string }>(store.p(...f.split('/'))).file))].sort();
+    const interrupted = store.interruptedExtracts();
     // an extract the store cannot take is refused before anything is rolled back (the interrupted run stays as it is,
     // named by the refusals of close, year and release, until a month run that can go on recovers it)
     if (!ingested[digest]) {
@@ -104,10 +104,8 @@ export function runMonth(opts: MonthOptions): MonthRunResult {
     // read the closed months once: the lock keeps them fixed for this run (deliver asks per form).
     // Months before the store's first month (this one, on a fresh store) were published before the store existed.
     const first = store.firstMonth() ?? fileMonth;
-    const closedNow = store.closedMonths();
-    // (a month of a published year is final even if state/closed.json has lost it)
-    const published = store.publishedYears();
-    const closed = (m: string): boolean => m in closedNow || m < first || published.has(+m.slice(0, 4));
+    const final = store.finalMonths(); // (a month of a published year is final even if state/closed.json has lost it)
+    const closed = (m: string): boolean => final(m) || m < first;
     const d = deliverExtract(ing, { L, C, prior: (id) => prior.get(id), closed, windowMonths, allowOtherMonths: opts.allowOtherMonths, seq: Object.keys(ingested).length + 1, log: opts.log });
     const fresh = writeDelivery(store, d);
     const months = d.months.filter((m) => !closed(m));

@@ -23,7 +23,7 @@ import * as v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { RunLog, type StageEvent } from './log';
 import { Store, withLockAsync } from './store';
-import { addMonths, isMonth, RESEND_WINDOW_MONTHS } from './contracts';
+import { addMonths, isMonth, monthsOfYear, RESEND_WINDOW_MONTHS } from './contracts';
 import { RecordIndex } from './record-index';
 import { fileMonthOf } from '../stages/ingest';
 import { loadPopulation } from '../stages/population';
@@ -140,8 +140,6 @@ export function planRebuild(o: RebuildOptions): RebuildPlan {
   return { units, months, missing, years, workers: Math.max(1, Math.min(o.workers ?? os.availableParallelism(), units.length)), encoding };
 }
 
-const monthsOfYear = (y: number): string[] => Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
-
 export async function runRebuild(o: RebuildOptions): Promise<RebuildResult> {
   const t0 = Date.now();
   const target = path.resolve(o.data);
@@ -205,7 +203,6 @@ async function drive(units: Unit[], plannedYears: number[], store: Store, log: R
   // after each extract and each year, when what they allocated is garbage (rebuild-worker.ts)
   v8.setFlagsFromString('--expose-gc');
   if (!fs.existsSync(workerFile)) throw new Error(`internal: ${workerFile} is missing (run npm run build)`);
-  const monthsOf = monthsOfYear;
   let completeYears = [...plannedYears];
   const bar = progressBar(o.progress ?? Boolean(process.stderr.isTTY), units.length + completeYears.length);
 
@@ -245,7 +242,7 @@ async function drive(units: Unit[], plannedYears: number[], store: Store, log: R
       store.close([...builtMonths].sort(), 'rebuild');
       resolve({ units: units.length, months: builtMonths.size, years: completeYears, forms, events, unchanged });
     };
-    const yearReady = (y: number): boolean => monthsOf(y).every((m) => builtMonths.has(m)) && (!completeYears.includes(y - 1) || yearsDone.has(y - 1));
+    const yearReady = (y: number): boolean => monthsOfYear(y).every((m) => builtMonths.has(m)) && (!completeYears.includes(y - 1) || yearsDone.has(y - 1));
     const dispatch = (w: Worker): void => {
       if (failed) return;
       // The annual builds go to the first worker only. Each worker thread is a V8 isolate that compiles (JIT) the code
@@ -314,7 +311,7 @@ async function drive(units: Unit[], plannedYears: number[], store: Store, log: R
             const y = +u.fileMonth.slice(0, 4);
             if (u.lastOfMonth && m.built) builtMonths.add(u.fileMonth);
             else if (u.lastOfMonth) completeYears = completeYears.filter((x) => x !== y); // nothing delivered for that month
-            if (completeYears.includes(y) && !yearQueue.includes(y) && monthsOf(y).every((x) => builtMonths.has(x))) yearQueue.push(y);
+            if (completeYears.includes(y) && !yearQueue.includes(y) && monthsOfYear(y).every((x) => builtMonths.has(x))) yearQueue.push(y);
             done++;
             unitDone[m.k] = 1;
             answer(); // the next extract of the same month may have been waiting for this one's forms

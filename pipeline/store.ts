@@ -46,9 +46,19 @@ export class Store {
     const f = this.p('state', 'closed.json');
     return fs.existsSync(f) ? readJson<{ months: Record<string, { closed_by: string }> }>(f).months : {};
   }
+  /**
+   * The months made final by the store's state, read once: closed (state/closed.json), or of a year a release has
+   * published (even if closed.json lost it). isClosed adds the months before the store's first month.
+   */
+  finalMonths(): (month: string) => boolean {
+    const closed = this.closedMonths();
+    const published = this.publishedYears();
+    return (m) => m in closed || published.has(+m.slice(0, 4));
+  }
   /** Final: closed, before the store's first month, or of a year a release has published (even if closed.json lost it). */
   isClosed(month: string): boolean {
-    return month in this.closedMonths() || (this.firstMonth() !== undefined && month < this.firstMonth()!) || this.publishedYears().has(+month.slice(0, 4));
+    const first = this.firstMonth();
+    return this.finalMonths()(month) || (first !== undefined && month < first);
   }
   /** Mark months final. `by` says who closed them (a command or a release id). */
   close(months: string[], by: string): string[] {
@@ -83,9 +93,7 @@ export class Store {
     const out = [...months].filter((m) => isMonth(m)).sort();
     // A killed run never wrote to a closed month (deliver carries late forms forward), so uncommitted files in one
     // mean that state/ingested.json lost committed deliveries: rolling them back would delete the inputs of final results.
-    const closed = this.closedMonths();
-    const published = this.publishedYears();
-    const final = [...fileMonths].filter((m) => m in closed || published.has(+m.slice(0, 4))).sort();
+    const final = [...fileMonths].filter(this.finalMonths()).sort();
     if (final.length) throw new Error(`state/ingested.json does not list deliveries whose files are in closed month${final.length > 1 ? 's' : ''} ${final.join(', ')} (${files.map((f) => path.relative(this.root, f)).slice(0, 3).join(', ')}${files.length > 3 ? ', …' : ''}): a killed run never writes to a closed month, so state/ingested.json was changed or lost; nothing was rolled back. Restore state/ingested.json (every committed delivery has its record under deliveries/), then run again`);
     if (files.length) {
       writeJsonAtomic(this.p('state', 'rebuild.json'), { months: out });
@@ -99,9 +107,12 @@ export class Store {
    * `release` refuse to work on a store in that state: only `migstat month` rolls it back (it has the settlements).
    */
   uncommittedMonths(): string[] {
+    return [...this.uncommitted(this.committedDeliveries()).months].sort();
+  }
+  /** The deliveries state/ingested.json lists: those of committed monthly runs. */
+  private committedDeliveries(): Set<string> {
     const f = this.p('state', 'ingested.json');
-    const committed = new Set(Object.values(fs.existsSync(f) ? readJson<Record<string, { delivery: string }>>(f) : {}).map((x) => x.delivery));
-    return [...this.uncommitted(committed).months].sort();
+    return new Set(Object.values(fs.existsSync(f) ? readJson<Record<string, { delivery: string }>>(f) : {}).map((x) => x.delivery));
   }
   /**
    * The delivery records, forms parts and record-index files of the deliveries not in `committed` (state/ingested.json
@@ -140,9 +151,12 @@ export class Store {
   }
   /** The files of deliveries that state/ingested.json does not list (store paths), for audit. */
   uncommittedFiles(): string[] {
-    const f = this.p('state', 'ingested.json');
-    const committed = new Set(Object.values(fs.existsSync(f) ? readJson<Record<string, { delivery: string }>>(f) : {}).map((x) => x.delivery));
-    return this.uncommitted(committed).files.map((x) => path.relative(this.root, x).split(path.sep).join('/'));
+    return this.uncommitted(this.committedDeliveries()).files.map((x) => path.relative(this.root, x).split(path.sep).join('/'));
+  }
+  /** The extracts (file names) of the uncommitted deliveries, as their records name them: the interrupted run's. */
+  interruptedExtracts(): string[] {
+    const names = this.uncommittedFiles().filter((f) => f.startsWith('deliveries/')).map((f) => { try { return readJson<{ file?: string }>(this.p(...f.split('/'))).file; } catch { return undefined; } });
+    return [...new Set(names.filter((x): x is string => !!x))].sort();
   }
   /** Whether an extract of the month itself has been ingested (state/ingested.json), not only forms other extracts attributed to it. */
   hasOwnExtract(month: string): boolean {
@@ -166,8 +180,8 @@ export class Store {
   assertCommitted(what: string): void {
     const m = this.uncommittedMonths();
     if (!m.length) return;
-    const files = this.uncommittedFiles().filter((f) => f.startsWith('deliveries/')).map((f) => { try { return readJson<{ file?: string }>(this.p(...f.split('/'))).file; } catch { return undefined; } }).filter((x): x is string => !!x);
-    throw new Error(`${what}: a monthly run stopped (killed, or failed) before it committed (months ${m.join(', ')}); run "migstat month" again with its extract${files.length ? ` (${[...new Set(files)].join(', ')})` : ''} once what stopped it is put right: it rolls the run back and rebuilds those months; then ${what} again`);
+    const files = this.interruptedExtracts();
+    throw new Error(`${what}: a monthly run stopped (killed, or failed) before it committed (months ${m.join(', ')}); run "migstat month" again with its extract${files.length ? ` (${files.join(', ')})` : ''} once what stopped it is put right: it rolls the run back and rebuilds those months; then ${what} again`);
   }
   /** The months returned by rollbackUncommitted have been rebuilt. */
   rebuilt(): void {

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { IMPUTED_HEADERS, TABLE_HEADERS, type Quality } from './contracts';
+import { IMPUTED_HEADERS, monthsOfYear, TABLE_HEADERS, type Quality } from './contracts';
 import { readCsvText, readTable, type Row } from './csv';
 import { recoverDir, sha256 } from './fsutil';
 import { Store, withLockAsync } from './store';
@@ -134,7 +134,7 @@ async function yearUnderLock(opts: YearOptions, store: Store): Promise<Quality> 
   if (!opts.lockHeld) store.assertCommitted(`year ${y}`);
   const published = store.publishedOf(y);
   if (published.length) throw new Error(`year ${y} was published as ${published.join(', ')} (published/${published[0]}): published results are final (ESMS 17.2), its annual results are not built again`);
-  const months = Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
+  const months = monthsOfYear(y);
   const present = months.filter((m) => fs.existsSync(path.join(store.monthDir(m), 'quality.json')));
   const missing = months.filter((m) => !present.includes(m));
   if (missing.length && !opts.provisional) throw new Error(`year ${y} is incomplete: missing months ${missing.join(', ')} (use --provisional for provisional annual tables)`);

@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Manifest } from '../pipeline/contracts';
-import { LEVELS } from '../pipeline/contracts';
+import { LEVELS, monthsOfYear } from '../pipeline/contracts';
 import { readCsvText, type Row } from '../pipeline/csv';
 import { listFiles, sha256, sha256File } from '../pipeline/fsutil';
 import { verifyLogChain } from '../pipeline/log';
@@ -202,17 +202,26 @@ function stateProblems(store: Store): AuditProblem[] {
   }
   const closed = store.closedMonths();
   for (const r of store.releases()) {
-    const open = Array.from({ length: 12 }, (_, i) => `${r.year}-${String(i + 1).padStart(2, '0')}`).filter((m) => !(m in closed));
+    const open = monthsOfYear(r.year).filter((m) => !(m in closed));
     if (open.length) problems.push({ path: 'state/closed.json', problem: 'altered', detail: `state/closed.json does not hold month${open.length > 1 ? 's' : ''} ${open.join(', ')} closed, although release ${r.id} published ${r.year} (publishing closes its twelve months: a release stopped before it did is completed by the next release --due; otherwise state/closed.json was changed)` });
   }
   return problems;
 }
 
-/** A manifest a run wrote is one the log recorded (a run killed between writing and logging logged it before). */
-function manifestVsLog(store: Store, mRel: string, recorded: Set<string> | undefined, logRel: string): AuditProblem[] {
-  if (recorded === undefined) return [];
-  const h = sha256File(store.p(...mRel.split('/')));
-  return recorded.has(h) ? [] : [{ path: mRel, problem: 'altered', detail: `${mRel}: SHA-256 ${h} is none of those recorded in ${logRel} (${[...recorded].join(', ')}): the manifest was changed after the run` }];
+/**
+ * A results directory (store path `rel`) against its manifest, and the manifest against the log: a manifest a run
+ * wrote is one the log recorded (`logged`: logRecords().manifests; a run killed between writing and logging logged
+ * it before), so a file changed together with its manifest shows.
+ */
+function checkLoggedDir(store: Store, rel: string, logged: Map<string, Set<string>>, logRel: string): ReturnType<typeof checkResultsDir> {
+  const r = checkResultsDir(store.p(...rel.split('/')), rel);
+  const mRel = posix(rel, 'manifest.json');
+  const recorded = logged.get(mRel);
+  if (r.manifest && recorded !== undefined) {
+    const h = sha256File(store.p(...mRel.split('/')));
+    if (!recorded.has(h)) r.problems.push({ path: mRel, problem: 'altered', detail: `${mRel}: SHA-256 ${h} is none of those recorded in ${logRel} (${[...recorded].join(', ')}): the manifest was changed after the run` });
+  }
+  return r;
 }
 
 /** `knownHead`: a log head recorded at an earlier audit (outside the store): that line must still be in the log. */
@@ -238,13 +247,11 @@ export function audit(store: Store, knownHead?: string): AuditResult {
         continue;
       }
       resultDirs++;
-      const r = checkResultsDir(path.join(base, e.name), rel);
+      const r = checkLoggedDir(store, rel, manifests, logRel);
       checked += r.checked;
       problems.push(...r.problems);
       const mRel = posix(rel, 'manifest.json');
-      // a manifest a run wrote is one the log recorded (a run killed between writing and logging logged it before)
       const recorded = manifests.get(mRel);
-      if (r.manifest) problems.push(...manifestVsLog(store, mRel, recorded, logRel));
       if (root === 'published' && r.manifest && !published.has(e.name)) {
         problems.push({ path: rel, problem: 'unexpected', detail: `${rel} has no 'published' record in ${logRel}: it was not made by migstat release, or the log has lost lines` });
       } else if (root !== 'published' && r.manifest && hasLog && recorded === undefined) {
@@ -320,6 +327,15 @@ export interface Explanation {
   withheld?: { record_id: string; corrects_month: string; delivery: string; form: Record<string, string> }[];
 }
 
+/** What is wrong with a cell to explain (its period, level, sex or measure), or undefined; the CLI's usage check too. */
+export function explainQueryProblem(q: { period: string; level: string; sex?: string; measure: string }): string | undefined {
+  if (!/^\d{4}(-\d{2})?$/.test(q.period)) return `the period is YYYY or YYYY-MM, not ${q.period}`;
+  if (!(LEVELS as readonly string[]).includes(q.level)) return `the level is one of ${LEVELS.join(', ')}, not ${q.level}`;
+  if (q.sex !== undefined && !['T', 'M', 'F'].includes(q.sex)) return `the sex is T, M or F, not ${q.sex}`;
+  if (q.measure !== 'immigrants' && q.measure !== 'emigrants') return `the measure is immigrants or emigrants (net is their difference: explain each), not ${q.measure}`;
+  return undefined;
+}
+
 function readRows(file: string): Row[] {
   return fs.existsSync(file) ? readCsvText(fs.readFileSync(file, 'utf8')) : [];
 }
@@ -330,11 +346,9 @@ function readRows(file: string): Row[] {
  * (from_municipality; an arrival from K&M, origin_km = 1, is nobody's emigrant), rolled up to the level.
  */
 export function explain(store: Store, q: ExplainQuery, classification: Classification = loadClassification()): Explanation {
-  if (!/^\d{4}(-\d{2})?$/.test(q.period)) throw new Error(`explain: period must be YYYY or YYYY-MM, got ${q.period}`);
-  if (!(LEVELS as readonly string[]).includes(q.level)) throw new Error(`explain: level must be one of ${LEVELS.join(', ')}, got ${q.level}`);
-  if (q.measure !== 'immigrants' && q.measure !== 'emigrants') throw new Error(`explain: measure must be immigrants or emigrants, got ${String(q.measure)}`);
   const sex = q.sex ?? 'T';
-  if (!['T', 'M', 'F'].includes(sex)) throw new Error(`explain: sex must be T, M or F, got ${sex}`);
+  const bad = explainQueryProblem({ ...q, sex });
+  if (bad) throw new Error(`explain: ${bad}`);
   // an annual cell: the months the year's results summed (a provisional year: those present when it was built)
   const yearMonths = q.period.length === 4 ? readManifest(path.join(store.yearDir(q.period), 'manifest.json')).manifest?.parameters?.months : undefined;
   const months = q.period.length === 4
@@ -385,9 +399,8 @@ export function explain(store: Store, q: ExplainQuery, classification: Classific
   const logged = logRecords(store.logFile()).manifests;
   const logRel = rel(store.logFile());
   for (const d of new Set([dir, ...months.map((m) => store.monthDir(m))])) {
-    const r = checkResultsDir(d, rel(d));
+    const r = checkLoggedDir(store, rel(d), logged, logRel);
     problems.push(...r.problems);
-    if (r.manifest) problems.push(...manifestVsLog(store, `${rel(d)}/manifest.json`, logged.get(`${rel(d)}/manifest.json`), logRel));
     // a year built before one of its months changed: its cell and the months' events need not agree (stale, named)
     if (d === dir && r.manifest) problems.push(...inputProblems(store, rel(d), r.manifest));
   }
@@ -395,9 +408,7 @@ export function explain(store: Store, q: ExplainQuery, classification: Classific
   const releases = q.period.length === 4 ? store.publishedOf(Number(q.period)) : [];
   for (const id of releases) {
     const pdir = store.publishedDir(id);
-    const pr = checkResultsDir(pdir, rel(pdir));
-    problems.push(...pr.problems);
-    if (pr.manifest) problems.push(...manifestVsLog(store, `${rel(pdir)}/manifest.json`, logged.get(`${rel(pdir)}/manifest.json`), logRel));
+    problems.push(...checkLoggedDir(store, rel(pdir), logged, logRel).problems);
     const pfile = path.join(pdir, 'tables', 'territory.csv');
     const prow = fs.existsSync(pfile) ? readRows(pfile).find((r) => r.level === q.level && r.code === q.code && r.sex === sex) : undefined;
     if (!prow || Number(prow[q.measure]) !== published) problems.push({ path: rel(pfile), problem: 'altered', detail: `${rel(pfile)} releases ${prow ? prow[q.measure] : 'no row'} for this cell, ${table} holds ${published}` });

@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TZDate } from '@date-fns/tz';
 import type { Manifest, Quality } from '../pipeline/contracts';
+import { monthsOfYear } from '../pipeline/contracts';
 import { readJson, recoverDir, replaceDirAtomic, sha256, sha256File, writeFileDurable } from '../pipeline/fsutil';
 import { RunLog } from '../pipeline/log';
 import { CONFIG, ROOT } from '../pipeline/paths';
@@ -200,10 +201,6 @@ function inspectContent(store: Store, r: Release, dir: string): { why?: string; 
   return { files, quality: q, manifestSha: sha256File(path.join(dir, 'manifest.json')) };
 }
 
-function yearMonths(y: number): string[] {
-  return Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
-}
-
 /**
  * Publish every release whose time has come and that is not yet published. Safe to call any time, any
  * number of times, concurrently (the store lock; a second overlapping call fails with LockError, writing
@@ -234,7 +231,7 @@ export function releaseDue(opts: ReleaseOptions): ReleaseResult {
         else { res.notYetDue.push(r.id); res.notReady.push({ id: r.id, why: `published/${r.id} exists before its release time ${at.toISOString()}: embargo breach, investigate` }); }
         continue;
       }
-      const months = yearMonths(r.content.year);
+      const months = monthsOfYear(r.content.year);
       if (fs.existsSync(target)) {
         if (!fs.existsSync(path.join(target, 'manifest.json'))) {
           res.notReady.push({ id: r.id, why: `published/${r.id} exists without a manifest.json: it was not written by migstat release; investigate before anything else` });
