@@ -227,6 +227,15 @@ export async function withLockAsync<T>(store: Store, what: string, fn: () => Pro
   }
 }
 
+/**
+ * How long a run waits for a dead run's lock to be taken over (by itself or by another run) before it gives up:
+ * longer than TAKEOVER_STALE_MS, so that a take-over mutex left by a run killed inside its take-over is cleared
+ * and the take-over done within it.
+ */
+const LOCK_PATIENCE_MS = 15_000;
+/** A take-over mutex older than this belongs to a run that died in its take-over. */
+const TAKEOVER_STALE_MS = 10_000;
+
 /** Take the lock; returns its release (which removes the lock only while it is still ours). */
 function takeLock(store: Store, what: string): () => void {
   store.ensure();
@@ -234,7 +243,12 @@ function takeLock(store: Store, what: string): () => void {
   const token = crypto.randomBytes(6).toString('hex');
   const mine = JSON.stringify({ pid: process.pid, what, token, ...processIdentity(process.pid) });
   const aside = (): string => `${dir}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  for (let attempt = 0; ; attempt++) {
+  // A lock held by a live run is refused at once. The passing states (a dead run's lock that this or another run
+  // is taking over, a lock being released, a prepared lock cleaned away by the holder's recovery) are waited out
+  // for up to LOCK_PATIENCE_MS, not for a number of attempts: on a loaded machine the run taking a dead lock over
+  // may be descheduled for longer than a few short retries (a second run then reported the dead run's lock as in use).
+  const deadline = Date.now() + LOCK_PATIENCE_MS;
+  for (;;) {
     const tmp = aside();
     try {
       fs.mkdirSync(tmp);
@@ -244,12 +258,16 @@ function takeLock(store: Store, what: string): () => void {
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' && attempt < 20) continue; // our prepared lock was cleaned away by another run's recovery
+      const patient = Date.now() < deadline;
+      if (code === 'ENOENT' && patient) continue; // our prepared lock was cleaned away by another run's recovery
       if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
       const seen = readText(path.join(dir, 'owner.json'));
       const owner = parseOwner(seen);
-      if (owner && !ownerAlive(owner) && attempt < 20) { takeOver(dir, seen!, aside()); continue; }
-      if (!owner && attempt < 20) { sleep(25); continue; } // released or taken over just now
+      if (owner && !ownerAlive(owner)) {
+        if (patient) { takeOver(dir, seen!, aside()); continue; }
+        throw new LockError(`the store ${store.root} holds the lock of pid ${owner.pid} (${owner.what}), which no longer runs, and it could not be taken over within ${LOCK_PATIENCE_MS / 1000} s; remove ${dir} if no migstat run is active`);
+      }
+      if (!owner && patient) { sleep(25); continue; } // released or taken over just now
       throw new LockError(`the store ${store.root} is in use by another migstat run (${owner ? `pid ${owner.pid}: ${owner.what}` : `${dir} has no owner; remove it if no migstat run is active`}); try again when it has finished`);
     }
   }
@@ -269,8 +287,8 @@ function takeOver(dir: string, seen: string, gone: string): void {
     fs.mkdirSync(mutex);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    // another run is taking over right now; a take-over mutex older than 10 s belongs to a run that died in it
-    try { if (Date.now() - fs.statSync(mutex).mtimeMs > 10_000) fs.rmdirSync(mutex); } catch { /* gone already */ }
+    // another run is taking over right now, unless its mutex is old enough to belong to a run that died in it
+    try { if (Date.now() - fs.statSync(mutex).mtimeMs > TAKEOVER_STALE_MS) fs.rmdirSync(mutex); } catch { /* gone already */ }
     sleep(25);
     return;
   }

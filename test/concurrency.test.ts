@@ -92,6 +92,24 @@ describe('two monthly runs started at the same instant', () => {
   });
 });
 
+test('a run that finds a dead run\'s lock being taken over by another run waits for the take-over instead of reporting the dead lock as in use', async () => {
+  const data = fresh();
+  const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+  fs.mkdirSync(path.join(data, '.lock'));
+  fs.writeFileSync(path.join(data, '.lock', 'owner.json'), JSON.stringify({ pid: dead, what: 'month moi_2024_02.csv' }));
+  // another run is inside its take-over (holds the take-over mutex), and slow: descheduled on a loaded machine
+  fs.mkdirSync(path.join(data, '.lock.takeover'));
+  const a = migstatAsync(['month', '--data', data, '--input', feb]);
+  await new Promise((r) => setTimeout(r, 2000)); // (the run used to give up after 20 tries 25 ms apart)
+  // the other run completes its take-over and then stops (as if refused by a check of its own)
+  fs.rmSync(path.join(data, '.lock'), { recursive: true });
+  fs.rmdirSync(path.join(data, '.lock.takeover'));
+  const r = await a.done;
+  expect([r.status, r.stderr]).toEqual([0, '']);
+  expect(state(data)).toEqual(state(clean));
+  expect(fs.readdirSync(data).filter((n) => n.startsWith('.lock'))).toEqual([]);
+});
+
 test('six processes contending for the lock (from a dead run\'s lock) are never inside together', async () => {
   const data = tmpDir('migstat-conc-lock-');
   fs.mkdirSync(path.join(data, '.lock'));
