@@ -39,6 +39,9 @@ const ROOT = path.join(__dirname, '..');
  *  resend:       the superseded version is 'replaced' (or, for a closed month, 'correction_to_closed'); the
  *                final version's changed cells are logged as correction_by_resend
  *  delay:        not an error: the event's delay_months equals the truth (≥ 1)
+ *  code_alone:   not an error: a municipality code without a settlement on that side of the move; the event's
+ *                municipality is the code's unit of 31 December, equal to the truth, and none of that side's
+ *                territorial rules flags the form
  *  systemic:     the office is escalated on the rule and the correction rewrites its forms' dates
  *  carried_forward: the event is flagged carried_forward
  */
@@ -49,6 +52,7 @@ type Handling =
   | { disposition: string }
   | { resend: true }
   | { delay: true }
+  | { code_alone: { side: 'to' | 'from'; rules: string[] } }
   | { systemic: { rule: string; correction: string } };
 const HANDLED_BY: Record<string, Handling> = {
   missing_sex: { rules: ['R20_SEX_PRESENT'] },
@@ -69,6 +73,8 @@ const HANDLED_BY: Record<string, Handling> = {
   settlement_not_in_municipality: { rules: ['R16_TO_SETTLEMENT_IN_MUNI', 'R26_OFFICE_IS_NEW_RESIDENCE'] },
   missing_destination: { rules: ['R25_DESTINATION_PRESENT'] },
   unknown_origin_municipality_code: { rules: ['R11_FROM_MUNI_CHECK_DIGIT', 'R12_FROM_MUNI_VALID'] },
+  destination_municipality_only: { code_alone: { side: 'to', rules: ['R09_TO_MUNI_CHECK_DIGIT', 'R10_TO_MUNI_VALID', 'R14_TO_SETTLEMENT_KNOWN', 'R16_TO_SETTLEMENT_IN_MUNI', 'R25_DESTINATION_PRESENT', 'R26_OFFICE_IS_NEW_RESIDENCE'] } },
+  origin_municipality_only: { code_alone: { side: 'from', rules: ['R11_FROM_MUNI_CHECK_DIGIT', 'R12_FROM_MUNI_VALID', 'R15_FROM_SETTLEMENT_KNOWN', 'R17_FROM_SETTLEMENT_IN_MUNI', 'R22_PREVIOUS_RESIDENCE_PRESENT'] } },
   late_delivery: { rules: ['R04_REG_IN_FILE_MONTH'], carried_forward: true },
   same_settlement: { scope: 'same_settlement' },
   from_abroad: { scope: 'from_abroad' },
@@ -321,6 +327,15 @@ describe('rules, linkage, deduction and donors against the ground truth (a gener
           if (t.disposition === 'event') {
             if (!changesFor(t.record_id).some((c) => c.step === 'resend' && c.method === 'correction_by_resend')) miss('no correction_by_resend logged');
           } else if (!['replaced', 'correction_to_closed'].includes(t.disposition) || dispositions.get(at(t))?.disposition !== t.disposition) miss(`disposition ${dispositions.get(at(t))?.disposition}, truth ${t.disposition}`);
+        } else if ('code_alone' in h) {
+          const e = events.get(t.record_id);
+          const r = raw.get(at(t))!;
+          const side = h.code_alone.side;
+          if (r[`${side}_settlement`] !== '' || r[`${side}_municipality`] === '') miss(`the form has ${side}_settlement ${r[`${side}_settlement`]}, ${side}_municipality ${r[`${side}_municipality`]}`);
+          if (!e) miss('no event');
+          else if ((side === 'to' ? e.to_municipality : e.origin_km === '1' ? 'KM' : e.from_municipality) !== t[`${side}_municipality`]) miss(`${side} ${side === 'to' ? e.to_municipality : e.from_municipality}, truth ${t[`${side}_municipality`]}`);
+          const by = h.code_alone.rules.filter((id) => flagged(id).has(t.record_id));
+          if (by.length) miss(`flagged by ${by.join(', ')}`);
         } else if ('delay' in h) {
           if (t.disposition !== 'event' && has(truthEventOf.get(t.record_id)?.defects ?? '', kind)) continue; // a superseded version: its event is checked
           const e = events.get(t.record_id);
