@@ -39,6 +39,8 @@ const ROOT = path.join(__dirname, '..');
  *  resend:       the superseded version is 'replaced' (or, for a closed month, 'correction_to_closed'); the
  *                final version's changed cells are logged as correction_by_resend
  *  delay:        not an error: the event's delay_months equals the truth (≥ 1)
+ *  competing:    the person moved twice in the month: both D forms are linked, each to its own R (the first R lacks
+ *                its previous residence, so the second move's D form is admissible for it too)
  *  code_alone:   not an error: a municipality code without a settlement on that side of the move; the event's
  *                municipality is the code's unit of 31 December, equal to the truth, and none of that side's
  *                territorial rules flags the form
@@ -53,6 +55,7 @@ type Handling =
   | { resend: true }
   | { delay: true }
   | { code_alone: { side: 'to' | 'from'; rules: string[] } }
+  | { competing: true }
   | { systemic: { rule: string; correction: string } };
 const HANDLED_BY: Record<string, Handling> = {
   missing_sex: { rules: ['R20_SEX_PRESENT'] },
@@ -74,6 +77,7 @@ const HANDLED_BY: Record<string, Handling> = {
   missing_destination: { rules: ['R25_DESTINATION_PRESENT'] },
   unknown_origin_municipality_code: { rules: ['R11_FROM_MUNI_CHECK_DIGIT', 'R12_FROM_MUNI_VALID'] },
   destination_municipality_only: { code_alone: { side: 'to', rules: ['R09_TO_MUNI_CHECK_DIGIT', 'R10_TO_MUNI_VALID', 'R14_TO_SETTLEMENT_KNOWN', 'R16_TO_SETTLEMENT_IN_MUNI', 'R25_DESTINATION_PRESENT', 'R26_OFFICE_IS_NEW_RESIDENCE'] } },
+  double_move: { competing: true },
   origin_municipality_only: { code_alone: { side: 'from', rules: ['R11_FROM_MUNI_CHECK_DIGIT', 'R12_FROM_MUNI_VALID', 'R15_FROM_SETTLEMENT_KNOWN', 'R17_FROM_SETTLEMENT_IN_MUNI', 'R22_PREVIOUS_RESIDENCE_PRESENT'] } },
   late_delivery: { rules: ['R04_REG_IN_FILE_MONTH'], carried_forward: true },
   same_settlement: { scope: 'same_settlement' },
@@ -198,11 +202,11 @@ describe('rules, linkage, deduction and donors against the ground truth (a gener
   const withDefect = (d: string): Set<string> => entry(withDefectMemo, d, () => new Set(truth.filter((t) => has(t.defects, d)).map((t) => t.record_id)));
   const truthEventOf = new Map(truthEvents.map((t) => [t.record_id, t]));
   const processedIds = new Set(truth.filter((t) => PROCESSED.has(t.disposition)).map((t) => t.record_id));
-  // each linked D form of the truth and the R event of the same person in the same file (JMBGs are unique per month)
-  const rOfPerson = new Map<string, Row>();
-  for (const t of truthEvents) rOfPerson.set(`${t.file}|${raw.get(at(t))!.person_id}`, t);
+  // each linked D form of the truth and its R event (the truth's reason of a linked D: a person who moves twice in a
+  // month has two R and two D forms)
   const rOfD = new Map<string, Row>();
-  for (const t of truth) if (t.disposition === 'linked_departure') rOfD.set(t.record_id, rOfPerson.get(`${t.file}|${raw.get(at(t))!.person_id}`)!);
+  const linkedD = new Map<string, Row>();
+  for (const t of truth) if (t.disposition === 'linked_departure') { rOfD.set(t.record_id, truthEventOf.get(t.reason)!); linkedD.set(t.record_id, t); }
   const dOfR = new Map([...rOfD].map(([d, r]) => [r.record_id, d]));
   // D forms whose person's age on the D's date differs from the truth's age (on the R's date); a swapped office's
   // forms are written with day and month exchanged
@@ -327,6 +331,14 @@ describe('rules, linkage, deduction and donors against the ground truth (a gener
           if (t.disposition === 'event') {
             if (!changesFor(t.record_id).some((c) => c.step === 'resend' && c.method === 'correction_by_resend')) miss('no correction_by_resend logged');
           } else if (!['replaced', 'correction_to_closed'].includes(t.disposition) || dispositions.get(at(t))?.disposition !== t.disposition) miss(`disposition ${dispositions.get(at(t))?.disposition}, truth ${t.disposition}`);
+        } else if ('competing' in h) {
+          const person = raw.get(at(t))!.person_id;
+          const pairs = [...rOfD].filter(([, r]) => r.file === t.file && raw.get(at(r))!.person_id === person);
+          if (pairs.length !== 2) miss(`${pairs.length} linked D forms of the person in the truth, not 2`);
+          for (const [d, r] of pairs) {
+            const got = dispositions.get(at(linkedD.get(d)!));
+            if (got?.disposition !== 'linked_departure' || got.reason !== r.record_id) miss(`D ${d} ${got?.disposition} ${got?.reason}, truth linked to ${r.record_id}`);
+          }
         } else if ('code_alone' in h) {
           const e = events.get(t.record_id);
           const r = raw.get(at(t))!;
