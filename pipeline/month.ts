@@ -198,24 +198,9 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   const refMonth = dr.forms.ref_month!;
   const n = refMonth.length;
   const parts = new Map<string, Columns>();
-  let oneMonth = n > 0;
-  for (let i = 1; i < n && oneMonth; i++) oneMonth = refMonth[i] === refMonth[0];
-  if (oneMonth) parts.set(refMonth[0]!, { ...dr.forms }); // one month (the usual case): the columns as they are
-  else {
-    const byMonth: Record<string, number[]> = {};
-    refMonth.forEach((m, i) => (byMonth[m] ??= []).push(i));
-    for (const [m, idx] of Object.entries(byMonth)) parts.set(m, take(dr.forms, idx));
-  }
-  const ids: string[] = new Array(n);
-  const recordId = dr.forms.record_id!;
-  const contentKey = new ContentKeys(dr.forms);
-  // the hash from ingest, unless a systemic correction changed the form since;
-  // join makes each line one flat string (a template literal would leave a tree of three concatenations to be
-  // flattened again when the lines are posted to the main thread and when they are written)
-  for (let i = 0; i < n; i++) {
-    const hash = dr.corrected.has(i) ? contentHash(contentKey.of(i)) : ing.contentHashes[dr.source[i]!]!;
-    ids[i] = [recordId[i], refMonth[i], hash].join('\t');
-  }
+  if (n > 0 && allSame(refMonth)) parts.set(refMonth[0]!, { ...dr.forms }); // one month (the usual case): the columns as they are
+  else for (const [m, idx] of Object.entries(indicesByValue(refMonth))) parts.set(m, take(dr.forms, idx));
+  const ids = indexLines(dr, ing.contentHashes);
   const rec: DeliveryRecord = {
     delivery, file: ing.name, sha256: ing.digest, file_month: ing.fileMonth, seq: o.seq, encoding: ing.encoding, forms_read: ing.formsRead,
     accepted: dr.counts.accepted, duplicates: dr.counts.duplicates, corrections_to_closed: dr.counts.corrections_to_closed, quarantined: dr.quarantine.length,
@@ -230,6 +215,40 @@ export function deliverExtract(ing: Ingested, o: { L: Loaded; C: Classification;
   // (one flat string: a join followed by + '\n' would be flattened, i.e. copied, again when posted or written)
   const idsText = n ? [...ids, ''].join('\n') : '\n';
   return { rec, parts, idsText, months: [...new Set([ing.fileMonth, ...parts.keys()])].sort() };
+}
+
+// The loops over an extract's forms are small functions of their own, not inside deliverExtract: a loop there made V8
+// compile the whole of deliverExtract (and what it inlines) on the stack again each time a cold part of it met a new shape.
+
+/** Every value of v is v[0]. */
+function allSame(v: readonly string[]): boolean {
+  for (let i = 1; i < v.length; i++) if (v[i] !== v[0]) return false;
+  return true;
+}
+
+/** The indices of each value of v, in order. */
+function indicesByValue(v: readonly string[]): Record<string, number[]> {
+  const by: Record<string, number[]> = {};
+  for (let i = 0; i < v.length; i++) (by[v[i]!] ??= []).push(i);
+  return by;
+}
+
+/**
+ * The record-index line of each accepted form (record id TAB reference month TAB content hash): the hash from ingest,
+ * unless a systemic correction changed the form since. join makes each line one flat string (a template literal
+ * would leave a tree of three concatenations to be flattened again when the lines are posted to the main thread and
+ * when they are written).
+ */
+function indexLines(dr: DeliveryResult, contentHashes: readonly string[]): string[] {
+  const recordId = dr.forms.record_id!, refMonth = dr.forms.ref_month!;
+  const n = recordId.length;
+  const ids: string[] = new Array(n);
+  const contentKey = new ContentKeys(dr.forms);
+  for (let i = 0; i < n; i++) {
+    const hash = dr.corrected.has(i) ? contentHash(contentKey.of(i)) : contentHashes[dr.source[i]!]!;
+    ids[i] = [recordId[i], refMonth[i], hash].join('\t');
+  }
+  return ids;
 }
 
 /** Write what a delivery gave to the store: the forms by reference month, the record index, the delivery record. */
@@ -360,7 +379,7 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
     if (f) { c = f.cols; partSha.push(f.sha256); }
     else { const text = fs.readFileSync(path.join(partDir, p), 'utf8'); c = JSON.parse(text) as Columns; partSha.push(sha256(text)); }
     if (parts.length === 1) Object.assign(forms, c); // no copy: processMonth takes these columns over (consume below)
-    else for (const [k, v] of Object.entries(c)) { const a = (forms[k] ??= []); for (const x of v) a.push(x); }
+    else for (const [k, v] of Object.entries(c)) appendAll((forms[k] ??= []), v);
   }
   // no forms at all (every form of its extract a duplicate or quarantined): every column, empty, so that the rules
   // still find the variables they read (a month with no forms crashed as if a scope rule were broken)
@@ -389,14 +408,8 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   const rhs = { events: out.events.length, linked_departures: out.counts.linked, unmatched_departures: out.counts.unmatched, out_of_scope: oos, quarantined: quarantine.length, duplicates: sum('duplicates'), replaced_versions: out.counts.replaced, corrections_to_closed: sum('corrections_to_closed'), attributed_to_other_months: attributedElsewhere, received_from_other_extracts: -fromOther };
   const formsRead = sum('forms_read');
   const holds = formsRead === Object.values(rhs).reduce((a, b) => a + b, 0);
-  const delays: Record<string, number> = {};
-  let delayed = 0;
-  // loops, not filter/map callbacks, over the month's events: a callback made per call is compiled again every month (stages/month.ts)
-  for (const e of out.events) { const k = e.delay === null ? 'unknown' : String(e.delay); delays[k] = (delays[k] ?? 0) + 1; if (e.delay !== null && e.delay >= 1) delayed++; }
-  const provenance: Record<string, number> = {};
-  const byFlag = new Array<number>(PROVENANCE.length).fill(0);
-  for (const e of out.events) for (let b = 0; b < PROVENANCE.length; b++) if (e.provenance & (1 << b)) byFlag[b]!++;
-  PROVENANCE.forEach((p, b) => { if (byFlag[b]) provenance[p] = byFlag[b]!; });
+  const { delays, delayed } = delayCounts(out.events);
+  const provenance = provenanceCounts(out.events);
   const rules: Quality['rules'] = {};
   for (const r of [...out.ruleResults, ...out.scopeResults]) rules[r.rule.id] = r.summary;
   const quality: Quality = {
@@ -430,6 +443,33 @@ export function buildMonth(store: Store, month: string, L: Loaded, C: Classifica
   if (!holds) throw new Error(`row-count identity broken for month ${month}: ${JSON.stringify(quality.identity)}`);
   if (failed.length) throw new Error(`consistency checks failed for month ${month}: ${failed.map((c) => `${c.id} (${c.detail})`).join('; ')}`);
   return quality;
+}
+
+/** a.push(...v) without a spread of up to ~20 000 arguments */
+function appendAll(a: string[], v: readonly string[]): void {
+  for (const x of v) a.push(x);
+}
+
+/**
+ * The delay distribution of a month's events and how many were delayed. The loops over the events are small functions
+ * of their own, not inside buildMonth: a loop there made V8 compile the whole of buildMonth on the stack (OSR) again
+ * and again, as its cold parts met new shapes. (Loops, not filter/map callbacks: a callback made per call is compiled
+ * again every month.)
+ */
+function delayCounts(events: readonly Event[]): { delays: Record<string, number>; delayed: number } {
+  const delays: Record<string, number> = {};
+  let delayed = 0;
+  for (const e of events) { const k = e.delay === null ? 'unknown' : String(e.delay); delays[k] = (delays[k] ?? 0) + 1; if (e.delay !== null && e.delay >= 1) delayed++; }
+  return { delays, delayed };
+}
+
+/** How many of a month's events carry each provenance flag. */
+function provenanceCounts(events: readonly Event[]): Record<string, number> {
+  const provenance: Record<string, number> = {};
+  const byFlag = new Array<number>(PROVENANCE.length).fill(0);
+  for (const e of events) for (let b = 0; b < PROVENANCE.length; b++) if (e.provenance & (1 << b)) byFlag[b]!++;
+  PROVENANCE.forEach((p, b) => { if (byFlag[b]) provenance[p] = byFlag[b]!; });
+  return provenance;
 }
 
 /**

@@ -35,6 +35,21 @@ const priorOf = (id: string): PriorEntry | undefined => current.prior.get(id);
 const closed = (x: string): boolean => x < current.fileMonth;
 let held: { k: number; fileMonth: string; ing: Ingested } | undefined;
 
+// The loops over an extract's ids are functions of their own, not inside handle (which V8 would otherwise compile whole
+// on the stack, again whenever a cold part of it met a new shape).
+function idHashes(recordIds: readonly string[]): Int32Array<ArrayBuffer> {
+  const ids = new Int32Array(recordIds.length);
+  for (let i = 0; i < ids.length; i++) ids[i] = idHash(recordIds[i]!);
+  return ids;
+}
+
+/** the index lines of this extract's ids that the main thread found (a few hundred at most), read as loadPriorIndex reads its files */
+function priorEntries(lines: string): Map<string, PriorEntry> {
+  const prior = new Map<string, PriorEntry>();
+  if (lines) for (const line of lines.split('\n')) setIndexLine(prior, line);
+  return prior;
+}
+
 async function handle(m: ToWorker): Promise<void> {
   switch (m.type) {
     case 'init':
@@ -53,9 +68,7 @@ async function handle(m: ToWorker): Promise<void> {
       const digest = sha256(bytes);
       const ing = ingestExtract({ bytes, name: path.basename(m.file), digest, input: m.file, fileMonth: m.fileMonth, encoding: m.encoding, log });
       held = { k: m.k, fileMonth: m.fileMonth, ing };
-      const recordIds = ing.forms.record_id!;
-      const ids = new Int32Array(recordIds.length);
-      for (let i = 0; i < ids.length; i++) ids[i] = idHash(recordIds[i]!);
+      const ids = idHashes(ing.forms.record_id!);
       port.postMessage({ type: 'ingested', k: m.k, digest, ids, forms: ing.formsRead } satisfies FromWorker, [ids.buffer]);
       return;
     }
@@ -65,9 +78,7 @@ async function handle(m: ToWorker): Promise<void> {
       let events = 0;
       let fresh: FreshParts | undefined;
       if (!m.skip) {
-        // the index lines of this extract's ids that the main thread found (a few hundred at most), read as loadPriorIndex reads its files
-        current.prior = new Map<string, PriorEntry>();
-        if (m.prior) for (const line of m.prior.split('\n')) setIndexLine(current.prior, line);
+        current.prior = priorEntries(m.prior);
         current.fileMonth = h.fileMonth;
         const d = deliverExtract(h.ing, { L, C, prior: priorOf, closed, allowOtherMonths, seq: m.seq, log });
         if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);

@@ -57,6 +57,13 @@ export function take(cols: Columns, keep: number[]): Columns {
   return out;
 }
 
+/** outer[inner[j]] for each j (a loop in a function of its own: see dedupe; not a map callback, compiled again per call) */
+function compose(outer: readonly number[], inner: readonly number[]): number[] {
+  const a: number[] = new Array(inner.length);
+  for (let j = 0; j < a.length; j++) a[j] = outer[inner[j]!]!;
+  return a;
+}
+
 /** The first month from m on that is not closed (where a closed month's late forms are carried forward). */
 function earliestOpen(m: string, isClosed: (month: string) => boolean): string {
   let x = m;
@@ -71,33 +78,20 @@ export function swapDayMonth(d: string): string {
   return d.length === 10 ? `${d.slice(0, 4)}-${d.slice(8, 10)}-${d.slice(5, 7)}` : d;
 }
 
-export function deliver(
-  input: { forms: Columns; quarantine: QuarantineRow[]; fileMonth: string },
-  ctx: {
-    prior: (recordId: string) => PriorForm | undefined;
-    /** how the store keys content (the store keeps a hash of each form's content) */
-    contentHash?: (content: string) => string;
-    isClosed: (month: string) => boolean;
-    /** how many months back `prior` sees (default RESEND_WINDOW_MONTHS): forms recorded before that are quarantined */
-    windowMonths?: number;
-    /** take an extract whose forms are mostly of other months (a supplement of late forms), which is otherwise refused */
-    allowOtherMonths?: boolean;
-    rules: Rule[];
-    corrections: SystemicCorrection[];
-    /** the caller does not read input.forms afterwards: its columns may be compacted in place instead of copied */
-    consume?: boolean;
-    classification: Classification;
-    systemic: { threshold: number; min_items: number };
-  },
-): DeliveryResult {
-  const f = input.forms;
+/** The context deliver's steps read (its second argument). */
+type DeliverContext = Parameters<typeof deliver>[1];
+
+/**
+ * Step 1 of deliver: the forms kept (indices, increasing), and the duplicates and corrections to closed months with
+ * their dispositions. Its own function (as `attribute`), not a loop inside deliver: V8 then compiles these loops
+ * alone, not the whole of deliver on the stack (OSR) again each time one of its cold parts meets a new shape.
+ */
+function dedupe(f: Columns, ctx: DeliverContext): { keep: number[]; dispositions: Disposition[]; withheld: DeliveryResult['withheld']; duplicates: number; toClosed: number } {
   const n = f.record_id!.length;
   const dispositions: Disposition[] = [];
-  const changes: ChangeRow[] = [];
   const disp = (i: number, disposition: string, reason: string): void => {
     dispositions.push({ file: f.file![i]!, line: f.line![i]!, record_id: f.record_id![i]!, form_type: f.form_type![i]!, disposition, reason });
   };
-  // 1. duplicates: identical content seen before (in this file or in the store) is skipped.
   // the forms kept with a record_id in this file, as a chain: the last in lastWith, the one before form i in
   // prevWith[i] (no array per record id: almost every id has one form)
   const lastWith = new Map<string, number>();
@@ -134,6 +128,78 @@ export function deliver(
     lastWith.set(id, i);
     keep.push(i);
   }
+  return { keep, dispositions, withheld, duplicates, toClosed };
+}
+
+/**
+ * Step 3 of deliver: the reference month of each kept form (regs: their registration dates; at: a kept form's value),
+ * or its quarantine (pushed onto `quarantine`); the forms attributed (indices among the kept ones), and how many
+ * were carried forward and recorded in the extract's own month.
+ */
+function attribute(regs: string[], fileMonth: string, ctx: DeliverContext, quarantine: QuarantineRow[], at: (c: string, i: number) => string): { ref: string[]; cf: string[]; keep2: number[]; carried: number; own: number } {
+  const m = regs.length;
+  const q = (i: number, reason: string, detail: string): void => {
+    quarantine.push({ file: at('file', i), line: +at('line', i), record_id: at('record_id', i), field: 'registration_date', reason, detail });
+  };
+  // written by index into arrays of the final size at most (no growing by push), cut to length after
+  const ref: string[] = new Array(m);
+  const cf: string[] = new Array(m);
+  const keep2: number[] = new Array(m); // among the kept forms
+  let k2 = 0;
+  let carried = 0;
+  // (a form recorded before the window may be a re-send of one the duplicate check no longer sees: never counted twice)
+  const oldest = addMonths(fileMonth, -(ctx.windowMonths ?? RESEND_WINDOW_MONTHS));
+  let own = 0; // forms recorded in the extract's own month (readable or not), for the mislabelled-extract check
+  for (let i = 0; i < m; i++) {
+    const reg = regs[i]!;
+    const isOwn = reg.startsWith(fileMonth);
+    if (isOwn) own++;
+    if (!isValidDate(reg)) { q(i, 'unreadable_date', `registration_date ${JSON.stringify(reg)} is not a calendar date`); continue; }
+    // the file's own month (most forms) as the one string fileMonth, not a new slice per form
+    const month = isOwn ? fileMonth : reg.slice(0, 7);
+    if (month > fileMonth) { q(i, 'registration_after_file_month', `registered ${reg}, after the extract's month ${fileMonth}`); continue; }
+    // (a form the duplicate check did find in the index is a correction it could judge: not quarantined)
+    if (month < oldest && !ctx.prior(at('record_id', i))) { q(i, 'recorded_before_resend_window', `registered ${reg}, more than ${ctx.windowMonths ?? RESEND_WINDOW_MONTHS} months before the extract's month ${fileMonth}: the duplicate check cannot tell whether it was delivered before`); continue; }
+    if (ctx.isClosed(month)) {
+      ref[k2] = earliestOpen(month, ctx.isClosed);
+      cf[k2] = '1';
+      carried++;
+    } else {
+      ref[k2] = month;
+      cf[k2] = '0';
+    }
+    keep2[k2++] = i;
+  }
+  ref.length = k2;
+  cf.length = k2;
+  keep2.length = k2;
+  return { ref, cf, keep2, carried, own };
+}
+
+export function deliver(
+  input: { forms: Columns; quarantine: QuarantineRow[]; fileMonth: string },
+  ctx: {
+    prior: (recordId: string) => PriorForm | undefined;
+    /** how the store keys content (the store keeps a hash of each form's content) */
+    contentHash?: (content: string) => string;
+    isClosed: (month: string) => boolean;
+    /** how many months back `prior` sees (default RESEND_WINDOW_MONTHS): forms recorded before that are quarantined */
+    windowMonths?: number;
+    /** take an extract whose forms are mostly of other months (a supplement of late forms), which is otherwise refused */
+    allowOtherMonths?: boolean;
+    rules: Rule[];
+    corrections: SystemicCorrection[];
+    /** the caller does not read input.forms afterwards: its columns may be compacted in place instead of copied */
+    consume?: boolean;
+    classification: Classification;
+    systemic: { threshold: number; min_items: number };
+  },
+): DeliveryResult {
+  const f = input.forms;
+  const n = f.record_id!.length;
+  const changes: ChangeRow[] = [];
+  // 1. duplicates: identical content seen before (in this file or in the store) is skipped.
+  const { keep, dispositions, withheld, duplicates, toClosed } = dedupe(f, ctx);
   // The kept forms are read column by column, copied only when first needed: the systemic check reads a few
   // columns, and the accepted forms are copied once, at the end (one copy of every column instead of two).
   const m = keep.length;
@@ -184,42 +250,8 @@ export function deliver(
   }
   // 3. attribution to the reference month.
   const quarantine = [...input.quarantine];
-  const q = (i: number, reason: string, detail: string): void => {
-    quarantine.push({ file: at('file', i), line: +at('line', i), record_id: at('record_id', i), field: 'registration_date', reason, detail });
-  };
-  // written by index into arrays of the final size at most (no growing by push), cut to length after
-  const ref: string[] = new Array(m);
-  const cf: string[] = new Array(m);
-  const keep2: number[] = new Array(m); // among the kept forms
-  let k2 = 0;
   const regs = col('registration_date');
-  let carried = 0;
-  // (a form recorded before the window may be a re-send of one the duplicate check no longer sees: never counted twice)
-  const oldest = addMonths(input.fileMonth, -(ctx.windowMonths ?? RESEND_WINDOW_MONTHS));
-  let own = 0; // forms recorded in the extract's own month (readable or not), for the mislabelled-extract check below
-  for (let i = 0; i < m; i++) {
-    const reg = regs[i]!;
-    const isOwn = reg.startsWith(input.fileMonth);
-    if (isOwn) own++;
-    if (!isValidDate(reg)) { q(i, 'unreadable_date', `registration_date ${JSON.stringify(reg)} is not a calendar date`); continue; }
-    // the file's own month (most forms) as the one string fileMonth, not a new slice per form
-    const month = isOwn ? input.fileMonth : reg.slice(0, 7);
-    if (month > input.fileMonth) { q(i, 'registration_after_file_month', `registered ${reg}, after the extract's month ${input.fileMonth}`); continue; }
-    // (a form the duplicate check did find in the index is a correction it could judge: not quarantined)
-    if (month < oldest && !ctx.prior(at('record_id', i))) { q(i, 'recorded_before_resend_window', `registered ${reg}, more than ${ctx.windowMonths ?? RESEND_WINDOW_MONTHS} months before the extract's month ${input.fileMonth}: the duplicate check cannot tell whether it was delivered before`); continue; }
-    if (ctx.isClosed(month)) {
-      ref[k2] = earliestOpen(month, ctx.isClosed);
-      cf[k2] = '1';
-      carried++;
-    } else {
-      ref[k2] = month;
-      cf[k2] = '0';
-    }
-    keep2[k2++] = i;
-  }
-  ref.length = k2;
-  cf.length = k2;
-  keep2.length = k2;
+  const { ref, cf, keep2, carried, own } = attribute(regs, input.fileMonth, ctx, quarantine, at);
   // an extract whose forms are mostly of another month is the wrong file, or named for the wrong month: refused before
   // anything is written (its forms would all go to other months, and every office would look like a day/month swap)
   const otherMonths = m >= MISLABELLED_MIN_FORMS && own < m / 2;
@@ -230,8 +262,7 @@ export function deliver(
     throw new Error(`${at('file', 0)}: only ${own} of its ${m} forms are recorded in ${input.fileMonth}, the extract's month, and ${k} in ${top}: is it the extract of ${top}? Nothing was ingested (a supplement of late forms is taken with --allow-other-months)`);
   }
   // the accepted forms: every column in the caller's order, from the kept copy when there is one
-  const rows: number[] = new Array(keep2.length); // among all forms (a loop: a map callback made per call is compiled again every extract)
-  for (let j = 0; j < rows.length; j++) rows[j] = keep[keep2[j]!]!;
+  const rows = compose(keep, keep2); // among all forms
   const out: Columns = {};
   // (a kept column that is a copy is ours to squeeze in place; the caller's columns only when it gave them up)
   for (const [c, v] of Object.entries(f)) {

@@ -102,6 +102,70 @@ class SharedCellStyles {
   }
 }
 
+/**
+ * One table's sheet of the workbook: title, two header rows, the data rows, committed (written out) row by row.
+ * A function of its own, not the body of a loop inside buildWorkbook (async): V8 then compiles these loops alone,
+ * not the whole of buildWorkbook on the stack again every year.
+ */
+function writeSheet(wb: ExcelJS.stream.xlsx.WorkbookWriter, table: string, input: WorkbookInput, prov: string, bold: Partial<ExcelJS.Font>, rowStyles: Record<'plain' | 'bold', Partial<ExcelJS.Style>>, cellStyles: SharedCellStyles): void {
+  const rows = input.tables[table]!;
+  const ws = wb.addWorksheet(sheetName(table), { views: [{ state: 'frozen', ySplit: 3 }] });
+  let cols = rows.length ? Object.keys(rows[0]!) : ['series'];
+  if (input.names && cols.includes('code') && !cols.includes('name')) cols = [...cols.slice(0, cols.indexOf('code') + 1), 'name', ...cols.slice(cols.indexOf('code') + 1)];
+  const raw = (r: Row, c: string): string => (c === 'name' && !(c in r) ? (input.names?.[r.code ?? ''] ?? '') : (r[c] ?? ''));
+  // the column widths first: a streamed sheet writes them before its first row
+  const widths = cols.map((c) => Math.max((HEADERS[c]?.[0] ?? c).length, (HEADERS[c]?.[1] ?? c).length));
+  for (const r of rows) {
+    for (let i = 0; i < cols.length; i++) {
+      const v = raw(r, cols[i]!);
+      const w = v.length + (v.includes('.') ? 0 : Math.floor(v.length / 3));
+      if (w > widths[i]!) widths[i] = w;
+    }
+  }
+  cols.forEach((_, i) => (ws.getColumn(i + 1).width = Math.min(60, Math.max(8, widths[i]! + 2))));
+  const [tsr, ten] = TITLES[table] ?? [table, table];
+  const title = ws.getRow(1);
+  title.getCell(1).value = safeText(`${tsr}, ${input.year} / ${ten}, ${input.year} (${input.series})${prov}`);
+  title.font = { bold: true, size: 12 };
+  const hsr = ws.getRow(2);
+  const hen = ws.getRow(3);
+  cols.forEach((c, i) => {
+    hsr.getCell(i + 1).value = safeText(HEADERS[c]?.[0] ?? c);
+    hen.getCell(i + 1).value = safeText(HEADERS[c]?.[1] ?? c);
+  });
+  hsr.font = bold;
+  hen.font = { bold: true, italic: true };
+  // What each column decides once instead of per cell (~100 000 cells a year): key columns are always text;
+  // the shared style objects of its cells, [plain, bold], for text, integers and decimals.
+  const isKey = cols.map((c) => KEY_COLUMNS.has(c));
+  const textStyle = [cellStyles.get(undefined, false), cellStyles.get(undefined, true)];
+  const intStyle = cols.map((c) => [false, true].map((b) => cellStyles.get(c.endsWith('_rate') ? '0.0' : '#,##0', b)));
+  const decStyle = cols.map((c) => [false, true].map((b) => cellStyles.get(c.endsWith('_rate') ? '0.0' : '0.00', b)));
+  for (let ri = 0; ri < rows.length; ri++) {
+    const r = rows[ri]!;
+    const row = ws.getRow(ri + 4);
+    const total = isTotalRow(r);
+    const b = total ? 1 : 0;
+    // The same as `cell.numFmt = …` and `row.font = bold`, with one style object per distinct style instead
+    // of one per cell: exceljs then resolves each style once (its style ids are keyed by content, so the
+    // bytes do not change). Never mutate these objects (no row.font / cell.font on data rows).
+    (row as ExcelJS.Row & { style: Partial<ExcelJS.Style> }).style = total ? rowStyles.bold : rowStyles.plain; // (exceljs types omit Row.style)
+    for (let i = 0; i < cols.length; i++) {
+      const v = raw(r, cols[i]!);
+      const cell = row.getCell(i + 1);
+      if (!isKey[i] && NUMERIC.test(v)) {
+        cell.value = Number(v);
+        cell.style = (v.includes('.') ? decStyle : intStyle)[i]![b]!;
+      } else {
+        cell.value = safeText(v);
+        cell.style = textStyle[b]!;
+      }
+    }
+    row.commit(); // written out, and the rows before it
+  }
+  ws.commit();
+}
+
 export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
   // exceljs's streaming writer: each row is written out as XML when committed, and the zip is deflated by Node's
   // zlib (archiver). The in-memory Workbook kept every cell of ~100 000 as an object until the end and deflated
@@ -116,64 +180,7 @@ export async function buildWorkbook(input: WorkbookInput): Promise<Buffer> {
   const rowStyles: Record<'plain' | 'bold', Partial<ExcelJS.Style>> = { plain: {}, bold: { font: bold } };
   const cellStyles = new SharedCellStyles(bold);
 
-  for (const table of sheetOrder(Object.keys(input.tables))) {
-    const rows = input.tables[table]!;
-    const ws = wb.addWorksheet(sheetName(table), { views: [{ state: 'frozen', ySplit: 3 }] });
-    let cols = rows.length ? Object.keys(rows[0]!) : ['series'];
-    if (input.names && cols.includes('code') && !cols.includes('name')) cols = [...cols.slice(0, cols.indexOf('code') + 1), 'name', ...cols.slice(cols.indexOf('code') + 1)];
-    const raw = (r: Row, c: string): string => (c === 'name' && !(c in r) ? (input.names?.[r.code ?? ''] ?? '') : (r[c] ?? ''));
-    // the column widths first: a streamed sheet writes them before its first row
-    const widths = cols.map((c) => Math.max((HEADERS[c]?.[0] ?? c).length, (HEADERS[c]?.[1] ?? c).length));
-    for (const r of rows) {
-      for (let i = 0; i < cols.length; i++) {
-        const v = raw(r, cols[i]!);
-        const w = v.length + (v.includes('.') ? 0 : Math.floor(v.length / 3));
-        if (w > widths[i]!) widths[i] = w;
-      }
-    }
-    cols.forEach((_, i) => (ws.getColumn(i + 1).width = Math.min(60, Math.max(8, widths[i]! + 2))));
-    const [tsr, ten] = TITLES[table] ?? [table, table];
-    const title = ws.getRow(1);
-    title.getCell(1).value = safeText(`${tsr}, ${input.year} / ${ten}, ${input.year} (${input.series})${prov}`);
-    title.font = { bold: true, size: 12 };
-    const hsr = ws.getRow(2);
-    const hen = ws.getRow(3);
-    cols.forEach((c, i) => {
-      hsr.getCell(i + 1).value = safeText(HEADERS[c]?.[0] ?? c);
-      hen.getCell(i + 1).value = safeText(HEADERS[c]?.[1] ?? c);
-    });
-    hsr.font = bold;
-    hen.font = { bold: true, italic: true };
-    // What each column decides once instead of per cell (~100 000 cells a year): key columns are always text;
-    // the shared style objects of its cells, [plain, bold], for text, integers and decimals.
-    const isKey = cols.map((c) => KEY_COLUMNS.has(c));
-    const textStyle = [cellStyles.get(undefined, false), cellStyles.get(undefined, true)];
-    const intStyle = cols.map((c) => [false, true].map((b) => cellStyles.get(c.endsWith('_rate') ? '0.0' : '#,##0', b)));
-    const decStyle = cols.map((c) => [false, true].map((b) => cellStyles.get(c.endsWith('_rate') ? '0.0' : '0.00', b)));
-    for (let ri = 0; ri < rows.length; ri++) {
-      const r = rows[ri]!;
-      const row = ws.getRow(ri + 4);
-      const total = isTotalRow(r);
-      const b = total ? 1 : 0;
-      // The same as `cell.numFmt = …` and `row.font = bold`, with one style object per distinct style instead
-      // of one per cell: exceljs then resolves each style once (its style ids are keyed by content, so the
-      // bytes do not change). Never mutate these objects (no row.font / cell.font on data rows).
-      (row as ExcelJS.Row & { style: Partial<ExcelJS.Style> }).style = total ? rowStyles.bold : rowStyles.plain; // (exceljs types omit Row.style)
-      for (let i = 0; i < cols.length; i++) {
-        const v = raw(r, cols[i]!);
-        const cell = row.getCell(i + 1);
-        if (!isKey[i] && NUMERIC.test(v)) {
-          cell.value = Number(v);
-          cell.style = (v.includes('.') ? decStyle : intStyle)[i]![b]!;
-        } else {
-          cell.value = safeText(v);
-          cell.style = textStyle[b]!;
-        }
-      }
-      row.commit(); // written out, and the rows before it
-    }
-    ws.commit();
-  }
+  for (const table of sheetOrder(Object.keys(input.tables))) writeSheet(wb, table, input, prov, bold, rowStyles, cellStyles);
 
   const notes = wb.addWorksheet('notes');
   notes.getColumn(1).width = 40;

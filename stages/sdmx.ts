@@ -50,7 +50,16 @@ function dataCsvBytes(m: DataModel): Buffer {
   const tail = new KeyedCache((status) => ByteWriter.encode(`,${ATTRIBUTES.map((a: AttrId) => csvField(a === 'OBS_STATUS' ? status : m.datasetAttributes[a as (typeof DATASET_ATTRIBUTES)[number]])).join(',')}\r\n`));
   const out = new ByteWriter(m.observations.length * (head.length + m.datasetAttributes.SERIES_NOTE.length + 80));
   out.text(`${CSV_HEADER.join(',')}\r\n`);
-  for (const o of m.observations) {
+  writeCsvObservations(out, m.observations, head, dims, tail);
+  return out.result();
+}
+
+/**
+ * The observation rows of dataCsvBytes, each from the bytes of its parts. A function of its own, not a loop inside
+ * dataCsvBytes: V8 then compiles this loop alone, not the whole of dataCsvBytes on the stack again every year.
+ */
+function writeCsvObservations(out: ByteWriter, observations: DataModel['observations'], head: Buffer, dims: readonly KeyedCache<Buffer>[], tail: KeyedCache<Buffer>): void {
+  for (const o of observations) {
     out.raw(head);
     for (let i = 0; i < DIMENSIONS.length; i++) out.raw(dims[i]!.get(o.key[DIMENSIONS[i]!]));
     out.char(44); // ','
@@ -60,7 +69,6 @@ function dataCsvBytes(m: DataModel): Buffer {
     else out.number(o.value);
     out.raw(tail.get(o.status));
   }
-  return out.result();
 }
 
 /** The five SDMX files of a year as UTF-8 text. */

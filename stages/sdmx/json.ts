@@ -94,6 +94,35 @@ export function structureJson(m: StructureModel): string {
 const OBSERVATIONS_PLACEHOLDER = '\u0000observations\u0000';
 
 /** The SDMX-JSON data message, as UTF-8 bytes. */
+/**
+ * The observations object ("i:j:k": [value, status]) as bytes. A function of its own, not a loop inside dataJson: V8
+ * then compiles this loop alone, not the whole of dataJson on the stack again every year.
+ */
+function observationBytes(m: DataModel, obsDims: readonly (typeof DIMENSIONS)[number][], index: readonly Map<string, number>[], statusIdx: Map<string, number>): Buffer {
+  const out = new ByteWriter(m.observations.length * 24);
+  out.char(123); // '{'
+  let first = true;
+  for (const o of m.observations) {
+    if (!first) out.char(44); // ','
+    first = false;
+    out.char(34); // '"'
+    for (let i = 0; i < obsDims.length; i++) {
+      if (i) out.char(58); // ':'
+      out.number(index[i]!.get(o.key[obsDims[i]!])!);
+    }
+    out.char(34);
+    out.char(58);
+    out.char(91); // '[' value ',' status ']'
+    if (Number.isFinite(o.value)) out.number(o.value);
+    else out.text(JSON.stringify(o.value));
+    out.char(44);
+    out.number(statusIdx.get(o.status)!);
+    out.char(93);
+  }
+  out.char(125); // '}'
+  return out.result();
+}
+
 export function dataJson(m: DataModel): Buffer {
   const used = usedValues(m);
   const df = dataflowId(m.series);
@@ -125,28 +154,7 @@ export function dataJson(m: DataModel): Buffer {
   let observations: Record<string, [number, number]> | string = {};
   let obsBytes: Buffer | undefined;
   if (obsDims.length >= 2) {
-    const out = new ByteWriter(m.observations.length * 24);
-    out.char(123); // '{'
-    let first = true;
-    for (const o of m.observations) {
-      if (!first) out.char(44); // ','
-      first = false;
-      out.char(34); // '"'
-      for (let i = 0; i < obsDims.length; i++) {
-        if (i) out.char(58); // ':'
-        out.number(index[i]!.get(o.key[obsDims[i]!])!);
-      }
-      out.char(34);
-      out.char(58);
-      out.char(91); // '[' value ',' status ']'
-      if (Number.isFinite(o.value)) out.number(o.value);
-      else out.text(JSON.stringify(o.value));
-      out.char(44);
-      out.number(statusIdx.get(o.status)!);
-      out.char(93);
-    }
-    out.char(125); // '}'
-    obsBytes = out.result();
+    obsBytes = observationBytes(m, obsDims, index, statusIdx);
     observations = OBSERVATIONS_PLACEHOLDER;
   } else {
     for (const o of m.observations) {

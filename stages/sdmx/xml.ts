@@ -164,6 +164,20 @@ export function structureXml(m: StructureModel): string {
   return out.join('\n');
 }
 
+/**
+ * The observations of dataXml, each from the bytes of its parts. A function of its own, not a loop inside dataXml: V8
+ * then compiles this loop alone, not the whole of dataXml on the stack again every year.
+ */
+function writeObservations(out: ByteWriter, observations: DataModel['observations'], frag: readonly KeyedCache<Buffer>[], open: Buffer, value: Buffer, status: KeyedCache<Buffer>): void {
+  for (const o of observations) {
+    out.raw(open);
+    for (let i = 0; i < DIMENSIONS.length; i++) out.raw(frag[i]!.get(o.key[DIMENSIONS[i]!]));
+    out.raw(value);
+    out.number(o.value);
+    out.raw(status.get(o.status));
+  }
+}
+
 /** Flat generic data: every observation carries its full key (dimensionAtObservation="AllDimensions"). As UTF-8 bytes. */
 export function dataXml(m: DataModel): Buffer {
   const df = dataflowId(m.series);
@@ -188,13 +202,7 @@ export function dataXml(m: DataModel): Buffer {
   const open = ByteWriter.encode('\n    <generic:Obs><generic:ObsKey>');
   const value = ByteWriter.encode('</generic:ObsKey><generic:ObsValue value="');
   const status = new KeyedCache((st) => ByteWriter.encode(`"/><generic:Attributes><generic:Value id="OBS_STATUS" value="${st}"/></generic:Attributes></generic:Obs>`));
-  for (const o of m.observations) {
-    out.raw(open);
-    for (let i = 0; i < DIMENSIONS.length; i++) out.raw(frag[i]!.get(o.key[DIMENSIONS[i]!]));
-    out.raw(value);
-    out.number(o.value);
-    out.raw(status.get(o.status));
-  }
+  writeObservations(out, m.observations, frag, open, value, status);
   out.text('\n  </message:DataSet>\n</message:GenericData>\n');
   return out.result();
 }
