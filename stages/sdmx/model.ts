@@ -252,122 +252,190 @@ export function buildDataModel(input: SdmxInput): DataModel {
   if (series !== expected) throw new SdmxInputError(`year ${year} belongs to series ${expected}, not ${series}`);
   if (!PREPARED.test(input.prepared)) throw new SdmxInputError(`prepared must be an ISO 8601 date-time with a time zone: ${JSON.stringify(input.prepared)}`);
   if (!(input.estimatedThreshold >= 0 && input.estimatedThreshold < 1)) throw new SdmxInputError(`estimatedThreshold must be in [0, 1): ${input.estimatedThreshold}`);
-  const provisional = input.provisional === true;
-  const areas = areaCodelist(input.classification, series);
-  const areaIds = new Set(areas.codes.map((c) => c.id));
-  const ageIds = new Set<string>(['_T', ...AGE_GROUPS]);
-  const time = String(year);
-
-  const checkRow = (r: Row, where: string): string => {
-    if (r.series !== undefined && r.series !== series) throw new SdmxInputError(`${where}: row of series ${r.series} in a ${series} dataset (the series are never mixed)`);
-    const code = r.code ?? '';
-    if (!areaIds.has(code)) throw new SdmxInputError(`${where}: territorial code ${JSON.stringify(code)} is not in ${areas.id}`);
-    return code;
+  const b = new ModelBuilder(input);
+  b.addImputed(input.imputed.territory_imputed, 'territory_imputed', false);
+  b.addImputed(input.imputed.age_imputed, 'age_imputed', true);
+  b.addImputedMoveTypes(input.imputed.move_type_imputed ?? []);
+  b.flows(input.tables.territory, 'territory', false);
+  b.flows(input.tables.age, 'age', true);
+  b.moveTypes(input.tables.move_type);
+  const observations: Obs[] = [];
+  for (const o of b.slots) if (o) observations.push(o);
+  return {
+    year, series, prepared: input.prepared, provisional: b.provisional, areas: b.areas, observations,
+    datasetAttributes: { UNIT_MEASURE: 'PERS', UNIT_MULT: '0', SERIES_NOTE: SERIES_NOTE[series] },
   };
-  const checkSex = (s: string | undefined, where: string): string => {
+}
+
+const rank = (cl: Codelist): Map<string, number> => new Map(cl.codes.map((c, i) => [c.id, i]));
+
+/**
+ * The state of one buildDataModel: a class (its methods compiled once for every year) rather than closures made
+ * afresh by each call, which V8 compiled again every year.
+ *
+ * Observations go straight to their place in the publication order (codelist order of each dimension, in DSD order;
+ * FREQ and TIME_PERIOD have one value): a dense slot per possible key, so no sort and no key strings. Every code is
+ * validated against its codelist before its rank is taken.
+ */
+class ModelBuilder {
+  readonly series: Series;
+  readonly provisional: boolean;
+  readonly areas: Codelist;
+  private readonly areaIds: Set<string>;
+  private readonly ageIds = new Set<string>(['_T', ...AGE_GROUPS]);
+  private readonly time: string;
+  private readonly threshold: number;
+  private readonly areaR: Map<string, number>;
+  private readonly flowR: Map<string, number>;
+  private readonly sexR: Map<string, number>;
+  private readonly ageR: Map<string, number>;
+  private readonly mtR: Map<string, number>;
+  private readonly nFlow: number;
+  private readonly nSex: number;
+  private readonly nAge: number;
+  private readonly nMt: number;
+  /** imputed counts per cell (area × sex × age); a later row of the same cell replaces an earlier one */
+  private readonly impImm: Float64Array;
+  private readonly impEmi: Float64Array;
+  /** imputed immigrations per area × move type (their origin, which decides the type, was donor-imputed) */
+  private readonly impMt: Float64Array;
+  readonly slots: (Obs | undefined)[];
+
+  constructor(input: SdmxInput) {
+    this.series = input.series;
+    this.provisional = input.provisional === true;
+    this.areas = areaCodelist(input.classification, input.series);
+    this.areaIds = new Set(this.areas.codes.map((c) => c.id));
+    this.time = String(input.year);
+    this.threshold = input.estimatedThreshold;
+    const staticRank = (d: DimId): Map<string, number> => rank(STATIC_CODELISTS.find((c) => c.id === codelistOf(d, input.series))!);
+    this.areaR = rank(this.areas);
+    this.flowR = staticRank('MIGR_FLOW');
+    this.sexR = staticRank('SEX');
+    this.ageR = staticRank('AGE');
+    this.mtR = staticRank('MOVE_TYPE');
+    this.nFlow = this.flowR.size;
+    this.nSex = this.sexR.size;
+    this.nAge = this.ageR.size;
+    this.nMt = this.mtR.size;
+    const nCells = this.areaR.size * this.nSex * this.nAge;
+    this.impImm = new Float64Array(nCells);
+    this.impEmi = new Float64Array(nCells);
+    this.impMt = new Float64Array(this.areaR.size * this.nMt);
+    this.slots = new Array(nCells * this.nFlow * this.nMt);
+  }
+
+  private checkRow(r: Row, where: string): string {
+    if (r.series !== undefined && r.series !== this.series) throw new SdmxInputError(`${where}: row of series ${r.series} in a ${this.series} dataset (the series are never mixed)`);
+    const code = r.code ?? '';
+    if (!this.areaIds.has(code)) throw new SdmxInputError(`${where}: territorial code ${JSON.stringify(code)} is not in ${this.areas.id}`);
+    return code;
+  }
+
+  private checkSex(s: string | undefined, where: string): string {
     if (s !== 'T' && s !== 'M' && s !== 'F') throw new SdmxInputError(`${where}: sex must be T, M or F: ${JSON.stringify(s)}`);
     return s;
-  };
+  }
 
-  // Observations go straight to their place in the publication order (codelist order of each dimension, in
-  // DSD order; FREQ and TIME_PERIOD have one value): a dense slot per possible key, so no sort and no key
-  // strings. Every code is validated against its codelist before its rank is taken.
-  const rank = (cl: Codelist): Map<string, number> => new Map(cl.codes.map((c, i) => [c.id, i]));
-  const staticRank = (d: DimId): Map<string, number> => rank(STATIC_CODELISTS.find((c) => c.id === codelistOf(d, series))!);
-  const areaR = rank(areas), flowR = staticRank('MIGR_FLOW'), sexR = staticRank('SEX'), ageR = staticRank('AGE'), mtR = staticRank('MOVE_TYPE');
-  const nFlow = flowR.size, nSex = sexR.size, nAge = ageR.size, nMt = mtR.size;
   /** the slot of area × sex × age, before the flow and move type are known */
-  const cellOf = (code: string, sex: string, age: string): number => (areaR.get(code)! * nSex + sexR.get(sex)!) * nAge + ageR.get(age)!;
+  private cellOf(code: string, sex: string, age: string): number {
+    return (this.areaR.get(code)! * this.nSex + this.sexR.get(sex)!) * this.nAge + this.ageR.get(age)!;
+  }
 
-  // imputed counts per cell (area × sex × age); a later row of the same cell replaces an earlier one
-  const nCells = areaR.size * nSex * nAge;
-  const impImm = new Float64Array(nCells), impEmi = new Float64Array(nCells);
-  const addImputed = (rows: Row[], name: string, withAge: boolean): void => {
-    rows.forEach((r, i) => {
-      const where = `${name} row ${i + 1}`;
-      const code = checkRow(r, where);
-      const sex = checkSex(r.sex, where);
-      const age = withAge ? (r.age_group ?? '') : '_T';
-      const imm = num(r, 'immigrants_imputed', where), emi = num(r, 'emigrants_imputed', where);
-      if (!ageR.has(age)) return; // (a cell no observation has: never looked up)
-      const c = cellOf(code, sex, age);
-      impImm[c] = imm;
-      impEmi[c] = emi;
-    });
-  };
-  addImputed(input.imputed.territory_imputed, 'territory_imputed', false);
-  addImputed(input.imputed.age_imputed, 'age_imputed', true);
-  // imputed immigrations per area × move type (their origin, which decides the type, was donor-imputed)
-  const moveTypeOf = (r: Row, where: string): string => {
+  private mtCell(code: string, mt: string): number {
+    return this.areaR.get(code)! * this.nMt + this.mtR.get(mt)!;
+  }
+
+  private moveTypeOf(r: Row, where: string): string {
     const mt = MOVE_TYPE_CODES[r.move_type ?? ''];
     if (!mt) throw new SdmxInputError(`${where}: unknown move_type ${JSON.stringify(r.move_type)}`);
     return mt;
-  };
-  const mtCell = (code: string, mt: string): number => areaR.get(code)! * nMt + mtR.get(mt)!;
-  const impMt = new Float64Array(areaR.size * nMt);
-  (input.imputed.move_type_imputed ?? []).forEach((r, i) => {
-    const where = `move_type_imputed row ${i + 1}`;
-    const code = checkRow(r, where);
-    impMt[mtCell(code, moveTypeOf(r, where))] = num(r, 'migrants_imputed', where);
-  });
-  const est = (imp: number, value: number): boolean => value > 0 && imp / value > input.estimatedThreshold;
+  }
 
-  const slots: (Obs | undefined)[] = new Array(nCells * nFlow * nMt);
-  // the slot of a cell's observation: the flow sits between area and sex in the DSD order, the move type last
-  const slotOf = (cell: number, flow: string, mt: string): number => {
-    const area = Math.floor(cell / (nSex * nAge)), sexAge = cell % (nSex * nAge);
-    return ((area * nFlow + flowR.get(flow)!) * nSex * nAge + sexAge) * nMt + mtR.get(mt)!;
-  };
-  const put = (slot: number, key: Record<DimId, string>, value: number, estimated: boolean, where: string): void => {
-    const prev = slots[slot];
+  private est(imp: number, value: number): boolean {
+    return value > 0 && imp / value > this.threshold;
+  }
+
+  /** the slot of a cell's observation: the flow sits between area and sex in the DSD order, the move type last */
+  private slotOf(cell: number, flow: string, mt: string): number {
+    const area = Math.floor(cell / (this.nSex * this.nAge)), sexAge = cell % (this.nSex * this.nAge);
+    return ((area * this.nFlow + this.flowR.get(flow)!) * this.nSex * this.nAge + sexAge) * this.nMt + this.mtR.get(mt)!;
+  }
+
+  private put(slot: number, key: Record<DimId, string>, value: number, estimated: boolean, where: string): void {
+    const prev = this.slots[slot];
     if (prev) {
       if (prev.value !== value) throw new SdmxInputError(`${where}: observation ${DIMENSIONS.map((d) => key[d]).join('.')} = ${value} contradicts an earlier value ${prev.value}`);
       return;
     }
-    slots[slot] = { key, value, status: provisional ? 'P' : estimated ? 'E' : 'A' };
-  };
-  const obsKey = (code: string, flow: string, sex: string, age: string, mt: string): Record<DimId, string> =>
-    ({ FREQ: 'A', REF_AREA: code, MIGR_FLOW: flow, SEX: sex, AGE: age, MOVE_TYPE: mt, TIME_PERIOD: time });
-  const flows = (rows: Row[], name: string, withAge: boolean): void => {
-    rows.forEach((r, i) => {
+    this.slots[slot] = { key, value, status: this.provisional ? 'P' : estimated ? 'E' : 'A' };
+  }
+
+  private obsKey(code: string, flow: string, sex: string, age: string, mt: string): Record<DimId, string> {
+    return { FREQ: 'A', REF_AREA: code, MIGR_FLOW: flow, SEX: sex, AGE: age, MOVE_TYPE: mt, TIME_PERIOD: this.time };
+  }
+
+  addImputed(rows: Row[], name: string, withAge: boolean): void {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
       const where = `${name} row ${i + 1}`;
-      const code = checkRow(r, where);
-      const sex = checkSex(r.sex, where);
+      const code = this.checkRow(r, where);
+      const sex = this.checkSex(r.sex, where);
+      const age = withAge ? (r.age_group ?? '') : '_T';
+      const imm = num(r, 'immigrants_imputed', where), emi = num(r, 'emigrants_imputed', where);
+      if (!this.ageR.has(age)) continue; // (a cell no observation has: never looked up)
+      const c = this.cellOf(code, sex, age);
+      this.impImm[c] = imm;
+      this.impEmi[c] = emi;
+    }
+  }
+
+  addImputedMoveTypes(rows: Row[]): void {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      const where = `move_type_imputed row ${i + 1}`;
+      const code = this.checkRow(r, where);
+      this.impMt[this.mtCell(code, this.moveTypeOf(r, where))] = num(r, 'migrants_imputed', where);
+    }
+  }
+
+  flows(rows: Row[], name: string, withAge: boolean): void {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      const where = `${name} row ${i + 1}`;
+      const code = this.checkRow(r, where);
+      const sex = this.checkSex(r.sex, where);
       let age = '_T';
       if (withAge) {
         age = r.age_group ?? '';
         if (age === 'total') age = '_T';
-        if (!ageIds.has(age)) throw new SdmxInputError(`${where}: unknown age group ${JSON.stringify(age)}`);
+        if (!this.ageIds.has(age)) throw new SdmxInputError(`${where}: unknown age group ${JSON.stringify(age)}`);
       }
       const imm = num(r, 'immigrants', where);
       const emi = num(r, 'emigrants', where);
       const net = num(r, 'net', where);
       if (net !== imm - emi) throw new SdmxInputError(`${where}: net ${net} is not immigrants ${imm} minus emigrants ${emi}`);
-      const cell = cellOf(code, sex, age);
-      const eImm = est(impImm[cell]!, imm);
-      const eEmi = est(impEmi[cell]!, emi);
-      put(slotOf(cell, 'IMM', '_T'), obsKey(code, 'IMM', sex, age, '_T'), imm, eImm, where);
-      put(slotOf(cell, 'EMI', '_T'), obsKey(code, 'EMI', sex, age, '_T'), emi, eEmi, where);
-      put(slotOf(cell, 'NET', '_T'), obsKey(code, 'NET', sex, age, '_T'), net, eImm || eEmi, where);
-    });
-  };
-  flows(input.tables.territory, 'territory', false);
-  flows(input.tables.age, 'age', true);
-  input.tables.move_type.forEach((r, i) => {
-    const where = `move_type row ${i + 1}`;
-    const code = checkRow(r, where);
-    const mt = moveTypeOf(r, where);
-    const v = num(r, 'migrants', where);
-    // a type is estimated by the imputed origins that decided it; the total inherits the territory cell's status
-    const cell = cellOf(code, 'T', '_T');
-    put(slotOf(cell, 'IMM', mt), obsKey(code, 'IMM', 'T', '_T', mt), v, mt === '_T' ? est(impImm[cell]!, v) : est(impMt[mtCell(code, mt)]!, v), where);
-  });
-  const observations: Obs[] = [];
-  for (const o of slots) if (o) observations.push(o);
-  return {
-    year, series, prepared: input.prepared, provisional, areas, observations,
-    datasetAttributes: { UNIT_MEASURE: 'PERS', UNIT_MULT: '0', SERIES_NOTE: SERIES_NOTE[series] },
-  };
+      const cell = this.cellOf(code, sex, age);
+      const eImm = this.est(this.impImm[cell]!, imm);
+      const eEmi = this.est(this.impEmi[cell]!, emi);
+      this.put(this.slotOf(cell, 'IMM', '_T'), this.obsKey(code, 'IMM', sex, age, '_T'), imm, eImm, where);
+      this.put(this.slotOf(cell, 'EMI', '_T'), this.obsKey(code, 'EMI', sex, age, '_T'), emi, eEmi, where);
+      this.put(this.slotOf(cell, 'NET', '_T'), this.obsKey(code, 'NET', sex, age, '_T'), net, eImm || eEmi, where);
+    }
+  }
+
+  moveTypes(rows: Row[]): void {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      const where = `move_type row ${i + 1}`;
+      const code = this.checkRow(r, where);
+      const mt = this.moveTypeOf(r, where);
+      const v = num(r, 'migrants', where);
+      // a type is estimated by the imputed origins that decided it; the total inherits the territory cell's status
+      const cell = this.cellOf(code, 'T', '_T');
+      this.put(this.slotOf(cell, 'IMM', mt), this.obsKey(code, 'IMM', 'T', '_T', mt), v, mt === '_T' ? this.est(this.impImm[cell]!, v) : this.est(this.impMt[this.mtCell(code, mt)]!, v), where);
+    }
+  }
 }
 
 /** Ids of the values of each dimension used in the data, in codelist order (TIME_PERIOD: the year). */
