@@ -141,7 +141,7 @@ function rowCode(f: RowFn): string | undefined {
 }
 
 /**
- * All row-function rules of a list fused into one generated loop per rule, in one JS function: the rule's code
+ * All row-function rules of a list fused into one generated loop per rule, each in a function of its own: the rule's code
  * (arquero's own, from rowCode) is inlined, so V8 sees monomorphic column reads and inlines the op functions
  * instead of two megamorphic closure calls per rule and record. The rules stay data: only arquero-generated
  * expression code is pasted in. Each rule has its own try/catch, so a rule that throws is reported alone.
@@ -168,14 +168,14 @@ function fused(rules: Rule[], t: AQ.ColumnTable): FusedFn | null {
     const when = wf ? rowCode(wf) : undefined;
     if (cond === undefined || wf === null || (wf && when === undefined)) { parts.push(`/* rule ${k}: not a row function, evaluated by table.derive */`); return; }
     const mask = kindMask(rule);
-    parts.push(`/* rule ${k} */ try { const o = outs[${k}]; let p = 0, f = 0;
+    parts.push(`/* rule ${k} */ (n, kind, data, outs, counts, errors) => { try { const o = outs[${k}]; let p = 0, f = 0;
   for (let row = 0; row < n; row++) {
     ${mask ? `if (!(${mask} & kind[row])) continue;` : ''}
     ${when !== undefined ? `{ const w = (${when}); if (w !== true) { if (w !== false && w != null) notBoolean('when', w); continue; } }` : ''}
     const v = (${cond});
     if (v === true) { o[row] = ${PASS}; p++; } else if (v === false) { o[row] = ${FAIL}; f++; } else if (v != null) notBoolean('condition', v);
   }
-  counts[${2 * k}] = p; counts[${2 * k + 1}] = f; } catch (e) { errors[${k}] = e; }`);
+  counts[${2 * k}] = p; counts[${2 * k + 1}] = f; } catch (e) { errors[${k}] = e; } },`);
   });
   // fn and $ are what arquero's compile binds for its row functions: its expression functions and the table's
   // params (none here). aq.op holds the very same function objects (addFunction puts a function in both), plus
@@ -186,7 +186,10 @@ function fused(rules: Rule[], t: AQ.ColumnTable): FusedFn | null {
   const code = parts.join('\n');
   const fnUsed: Record<string, unknown> = {};
   for (const m of code.matchAll(/\bfn\.([A-Za-z_$][\w$]*)/g)) if (m[1]! in aq.op) fnUsed[m[1]!] = (aq.op as unknown as Record<string, unknown>)[m[1]!];
-  f = Function('fn', '$', 'notBoolean', `"use strict"; return (n, kind, data, outs, counts, errors) => {\n${code}\n};`)(fnUsed, {}, notBoolean) as FusedFn;
+  // one function per rule, called in turn: V8 compiles each rule's loop alone (a single function holding every
+  // rule's loop was compiled whole on the stack again for each loop it reached, ~15 times per worker)
+  const ruleFns = Function('fn', '$', 'notBoolean', `"use strict"; return [\n${code}\n];`)(fnUsed, {}, notBoolean) as FusedFn[];
+  f = (n, kind, data, outs, counts, errors) => { for (const g of ruleFns) g(n, kind, data, outs, counts, errors); };
   fusedCache.set(sig, f);
   return f;
 }

@@ -18,8 +18,19 @@ const natIndex = new Map(NATIONALITIES.map((c, i) => [c, i]));
 
 interface Unit { level: string; code: string }
 
-/** The territorial units of a reference year, in table order, and the roll-up of each municipality. */
+/** unitsOf's answers, per classification and year (read only by their users) */
+const unitsMemo = new WeakMap<Classification, Map<number, { units: Unit[]; index: Map<string, number[]> }>>();
+
+/** The territorial units of a reference year, in table order, and the roll-up of each municipality (made once per classification and year). */
 export function unitsOf(C: Classification, year: number): { units: Unit[]; index: Map<string, number[]> } {
+  let byYear = unitsMemo.get(C);
+  if (!byYear) unitsMemo.set(C, (byYear = new Map()));
+  let u = byYear.get(year);
+  if (!u) byYear.set(year, (u = makeUnits(C, year)));
+  return u;
+}
+
+function makeUnits(C: Classification, year: number): { units: Unit[]; index: Map<string, number[]> } {
   const munis = C.unitsForYear(year);
   const areas = [...new Set(munis.map((m) => m.area))].sort();
   const regions = [...new Set(munis.map((m) => m.region))].sort();
@@ -176,41 +187,74 @@ export interface CheckResult { id: string; ok: boolean; imbalance: number; detai
 export function checkTables(tables: Tables, C: Classification, year: number): CheckResult[] {
   const res: CheckResult[] = [];
   const terr = tables.territory!;
-  const val = new Map<string, number[]>();
-  for (const r of terr) val.set(`${r[1]}:${r[2]}:${r[3]}`, [Number(r[4]), Number(r[5]), Number(r[6])]);
+  const val = territoryValues(terr);
   const munis = C.unitsForYear(year);
   const hier: [string, string, Map<string, number[]>][] = [
     ['H1_MUNICIPALITIES_SUM_TO_AREAS', 'area', parentSums(munis, val, 'area')],
     ['H2_MUNICIPALITIES_SUM_TO_REGIONS', 'region', parentSums(munis, val, 'region')],
     ['H3_MUNICIPALITIES_SUM_TO_REPUBLIC', 'republic', parentSums(munis, val, 'republic')],
   ];
-  for (const [id, , sums] of hier) {
-    let imb = 0; const bad: string[] = [];
-    for (const [k, [i, e]] of sums) {
-      const v = val.get(k) ?? [0, 0];
-      const d = Math.abs(v[0]! - i!) + Math.abs(v[1]! - e!);
-      if (d) { imb += d; bad.push(k); }
-    }
-    res.push({ id, ok: imb === 0, imbalance: imb, detail: bad.length ? `unbalanced: ${bad.slice(0, 5).join(', ')}` : 'ok' });
-  }
-  let netBad = 0;
-  for (const r of terr) if (Number(r[6]) !== Number(r[4]) - Number(r[5])) netBad++;
+  for (const [id, , sums] of hier) res.push({ id, ...imbalance(sums, val) });
+  const netBad = netMismatches(terr);
   res.push({ id: 'N1_NET_IS_IMMIGRANTS_MINUS_EMIGRANTS', ok: netBad === 0, imbalance: netBad, detail: `${netBad} rows differ` });
-  // loops, not filter/reduce callbacks: checked every month (see stages/month.ts on closures made per call)
-  let mtSum = 0, mtTot = 0, mtFound = false;
-  for (const r of tables.move_type!) if (r[1] === 'republic') { if (r[3] !== 'total') mtSum += Number(r[4]); else if (!mtFound) { mtFound = true; mtTot = Number(r[4]); } }
+  const { mtSum, mtTot } = moveTypeTotals(tables.move_type!);
   res.push({ id: 'M1_MOVE_TYPES_SUM_TO_TOTAL', ok: mtSum === mtTot, imbalance: Math.abs(mtSum - mtTot), detail: `types ${mtSum}, total ${mtTot}` });
   const rs = val.get(`republic:${REPUBLIC}:T`)!;
-  let km = 0;
-  for (const r of tables.origin ?? []) if (r[1] === 'republic' && r[3] === 'KM') km += Number(r[4]);
+  const km = kmArrivals(tables.origin ?? []);
   res.push({ id: 'B1_IMMIGRANTS_EQUAL_EMIGRANTS_PLUS_KM', ok: rs[0] === rs[1]! + km, imbalance: Math.abs(rs[0]! - rs[1]! - km), detail: `immigrants ${rs[0]}, emigrants ${rs[1]}, arrivals from K&M ${km}` });
   res.push({ id: 'T1_MOVE_TYPE_TOTAL_EQUALS_IMMIGRANTS', ok: mtTot === rs[0], imbalance: Math.abs(mtTot - rs[0]!), detail: `move-type total ${mtTot}, immigrants ${rs[0]}` });
   if (seriesOf(year) === '1998-') {
-    let kmRows = 0;
-    for (const r of terr) if (r[1] === 'region' && r[2] === KM_REGION) kmRows++;
+    const kmRows = kmRegionRows(terr);
     res.push({ id: 'S1_SERIES_1998_EXCLUDES_KM', ok: kmRows === 0, imbalance: kmRows, detail: `${kmRows} K&M rows` });
   }
   return res;
+}
+
+// The loops of checkTables, each a function of its own (checkTables runs for every month and year: a loop inside it
+// made V8 compile the whole function on the stack again and again), and loops rather than filter/reduce callbacks
+// (see stages/month.ts on closures made per call).
+
+/** immigrants, emigrants, net of each territory row, by "level:code:sex" */
+function territoryValues(terr: Table): Map<string, number[]> {
+  const val = new Map<string, number[]>();
+  for (const r of terr) val.set(`${r[1]}:${r[2]}:${r[3]}`, [Number(r[4]), Number(r[5]), Number(r[6])]);
+  return val;
+}
+
+/** How far the sums of the municipalities are from their parents' rows (immigrants and emigrants). */
+function imbalance(sums: Map<string, number[]>, val: Map<string, number[]>): { ok: boolean; imbalance: number; detail: string } {
+  let imb = 0; const bad: string[] = [];
+  for (const [k, [i, e]] of sums) {
+    const v = val.get(k) ?? [0, 0];
+    const d = Math.abs(v[0]! - i!) + Math.abs(v[1]! - e!);
+    if (d) { imb += d; bad.push(k); }
+  }
+  return { ok: imb === 0, imbalance: imb, detail: bad.length ? `unbalanced: ${bad.slice(0, 5).join(', ')}` : 'ok' };
+}
+
+function netMismatches(terr: Table): number {
+  let netBad = 0;
+  for (const r of terr) if (Number(r[6]) !== Number(r[4]) - Number(r[5])) netBad++;
+  return netBad;
+}
+
+/** The Republic's move types summed, and its total row (the first). */
+function moveTypeTotals(rows: Table): { mtSum: number; mtTot: number } {
+  let mtSum = 0, mtTot = 0, mtFound = false;
+  for (const r of rows) if (r[1] === 'republic') { if (r[3] !== 'total') mtSum += Number(r[4]); else if (!mtFound) { mtFound = true; mtTot = Number(r[4]); } }
+  return { mtSum, mtTot };
+}
+
+function kmArrivals(origin: Table): number {
+  let km = 0;
+  for (const r of origin) if (r[1] === 'republic' && r[3] === 'KM') km += Number(r[4]);
+  return km;
+}
+
+function kmRegionRows(terr: Table): number {
+  let kmRows = 0;
+  for (const r of terr) if (r[1] === 'region' && r[2] === KM_REGION) kmRows++;
+  return kmRows;
 }
 
 /** Immigrants and emigrants of the municipalities summed by their area, region or the Republic ("level:code:sex" → [imm, emi]). */
