@@ -441,14 +441,27 @@ class ModelBuilder {
 /** Ids of the values of each dimension used in the data, in codelist order (TIME_PERIOD: the year). */
 export function usedValues(m: DataModel): Record<DimId, string[]> {
   const out = {} as Record<DimId, string[]>;
+  const used = valuesUsed(m.observations);
   for (const d of DIMENSIONS) {
     if (d === 'TIME_PERIOD') { out[d] = [String(m.year)]; continue; }
-    const used = new Set<string>();
-    for (const o of m.observations) used.add(o.key[d]);
     const cl = d === 'REF_AREA' ? m.areas : STATIC_CODELISTS.find((c) => c.id === codelistOf(d, m.series))!;
-    out[d] = cl.codes.map((c) => c.id).filter((id) => used.has(id));
+    out[d] = cl.codes.map((c) => c.id).filter((id) => used[d].has(id));
   }
   return out;
+}
+
+/**
+ * The values each dimension takes in the observations, in one pass that reads each key's properties by name
+ * (a read by a varying name was a megamorphic access, and a loop per dimension inside usedValues was compiled
+ * again every year).
+ */
+function valuesUsed(observations: readonly Obs[]): Record<Exclude<DimId, 'TIME_PERIOD'>, Set<string>> {
+  const FREQ = new Set<string>(), REF_AREA = new Set<string>(), MIGR_FLOW = new Set<string>(), SEX = new Set<string>(), AGE = new Set<string>(), MOVE_TYPE = new Set<string>();
+  for (const o of observations) {
+    const k = o.key;
+    FREQ.add(k.FREQ); REF_AREA.add(k.REF_AREA); MIGR_FLOW.add(k.MIGR_FLOW); SEX.add(k.SEX); AGE.add(k.AGE); MOVE_TYPE.add(k.MOVE_TYPE);
+  }
+  return { FREQ, REF_AREA, MIGR_FLOW, SEX, AGE, MOVE_TYPE };
 }
 
 export function codeName(m: DataModel, dim: string, id: string): Text {
