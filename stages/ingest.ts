@@ -460,14 +460,18 @@ function lineString(line: number): string {
  * p.lines are not to be read afterwards. spans (p.spans likewise taken over) locates each form's row in the
  * extract text, for contentDigests; it keeps the text alive, so it is not to outlive the ingest.
  */
-export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymiser): { forms: Columns; quarantine: QuarantineRow[]; spans?: Spans } {
-  const quarantine = [...p.quarantine];
+// toForms' loops over the rows are functions of their own: inside toForms (called once per extract), a loop made V8
+// compile the whole of toForms on the stack again each time one of its cold parts met a new shape.
+
+/**
+ * The rows that pass the record schema, in order; the others are quarantined. Rows whose pooled values passed when
+ * parsed (all but p.pooledFails) are checked on their other columns only; any row that fails that, or has a pooled
+ * value that failed, is checked whole, for the error it reports.
+ */
+function checkRows(p: ParsedExtract, quarantine: QuarantineRow[]): number[] {
   const rows = p.lines.length;
-  // 1. the record schema on every row; the rows that pass, in order
   const ok: number[] = new Array(rows); // written by index, cut to length after (no growing by push)
   let nOk = 0;
-  // Rows whose pooled values passed when parsed (all but p.pooledFails) are checked on their other columns only;
-  // any row that fails that, or has a pooled value that failed, is checked whole, for the error it reports.
   const un = p.pooledFails ? recordValidators().pooled?.unpooled : undefined;
   const fails = p.pooledFails ?? [];
   let nextFail = 0;
@@ -489,6 +493,50 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
     ok[nOk++] = i;
   }
   ok.length = nOk;
+  return ok;
+}
+
+/** The forms' spans without the rows that failed, squeezed out in place (ok[j] ≥ j). */
+function squeezeSpans(spans: Spans, ok: readonly number[]): void {
+  const n = ok.length;
+  for (let j = 0; j < n; j++) { spans.start[j] = spans.start[ok[j]!]!; spans.end[j] = spans.end[ok[j]!]!; }
+  spans.start = spans.start.subarray(0, n);
+  spans.end = spans.end.subarray(0, n);
+}
+
+/**
+ * The columns made from the JMBG (pseudonym, validity, sex and birth date it encodes) and the line numbers, of the
+ * rows that passed. Most persons have two forms in an extract, a registration and the departure it implies, one
+ * after the other (96 % of the repeated JMBGs of the test history are in the previous form): a form with the JMBG
+ * of the previous one copies its decoded columns and pseudonym, any other is decoded and pseudonymised. This saves
+ * ~45 % of the HMACs with one string comparison a form; a Map of every JMBG of the extract saved ~2 % more of them
+ * but cost more in lookups than they did.
+ */
+function jmbgColumns(jmbgs: readonly string[], bdate: readonly string[], lines: readonly number[], ok: readonly number[], pseudo: Pseudonymiser): { pid: string[]; valid: string[]; jsex: string[]; jbirth: string[]; line: string[] } {
+  const n = ok.length;
+  const pid: string[] = new Array(n), valid: string[] = new Array(n), jsex: string[] = new Array(n), jbirth: string[] = new Array(n), line: string[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const jmbg = jmbgs[i]!;
+    if (i > 0 && jmbg === jmbgs[i - 1]) {
+      pid[i] = pid[i - 1]!; valid[i] = valid[i - 1]!; jsex[i] = jsex[i - 1]!;
+      jbirth[i] = jbirth[i - 1] === bdate[i] ? bdate[i]! : jbirth[i - 1]!; // jbirth[i - 1] is the decoded birth date (or '')
+    } else {
+      const j = decodeJmbg(jmbg);
+      pid[i] = pseudo.of(jmbg);
+      valid[i] = jmbg ? (j.valid ? '1' : '0') : '';
+      jsex[i] = j.sex;
+      jbirth[i] = j.birthDate === bdate[i] ? bdate[i]! : j.birthDate; // usually the stated birth date: the same string
+    }
+    line[i] = lineString(lines[ok[i]!]!);
+  }
+  return { pid, valid, jsex, jbirth, line };
+}
+
+export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymiser): { forms: Columns; quarantine: QuarantineRow[]; spans?: Spans } {
+  const quarantine = [...p.quarantine];
+  const rows = p.lines.length;
+  // 1. the record schema on every row; the rows that pass, in order
+  const ok = checkRows(p, quarantine);
   // 2. columns: the parsed ones themselves when every row passed (the usual case), else the rows that passed.
   // The JMBG is read here, decoded and pseudonymised, and dropped.
   // The parsed columns are taken over: the rows that failed are squeezed out in place (ok[j] ≥ j), not copied
@@ -498,32 +546,9 @@ export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymis
   const fill = (v: string): string[] => new Array<string>(n).fill(v);
   // the forms' spans: p.spans without the rows that failed, also squeezed out in place
   const spans = p.spans;
-  if (spans && n !== rows) {
-    for (let j = 0; j < n; j++) { spans.start[j] = spans.start[ok[j]!]!; spans.end[j] = spans.end[ok[j]!]!; }
-    spans.start = spans.start.subarray(0, n);
-    spans.end = spans.end.subarray(0, n);
-  }
+  if (spans && n !== rows) squeezeSpans(spans, ok);
   const jmbgs = col(4), bdate = col(7);
-  const pid: string[] = new Array(n), valid: string[] = new Array(n), jsex: string[] = new Array(n), jbirth: string[] = new Array(n), line: string[] = new Array(n);
-  // Most persons have two forms in an extract, a registration and the departure it implies, one after the
-  // other (96 % of the repeated JMBGs of the test history are in the previous form): a form with the JMBG of
-  // the previous one copies its decoded columns and pseudonym, any other is decoded and pseudonymised. This
-  // saves ~45 % of the HMACs with one string comparison a form; a Map of every JMBG of the extract saved ~2 %
-  // more of them but cost more in lookups than they did.
-  for (let i = 0; i < n; i++) {
-    const jmbg = jmbgs[i]!;
-    if (i > 0 && jmbg === jmbgs[i - 1]) {
-      pid[i] = pid[i - 1]!; valid[i] = valid[i - 1]!; jsex[i] = jsex[i - 1]!;
-      jbirth[i] = jbirth[i - 1] === bdate[i] ? bdate[i] : jbirth[i - 1]!; // jbirth[i - 1] is the decoded birth date (or '')
-    } else {
-      const j = decodeJmbg(jmbg);
-      pid[i] = pseudo.of(jmbg);
-      valid[i] = jmbg ? (j.valid ? '1' : '0') : '';
-      jsex[i] = j.sex;
-      jbirth[i] = j.birthDate === bdate[i] ? bdate[i] : j.birthDate; // usually the stated birth date: the same string
-    }
-    line[i] = lineString(p.lines[ok[i]!]!);
-  }
+  const { pid, valid, jsex, jbirth, line } = jmbgColumns(jmbgs, bdate, p.lines, ok, pseudo);
   // the columns in the order of FORM_COLUMNS (the forms partitions are written in that order)
   const forms: Columns = {
     file: fill(p.file), line, record_id: col(0), form_type: col(1), registration_date: col(2), move_date: col(3),
