@@ -261,6 +261,20 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
   return out;
 }
 
+/** Per office, the forms a rule applies to and those failing it (a function of its own: see systemicFindings). */
+function officeCounts(outcome: Uint8Array, office: readonly string[]): { items: Map<string, number>; fails: Map<string, number> } {
+  const items = new Map<string, number>();
+  const fails = new Map<string, number>();
+  for (let i = 0; i < office.length; i++) {
+    const o = outcome[i];
+    if (o === NA) continue;
+    const k = office[i]!;
+    items.set(k, (items.get(k) ?? 0) + 1);
+    if (o === FAIL) fails.set(k, (fails.get(k) ?? 0) + 1);
+  }
+  return { items, fails };
+}
+
 /**
  * Escalation of light errors to hard/systemic: a rule failing for more than `threshold` of one registering
  * office's applicable records (at least `minItems`) in one month.
@@ -268,15 +282,7 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
 export function systemicFindings(results: RuleResult[], office: string[], threshold: number, minItems: number): { rule: string; office: string; share: number; items: number }[] {
   const found: { rule: string; office: string; share: number; items: number }[] = [];
   for (const r of results) {
-    const items = new Map<string, number>();
-    const fails = new Map<string, number>();
-    for (let i = 0; i < office.length; i++) {
-      const o = r.outcome[i];
-      if (o === NA) continue;
-      const k = office[i]!;
-      items.set(k, (items.get(k) ?? 0) + 1);
-      if (o === FAIL) fails.set(k, (fails.get(k) ?? 0) + 1);
-    }
+    const { items, fails } = officeCounts(r.outcome, office);
     for (const k of [...items.keys()].sort()) { // (the default sort orders strings as < does: no comparator made per call)
       const it = items.get(k)!;
       const f = fails.get(k) ?? 0;
