@@ -248,6 +248,9 @@ function takeLock(store: Store, what: string): () => void {
   // for up to LOCK_PATIENCE_MS, not for a number of attempts: on a loaded machine the run taking a dead lock over
   // may be descheduled for longer than a few short retries (a second run then reported the dead run's lock as in use).
   const deadline = Date.now() + LOCK_PATIENCE_MS;
+  // a lock directory without its owner is a passing state only (a lock being renamed away): one that stays so (made
+  // by hand, or by another program) is reported after 2 s, not after the whole patience
+  const ownerlessDeadline = Date.now() + 2_000;
   for (;;) {
     const tmp = aside();
     try {
@@ -267,7 +270,7 @@ function takeLock(store: Store, what: string): () => void {
         if (patient) { takeOver(dir, seen!, aside()); continue; }
         throw new LockError(`the store ${store.root} holds the lock of pid ${owner.pid} (${owner.what}), which no longer runs, and it could not be taken over within ${LOCK_PATIENCE_MS / 1000} s; remove ${dir} if no migstat run is active`);
       }
-      if (!owner && patient) { sleep(25); continue; } // released or taken over just now
+      if (!owner && patient && Date.now() < ownerlessDeadline) { sleep(25); continue; } // released or taken over just now
       throw new LockError(`the store ${store.root} is in use by another migstat run (${owner ? `pid ${owner.pid}: ${owner.what}` : `${dir} has no owner; remove it if no migstat run is active`}); try again when it has finished`);
     }
   }

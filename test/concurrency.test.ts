@@ -110,6 +110,16 @@ test('a run that finds a dead run\'s lock being taken over by another run waits 
   expect(fs.readdirSync(data).filter((n) => n.startsWith('.lock'))).toEqual([]);
 });
 
+test('a lock directory that stays without its owner (made by hand or another program) is reported, naming it, after a short wait — not after the whole patience for a take-over', () => {
+  const data = tmpDir('migstat-conc-ownerless-');
+  fs.mkdirSync(path.join(data, '.lock'));
+  fs.writeFileSync(path.join(data, '.lock', 'notes.txt'), 'not an owner');
+  const t0 = Date.now();
+  expect(() => withLock(new Store(data), 'test', () => undefined)).toThrow(new LockError(`the store ${data} is in use by another migstat run (${path.join(data, '.lock')} has no owner; remove it if no migstat run is active); try again when it has finished`));
+  expect(Date.now() - t0).toBeLessThan(8000); // ~2 s (the take-over patience is 15 s)
+  expect(fs.readdirSync(path.join(data, '.lock'))).toEqual(['notes.txt']); // left as it was
+});
+
 test('six processes contending for the lock (from a dead run\'s lock) are never inside together', async () => {
   const data = tmpDir('migstat-conc-lock-');
   fs.mkdirSync(path.join(data, '.lock'));
