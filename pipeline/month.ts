@@ -285,9 +285,7 @@ export function formsJsonBytes(part: Columns): Buffer {
     if (!first) w.char(44); // ,
     first = false;
     w.text(`${JSON.stringify(k)}:`);
-    let same = v.length > 1 && typeof v[0] === 'string';
-    for (let i = 1; i < v.length && same; i++) same = v[i] === v[0];
-    if (same) { const one = JSON.stringify(v[0]); w.char(91); w.text(`${one},`.repeat(v.length - 1)); w.text(one); w.char(93); }
+    if (v.length > 1 && typeof v[0] === 'string' && allSame(v)) { const one = JSON.stringify(v[0]); w.char(91); w.text(`${one},`.repeat(v.length - 1)); w.text(one); w.char(93); }
     else w.strings(v);
   }
   w.char(125); // }

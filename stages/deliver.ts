@@ -41,10 +41,10 @@ export interface DeliveryResult {
   corrected: Set<number>;
 }
 
-/** The rows `keep` of one column. */
-export function pick(v: string[], keep: number[]): string[] {
+/** The rows `keep` of one column (or of any array: v[keep[j]] for each j). */
+export function pick<T>(v: readonly T[], keep: readonly number[]): T[] {
   const n = keep.length;
-  const a: string[] = new Array(n);
+  const a: T[] = new Array(n);
   for (let j = 0; j < n; j++) a[j] = v[keep[j]!]!;
   return a;
 }
@@ -55,13 +55,6 @@ export function take(cols: Columns, keep: number[]): Columns {
   const n = keep.length;
   for (const [k, v] of Object.entries(cols)) out[k] = n === v.length ? v : pick(v, keep); // keep is increasing: all rows, in order
   return out;
-}
-
-/** outer[inner[j]] for each j (a loop in a function of its own: see dedupe; not a map callback, compiled again per call) */
-function compose(outer: readonly number[], inner: readonly number[]): number[] {
-  const a: number[] = new Array(inner.length);
-  for (let j = 0; j < a.length; j++) a[j] = outer[inner[j]!]!;
-  return a;
 }
 
 /** The first month from m on that is not closed (where a closed month's late forms are carried forward). */
@@ -148,7 +141,8 @@ function attribute(regs: string[], fileMonth: string, ctx: DeliverContext, quara
   let k2 = 0;
   let carried = 0;
   // (a form recorded before the window may be a re-send of one the duplicate check no longer sees: never counted twice)
-  const oldest = addMonths(fileMonth, -(ctx.windowMonths ?? RESEND_WINDOW_MONTHS));
+  const windowMonths = ctx.windowMonths ?? RESEND_WINDOW_MONTHS;
+  const oldest = addMonths(fileMonth, -windowMonths);
   let own = 0; // forms recorded in the extract's own month (readable or not), for the mislabelled-extract check
   for (let i = 0; i < m; i++) {
     const reg = regs[i]!;
@@ -159,7 +153,7 @@ function attribute(regs: string[], fileMonth: string, ctx: DeliverContext, quara
     const month = isOwn ? fileMonth : reg.slice(0, 7);
     if (month > fileMonth) { q(i, 'registration_after_file_month', `registered ${reg}, after the extract's month ${fileMonth}`); continue; }
     // (a form the duplicate check did find in the index is a correction it could judge: not quarantined)
-    if (month < oldest && !ctx.prior(at('record_id', i))) { q(i, 'recorded_before_resend_window', `registered ${reg}, more than ${ctx.windowMonths ?? RESEND_WINDOW_MONTHS} months before the extract's month ${fileMonth}: the duplicate check cannot tell whether it was delivered before`); continue; }
+    if (month < oldest && !ctx.prior(at('record_id', i))) { q(i, 'recorded_before_resend_window', `registered ${reg}, more than ${windowMonths} months before the extract's month ${fileMonth}: the duplicate check cannot tell whether it was delivered before`); continue; }
     if (ctx.isClosed(month)) {
       ref[k2] = earliestOpen(month, ctx.isClosed);
       cf[k2] = '1';
@@ -262,7 +256,7 @@ export function deliver(
     throw new Error(`${at('file', 0)}: only ${own} of its ${m} forms are recorded in ${input.fileMonth}, the extract's month, and ${k} in ${top}: is it the extract of ${top}? Nothing was ingested (a supplement of late forms is taken with --allow-other-months)`);
   }
   // the accepted forms: every column in the caller's order, from the kept copy when there is one
-  const rows = compose(keep, keep2); // among all forms
+  const rows = pick(keep, keep2); // among all forms
   const out: Columns = {};
   // (a kept column that is a copy is ours to squeeze in place; the caller's columns only when it gave them up)
   for (const [c, v] of Object.entries(f)) {
