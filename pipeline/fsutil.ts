@@ -100,12 +100,20 @@ export function replaceDirAtomic(dir: string, fill: (staging: string) => void): 
   fs.rmSync(old, { recursive: true, force: true });
 }
 
+/**
+ * The store lock's own directories (pipeline/store.ts): the lock, held by the run that calls recoverDir, and the
+ * take-over mutex, which another run may create and remove at any instant (reading it then fails); the lock protocol
+ * clears a stale mutex itself. recoverDir neither enters nor removes them.
+ */
+const LOCK_DIRS = new Set(['.lock', '.lock.takeover']);
+
 /** Clean leftovers of killed runs below `root`: staging dirs and temp files are removed, orphaned `.old` dirs restored. */
 export function recoverDir(root: string): string[] {
   const actions: string[] = [];
   if (!fs.existsSync(root)) return actions;
   const walk = (dir: string): void => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (LOCK_DIRS.has(e.name)) continue;
       const p = path.join(dir, e.name);
       const mOld = /^\.(.+)\.old-\d+$/.exec(e.name);
       if (e.isDirectory() && mOld) {

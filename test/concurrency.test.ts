@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { generate } from '../fixtures/generator';
+import { recoverDir } from '../pipeline/fsutil';
 import { runMonth } from '../pipeline/month';
 import { LockError, Store, withLock } from '../pipeline/store';
 import { migstat, migstatAsync, oneErrorLine, type CliResult } from './helpers/cli';
@@ -181,4 +182,29 @@ test('a lock whose pid now belongs to another process (after a reboot, or reused
     expect(withLock(s, 'close', () => 2)).toBe(2);
     expect(fs.existsSync(s.p('.lock'))).toBe(false);
   }
+});
+
+test('the lock holder\'s recovery of the store does not read the take-over mutex, which another run may remove at any instant', async () => {
+  // the race seen in CI: run A took a dead run's lock over and, holding it, cleaned the store's leftovers, while run B,
+  // inside its own (now idle) take-over, removed the mutex between A's listing of the store and A's reading of it;
+  // A failed with ".lock.takeover does not exist". Here another process makes and removes the mutex without pause.
+  const data = tmpDir('migstat-conc-recover-');
+  const mutex = path.join(data, '.lock.takeover');
+  fs.mkdirSync(path.join(data, '.lock'));
+  fs.writeFileSync(path.join(data, '.lock', 'owner.json'), '{}');
+  const { spawn } = await import('node:child_process');
+  const toggler = spawn(process.execPath, ['-e', `const fs = require('fs'); const m = ${JSON.stringify(mutex)}; fs.mkdirSync(m); process.stdout.write('go'); for (;;) { try { fs.rmdirSync(m); fs.mkdirSync(m); } catch {} }`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((r) => toggler.stdout.once('data', r));
+    const leftover = path.join(data, 'months', '.2024-01.staging-1');
+    const seen = new Set<string>();
+    for (let i = 0; i < 3000; i++) {
+      fs.mkdirSync(leftover, { recursive: true }); // a killed run's leftover, removed each time
+      for (const a of recoverDir(data)) seen.add(a);
+    }
+    expect([...seen]).toEqual([`removed ${leftover}`]);
+  } finally {
+    toggler.kill();
+  }
+  expect(fs.readdirSync(path.join(data, '.lock'))).toEqual(['owner.json']);
 });
