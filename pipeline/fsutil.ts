@@ -106,6 +106,17 @@ export function replaceDirAtomic(dir: string, fill: (staging: string) => void): 
  * clears a stale mutex itself. recoverDir neither enters nor removes them.
  */
 const LOCK_DIRS = new Set(['.lock', '.lock.takeover']);
+/**
+ * A lock prepared under a private name by a run that wants the lock (store.ts: DIR/.lock.tmp-PID-HEX, renamed into
+ * place if the lock is free, else removed by that run). While its run lives it is that run's, not a leftover: removing
+ * it could fail (the run writes its owner file into it at any instant). Only a dead run's is removed.
+ */
+const LOCK_TMP = /^\.lock\.tmp-(\d+)-[0-9a-f]+$/;
+
+/** A process of this pid exists (possibly another user's). */
+export function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
 
 /** Clean leftovers of killed runs below `root`: staging dirs and temp files are removed, orphaned `.old` dirs restored. */
 export function recoverDir(root: string): string[] {
@@ -114,6 +125,8 @@ export function recoverDir(root: string): string[] {
   const walk = (dir: string): void => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
       if (LOCK_DIRS.has(e.name)) continue;
+      const lockTmp = LOCK_TMP.exec(e.name);
+      if (lockTmp && pidAlive(Number(lockTmp[1]))) continue;
       const p = path.join(dir, e.name);
       const mOld = /^\.(.+)\.old-\d+$/.exec(e.name);
       if (e.isDirectory() && mOld) {

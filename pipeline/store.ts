@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { isMonth } from './contracts';
-import { ensureDir, readJson, writeJsonAtomic } from './fsutil';
+import { ensureDir, pidAlive, readJson, writeJsonAtomic } from './fsutil';
 
 export class Store {
   constructor(readonly root: string) {}
@@ -321,8 +321,4 @@ function ownerAlive(o: LockOwner): boolean {
   if (o.boot && now.boot && o.boot !== now.boot) return false; // a lock from before a reboot
   if (o.started && now.started && o.started !== now.started) return false; // the pid now belongs to another process
   return true;
-}
-
-function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }

@@ -184,16 +184,23 @@ test('a lock whose pid now belongs to another process (after a reboot, or reused
   }
 });
 
-test('the lock holder\'s recovery of the store does not read the take-over mutex, which another run may remove at any instant', async () => {
+test('the lock holder\'s recovery of the store leaves the lock\'s own directories alone, which other runs make and remove at any instant; a dead run\'s prepared lock is removed', async () => {
   // the race seen in CI: run A took a dead run's lock over and, holding it, cleaned the store's leftovers, while run B,
   // inside its own (now idle) take-over, removed the mutex between A's listing of the store and A's reading of it;
-  // A failed with ".lock.takeover does not exist". Here another process makes and removes the mutex without pause.
+  // A failed with ".lock.takeover does not exist". The same could happen with B's prepared lock (.lock.tmp-PID-HEX),
+  // into which B writes its owner file. Here another process makes and removes both without pause.
   const data = tmpDir('migstat-conc-recover-');
   const mutex = path.join(data, '.lock.takeover');
   fs.mkdirSync(path.join(data, '.lock'));
   fs.writeFileSync(path.join(data, '.lock', 'owner.json'), '{}');
+  const deadPrepared = path.join(data, `.lock.tmp-${Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout)}-0badf00d`);
+  fs.mkdirSync(deadPrepared);
+  fs.writeFileSync(path.join(deadPrepared, 'owner.json'), '{}'); // left by a run killed while preparing its lock
   const { spawn } = await import('node:child_process');
-  const toggler = spawn(process.execPath, ['-e', `const fs = require('fs'); const m = ${JSON.stringify(mutex)}; fs.mkdirSync(m); process.stdout.write('go'); for (;;) { try { fs.rmdirSync(m); fs.mkdirSync(m); } catch {} }`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const other = `const fs = require('fs'); const m = ${JSON.stringify(mutex)}; const t = ${JSON.stringify(data)} + '/.lock.tmp-' + process.pid + '-12ab34cd';
+fs.mkdirSync(m); process.stdout.write('go');
+for (;;) { try { fs.rmdirSync(m); fs.mkdirSync(t); fs.writeFileSync(t + '/owner.json', '{}'); fs.mkdirSync(m); fs.rmSync(t, { recursive: true }); } catch {} }`;
+  const toggler = spawn(process.execPath, ['-e', other], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     await new Promise((r) => toggler.stdout.once('data', r));
     const leftover = path.join(data, 'months', '.2024-01.staging-1');
@@ -202,7 +209,7 @@ test('the lock holder\'s recovery of the store does not read the take-over mutex
       fs.mkdirSync(leftover, { recursive: true }); // a killed run's leftover, removed each time
       for (const a of recoverDir(data)) seen.add(a);
     }
-    expect([...seen]).toEqual([`removed ${leftover}`]);
+    expect([...seen].sort()).toEqual([`removed ${deadPrepared}`, `removed ${leftover}`]);
   } finally {
     toggler.kill();
   }
