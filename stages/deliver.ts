@@ -71,6 +71,12 @@ export function swapDayMonth(d: string): string {
   return d.length === 10 ? `${d.slice(0, 4)}-${d.slice(8, 10)}-${d.slice(5, 7)}` : d;
 }
 
+/** The date with day and month exchanged is a calendar date of `month` (where a day/month swap would have it). */
+function swapsInto(date: string, month: string): boolean {
+  const sw = swapDayMonth(date);
+  return isValidDate(sw) && sw.slice(0, 7) === month;
+}
+
 /** The context deliver's steps read (its second argument). */
 type DeliverContext = Parameters<typeof deliver>[1];
 
@@ -216,17 +222,13 @@ export function deliver(
       // confirmed only if most of the office's forms read as dates of the extract's month once swapped: an office whose
       // forms are simply of other months (a supplement of late forms) fails the trigger rule too, and is left alone
       let landing = 0;
-      for (let i = 0; i < m; i++) {
-        if (office[i] !== fd.office) continue;
-        const sw = swapDayMonth(col('registration_date')[i]!);
-        if (isValidDate(sw) && sw.slice(0, 7) === input.fileMonth) landing++;
-      }
+      const regs0 = col('registration_date');
+      for (let i = 0; i < m; i++) if (office[i] === fd.office && swapsInto(regs0[i]!, input.fileMonth)) landing++;
       if (landing / fd.items <= ctx.systemic.threshold) continue;
       for (let i = 0; i < m; i++) {
         if (office[i] !== fd.office) continue;
-        const reg = col('registration_date')[i]!;
-        const sw = swapDayMonth(reg);
-        if (!isValidDate(sw) || sw.slice(0, 7) !== input.fileMonth) continue; // day = month: the date reads the same, its move date may not
+        // (read again for each form: a correction below may replace the column by a copy)
+        if (!swapsInto(col('registration_date')[i]!, input.fileMonth)) continue; // day = month: the date reads the same, its move date may not
         for (const field of sc.fields) {
           const old = col(field)[i]!;
           if (!old) continue;

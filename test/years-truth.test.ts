@@ -36,7 +36,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { generate } from '../fixtures/generator';
-import { TABLE_HEADERS, type Quality } from '../pipeline/contracts';
+import { monthsOfYear as monthsOf, TABLE_HEADERS, type Quality } from '../pipeline/contracts';
 import ExcelJS from 'exceljs';
 import { readCsvText, readTable, type Row } from '../pipeline/csv';
 import { listFiles } from '../pipeline/fsutil';
@@ -81,7 +81,6 @@ beforeAll(async () => {
   }
 });
 
-const monthsOf = (y: number): string[] => Array.from({ length: 12 }, (_, i) => `${y}-${String(i + 1).padStart(2, '0')}`);
 
 /** The truth of every event: record_id → its true row of truth/records.csv. */
 function truthEvents(y: number): Map<string, Row> {

@@ -93,7 +93,6 @@ export function structureJson(m: StructureModel): string {
 
 const OBSERVATIONS_PLACEHOLDER = '\u0000observations\u0000';
 
-/** The SDMX-JSON data message, as UTF-8 bytes. */
 /**
  * The observations object ("i:j:k": [value, status]) as bytes. A function of its own, not a loop inside dataJson: V8
  * then compiles this loop alone, not the whole of dataJson on the stack again every year.
@@ -123,6 +122,7 @@ function observationBytes(m: DataModel, obsDims: readonly (typeof DIMENSIONS)[nu
   return out.result();
 }
 
+/** The SDMX-JSON data message, as UTF-8 bytes. */
 export function dataJson(m: DataModel): Buffer {
   const used = usedValues(m);
   const df = dataflowId(m.series);
