@@ -42,7 +42,7 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 /** Run the CLI in a new process through measure.js; return wall time and the child's peak RSS. */
 function measured(argv: string[]): { wall: number; rssMb: number; userS: number; systemS: number; stdout: string } {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, ['--max-semi-space-size=64', MEASURE, ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, ['--max-semi-space-size=64', '--single-threaded-gc', MEASURE, ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 });
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const m = /MIGSTAT_MEASURE (\{.*\})/.exec(r.stderr ?? '');
   if (r.status !== 0 || !m) throw new Error(`migstat ${argv.join(' ')} failed (${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
