@@ -35,6 +35,13 @@ const WORKERS = +(opt('--workers') ?? Math.min(2, os.availableParallelism()));
 const BENCH = path.join(ROOT, 'output', 'bench');
 const MEASURE = path.join(__dirname, 'measure.js');
 const CLI = path.join(ROOT, 'bin', 'migstat.js');
+/** The node flags the CLI runs with, read from the first line of bin/migstat.js: the one place they are set. */
+const CLI_FLAGS = ((): string[] => {
+  const first = fs.readFileSync(CLI, 'utf8').split('\n')[0]!;
+  const m = /^#!\/usr\/bin\/env -S node((?: --[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  if (!m) throw new Error(`bin/migstat.js: cannot read the node flags from its first line: ${first}`);
+  return m[1]!.trim().split(' ').filter(Boolean);
+})();
 
 const out = (s: string): void => { process.stdout.write(s + '\n'); };
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
@@ -42,7 +49,7 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 /** Run the CLI in a new process through measure.js; return wall time and the child's peak RSS. */
 function measured(argv: string[]): { wall: number; rssMb: number; userS: number; systemS: number; stdout: string } {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, ['--max-semi-space-size=64', '--single-threaded-gc', MEASURE, ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [...CLI_FLAGS, MEASURE, ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 });
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const m = /MIGSTAT_MEASURE (\{.*\})/.exec(r.stderr ?? '');
   if (r.status !== 0 || !m) throw new Error(`migstat ${argv.join(' ')} failed (${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
