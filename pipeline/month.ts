@@ -258,12 +258,12 @@ export function writeDelivery(store: Store, d: Delivered): FreshParts {
   for (const [m, part] of d.parts) {
     // encoded once: the same bytes are hashed and written
     const bytes = formsJsonBytes(part);
-    writeFileAtomic(store.p('forms', m, `${delivery}.json`), bytes);
+    writeFileAtomic(store.p('forms', m, `${delivery}.json`), bytes, { defer: true });
     fresh.set(`${m}/${delivery}.json`, { cols: part, sha256: sha256(bytes) });
   }
   const ids = Buffer.from(d.idsText, 'utf8');
   d.rec.index_sha256 = sha256(ids);
-  writeFileAtomic(store.p('state', 'ids', `${fileMonth}--${delivery}.tsv`), ids);
+  writeFileAtomic(store.p('state', 'ids', `${fileMonth}--${delivery}.tsv`), ids, { defer: true });
   writeJsonAtomic(store.p('deliveries', `${fileMonth}--${delivery}.json`), d.rec);
   return fresh;
 }
@@ -538,7 +538,7 @@ export function writeResultsDir(dir: string, files: Map<string, string | Buffer>
   const manifestText = JSON.stringify(manifest, null, 2) + '\n';
   before?.(sha256(manifestText)); // (the log records the manifest before it is visible: a kill after the swap is no false alarm)
   replaceDirAtomic(dir, (staging) => {
-    for (const [p, b] of bytes) writeFileDurable(path.join(staging, p), b);
+    for (const [p, b] of bytes) writeFileDurable(path.join(staging, p), b, { defer: true });
     writeFileDurable(path.join(staging, 'manifest.json'), manifestText);
   });
   return sha256(manifestText);

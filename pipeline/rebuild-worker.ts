@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { loadConfig, type Loaded } from './config';
-import { durability, sha256 } from './fsutil';
+import { durability, settleWrites, sha256 } from './fsutil';
 import type { StageEvent } from './log';
 import { buildMonth, deliverExtract, ingestExtract, setIndexLine, writeDelivery, type FreshParts, type Ingested, type PriorEntry, type StageLog } from './month';
 import type { FromWorker, ToWorker } from './rebuild';
@@ -56,6 +56,7 @@ async function handle(m: ToWorker): Promise<void> {
       // the staging store is discarded on failure and synced once before it is moved into place (rebuild.ts)
       durability.fsyncEachFile = false;
       durability.renameEachFile = false;
+      durability.deferLargeWrites = true;
       store = new Store(m.store);
       settlements = m.settlements;
       population = m.population;
@@ -88,12 +89,15 @@ async function handle(m: ToWorker): Promise<void> {
         fresh = writeDelivery(store, d);
       }
       if (m.build) events = buildMonth(store, h.fileMonth, L, C, log, fresh).events;
+      // its files complete before it counts as done: a year built next, on either worker, reads its tables
+      await settleWrites();
       send({ type: 'unit-done', k: m.k, events, built: m.build });
       return;
     }
     case 'year': {
       const { runYear } = await import('./year');
       const q = await runYear({ data: store.root, year: m.year, settlements, population, log, lockHeld: true, config: L });
+      await settleWrites();
       send({ type: 'year-done', year: m.year, events: q.events });
       return;
     }
