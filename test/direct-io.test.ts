@@ -24,6 +24,11 @@ const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest(
 /** below the threshold, at it, one byte over, whole blocks, a partial last block, and several 4 MB chunks */
 const SIZES = [128 * K - 1, 128 * K, 128 * K + 1, 4096 * 40, 4096 * 40 + 123, 9 * K * K + 5];
 
+/** The durability a rebuild worker sets (pipeline/rebuild-worker.ts): no fsync or rename each, large writes deferred. */
+function asRebuildWorker(): void {
+  Object.assign(durability, { fsyncEachFile: false, renameEachFile: false, deferLargeWrites: true });
+}
+
 describe('direct writes of large files', () => {
   const saved = { ...durability };
   afterEach(() => Object.assign(durability, saved));
@@ -43,9 +48,7 @@ describe('direct writes of large files', () => {
   });
 
   test('deferred (a rebuild worker): complete once settleWrites resolves, also beyond the slot pool', async () => {
-    durability.fsyncEachFile = false;
-    durability.renameEachFile = false;
-    durability.deferLargeWrites = true;
+    asRebuildWorker();
     const dir = tmpDir('migstat-deferred-');
     // 8 × 9 MB: more than the 64 MB of slots, so some files are written in line while others are under way;
     // and a file written without `defer`, which is never deferred (its writer reads it back at once)
@@ -67,9 +70,7 @@ describe('direct writes of large files', () => {
   });
 
   test('a deferred write the disk fails is reported by settleWrites; one it refuses (EINVAL) is written buffered', async () => {
-    durability.fsyncEachFile = false;
-    durability.renameEachFile = false;
-    durability.deferLargeWrites = true;
+    asRebuildWorker();
     const dir = tmpDir('migstat-deferred-fail-');
     const was = directIo.enabled;
     const realWrite = directIo.write;
