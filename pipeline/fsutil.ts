@@ -120,12 +120,17 @@ function alignedChunk(): Buffer {
   return (directBuf ??= Buffer.from(new WebAssembly.Memory({ initial: DIRECT_CHUNK / 65536 }).buffer));
 }
 
+/** A direct open or write refused by the file system or the device (EINVAL, as Linux says; EOPNOTSUPP from some), not failed. */
+function refused(e: NodeJS.ErrnoException): boolean {
+  return e.code === 'EINVAL' || e.code === 'EOPNOTSUPP' || e.code === 'ENOTSUP';
+}
+
 /** The file opened (created, truncated) for direct writes; undefined, and direct writes off, where the file system has none. */
 function openDirect(file: string): number | undefined {
   try {
     return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_DIRECT, 0o666);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+    if (!refused(e as NodeJS.ErrnoException)) throw e;
     directIo.enabled = false;
     return undefined;
   }
@@ -154,7 +159,7 @@ function writeDirect(file: string, buf: Buffer): boolean {
     }
     if (durability.fsyncEachFile) fs.fsyncSync(tailFd ?? fd);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+    if (!refused(e as NodeJS.ErrnoException)) throw e;
     directIo.enabled = false; // a direct write refused (alignment): the caller writes the file again, buffered
     return false;
   } finally {
@@ -210,7 +215,7 @@ function chunkWritten(w: DeferredWrite, slot: number, err: NodeJS.ErrnoException
   if (err && !w.error) w.error = err;
   if (--w.left > 0) return;
   try {
-    if (w.error && w.error.code !== 'EINVAL') throw new Error(`could not write ${w.file}: ${w.error.message}`);
+    if (w.error && !refused(w.error)) throw new Error(`could not write ${w.file}: ${w.error.message}`);
     if (w.error) {
       directIo.enabled = false; // refused: the whole file again, buffered
       fs.writeSync(w.bufferedFd, w.buf, 0, w.buf.length, 0);
