@@ -91,9 +91,9 @@ export function writeFileDurable(file: string, data: string | Buffer, o?: WriteO
 
 /**
  * Large files bypass the page cache: written with O_DIRECT (Linux), from page-aligned memory, straight to the disk.
- * Measured on this 2-core VM: copying written bytes into the page cache costs ~2.4 s of CPU per GB whenever the cache
- * grows into memory the machine has not used since it started (the host backs each such page on first touch), and
- * a rebuild grows it by its whole 5.2 GB store; a perf profile of a rebuild had that copy as its largest kernel item.
+ * Measured on this 2-core VM: copying written bytes into the page cache cost ~2.4 s of CPU per GB when the cache
+ * grew (1 GB into new files: 2.5 s of system time; 0.2 s right after 1 GB of files was deleted, their pages reused),
+ * and a rebuild grows it by its whole 5.2 GB store: a perf profile of a rebuild had that copy as its largest kernel item.
  * A direct write costs ~0.1 s of CPU per GB and waits for the disk (~1.6 GB/s here). Smaller files (below
  * DIRECT_MIN_BYTES, where the two cost about the same) and the last partial block of a large one (O_DIRECT writes
  * whole blocks) are written as before. On a file system without O_DIRECT (tmpfs), or whatever refuses a direct
@@ -198,7 +198,14 @@ function submitDirect(file: string, buf: Buffer): boolean {
   if (fd === undefined) return false;
   // a second, buffered descriptor, opened now (the file's directory may be renamed before the writes end): for the
   // last partial block, and to write the whole file again should the disk refuse a direct write
-  const w: DeferredWrite = { file, buf, whole, fd, bufferedFd: fs.openSync(file, 'r+'), left: chunks };
+  let bufferedFd: number;
+  try {
+    bufferedFd = fs.openSync(file, 'r+');
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  const w: DeferredWrite = { file, buf, whole, fd, bufferedFd, left: chunks };
   faultPoint();
   pendingWrites++;
   for (let c = 0; c < chunks; c++) {
