@@ -100,21 +100,22 @@ export function writeFileDurable(file: string, data: string | Buffer, o?: WriteO
  * write, the file is written as before and direct writes stay off for the process. The bytes, the names, the
  * temporary-file-and-rename and the fsyncs are the same either way; MIGSTAT_DIRECT_IO=0 turns it off.
  */
+/** (the one part of the WebAssembly API used here: the ES2023 lib this project compiles against does not declare it) */
+declare const WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } };
 const DIRECT_MIN_BYTES = 128 << 10;
 /** offsets and lengths of direct writes are multiples of this (the largest logical block size of common disks) */
 const DIRECT_ALIGN = 4096;
 /** direct writes go through one page-aligned buffer of this size, reused */
 const DIRECT_CHUNK = 4 << 20;
 export const directIo = {
-  enabled: process.platform === 'linux' && typeof fs.constants.O_DIRECT === 'number' && process.env.MIGSTAT_DIRECT_IO !== '0',
+  // (WebAssembly gives the aligned memory: absent under node --jitless, and then so are direct writes)
+  enabled: process.platform === 'linux' && typeof fs.constants.O_DIRECT === 'number' && typeof WebAssembly === 'object' && process.env.MIGSTAT_DIRECT_IO !== '0',
   /** files written directly so far (for the tests) */
   files: 0,
   /** the asynchronous write of deferred chunks: fs.write (a test puts a failing one in its place) */
   write: fs.write as (fd: number, buffer: Buffer, offset: number, length: number, position: number, cb: (err: NodeJS.ErrnoException | null, written: number) => void) => void,
 };
 let directBuf: Buffer | undefined;
-/** (the one part of the WebAssembly API used here: the ES2023 lib this project compiles against does not declare it) */
-declare const WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } };
 /** A WebAssembly memory's buffer starts on a page boundary (a Buffer of the heap does not), as O_DIRECT needs. */
 function alignedChunk(): Buffer {
   return (directBuf ??= Buffer.from(new WebAssembly.Memory({ initial: DIRECT_CHUNK / 65536 }).buffer));
