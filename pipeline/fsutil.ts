@@ -89,6 +89,8 @@ export function writeFileDurable(file: string, data: string | Buffer, o?: WriteO
   }
 }
 
+/** (the one part of the WebAssembly API used here: the ES2023 lib this project compiles against does not declare it) */
+declare const WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } };
 /**
  * Large files bypass the page cache: written with O_DIRECT (Linux), from page-aligned memory, straight to the disk.
  * Measured on this 2-core VM: copying written bytes into the page cache cost ~2.4 s of CPU per GB when the cache
@@ -100,8 +102,6 @@ export function writeFileDurable(file: string, data: string | Buffer, o?: WriteO
  * write, the file is written as before and direct writes stay off for the process. The bytes, the names, the
  * temporary-file-and-rename and the fsyncs are the same either way; MIGSTAT_DIRECT_IO=0 turns it off.
  */
-/** (the one part of the WebAssembly API used here: the ES2023 lib this project compiles against does not declare it) */
-declare const WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } };
 const DIRECT_MIN_BYTES = 128 << 10;
 /** offsets and lengths of direct writes are multiples of this (the largest logical block size of common disks) */
 const DIRECT_ALIGN = 4096;
@@ -115,10 +115,13 @@ export const directIo = {
   /** the asynchronous write of deferred chunks: fs.write (a test puts a failing one in its place) */
   write: fs.write as (fd: number, buffer: Buffer, offset: number, length: number, position: number, cb: (err: NodeJS.ErrnoException | null, written: number) => void) => void,
 };
+/** `bytes` (a multiple of 64 KB) of memory starting on a page boundary, as O_DIRECT needs: a WebAssembly memory's buffer (a Buffer of the heap is not aligned). */
+function alignedMemory(bytes: number): ArrayBuffer {
+  return new WebAssembly.Memory({ initial: bytes / 65536 }).buffer;
+}
 let directBuf: Buffer | undefined;
-/** A WebAssembly memory's buffer starts on a page boundary (a Buffer of the heap does not), as O_DIRECT needs. */
 function alignedChunk(): Buffer {
-  return (directBuf ??= Buffer.from(new WebAssembly.Memory({ initial: DIRECT_CHUNK / 65536 }).buffer));
+  return (directBuf ??= Buffer.from(alignedMemory(DIRECT_CHUNK)));
 }
 
 /** A direct open or write refused by the file system or the device (EINVAL, as Linux says; EOPNOTSUPP from some), not failed. */
@@ -190,7 +193,7 @@ function submitDirect(file: string, buf: Buffer): boolean {
   const whole = buf.length - (buf.length % DIRECT_ALIGN);
   const chunks = Math.ceil(whole / SLOT_BYTES);
   if (!slots) {
-    const mem = new WebAssembly.Memory({ initial: (SLOTS * SLOT_BYTES) / 65536 }).buffer;
+    const mem = alignedMemory(SLOTS * SLOT_BYTES);
     slots = [];
     for (let k = 0; k < SLOTS; k++) { slots.push(Buffer.from(mem, k * SLOT_BYTES, SLOT_BYTES)); freeSlots.push(SLOTS - 1 - k); }
   }

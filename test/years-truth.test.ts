@@ -81,7 +81,6 @@ beforeAll(async () => {
   }
 });
 
-
 /** The truth of every event: record_id → its true row of truth/records.csv. */
 function truthEvents(y: number): Map<string, Row> {
   return new Map(read(path.join(outs[y]!, 'truth', 'records.csv')).filter((r) => r.disposition === 'event').map((r) => [r.record_id!, r]));
