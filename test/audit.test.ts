@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MONTH_FILE_HEADERS, TABLE_HEADERS } from '../pipeline/contracts';
 import { objectsToCsv, readCsvText, type Row } from '../pipeline/csv';
-import { RunLog } from '../pipeline/log';
+import { RunLog, verifyLogChain } from '../pipeline/log';
 import { ROOT } from '../pipeline/paths';
 import { Store } from '../pipeline/store';
 import { audit, explain } from '../stages/audit';
@@ -136,6 +136,25 @@ function tabulate(evs: Ev[]): Map<string, { immigrants: number; emigrants: numbe
   }
   return cells;
 }
+
+describe('log chain', () => {
+  test('lines longer than the tail read first, and two writers appending in turn, keep an unbroken chain', () => {
+    const store = makeStore(); // (its log already holds a line)
+    const a = new RunLog(store.logFile(), 'run-a');
+    const b = new RunLog(store.logFile(), 'run-b');
+    for (const size of [10, 5000, 20, 70000, 4000, 4200, 1]) {
+      a.log({ stage: 'test', event: 'line', pad: 'x'.repeat(size) });
+      b.log({ stage: 'test', event: 'line', pad: 'y'.repeat(size) }); // b chains onto a's line, which it did not write
+    }
+    const lines = fs.readFileSync(store.logFile(), 'utf8').trimEnd().split('\n');
+    expect(lines).toHaveLength(15);
+    expect(verifyLogChain(store.logFile())).toEqual([]);
+    // and the chain is not vacuous: a line changed (b's 5 000-character one, line 5) breaks it at the next one
+    lines[4] = lines[4]!.replace('"pad":"y', '"pad":"z');
+    fs.writeFileSync(store.logFile(), lines.join('\n') + '\n');
+    expect(verifyLogChain(store.logFile())).toEqual([6]);
+  });
+});
 
 describe('explain: lineage', () => {
   test('worked example, March 2024: every cell of the expected table is re-traced to exactly its events', () => {
