@@ -88,14 +88,13 @@ export class Pseudonymiser {
     if (!j) return '';
     return isThirteenDigits(j) ? this.fast(j) : crypto.createHmac('sha256', this.key).update(j).digest('hex').slice(0, 32);
   }
-  private readonly hex = Buffer.alloc(16);
   private fast(j: string): string {
     this.inner.write(j, 64, 'latin1');
     // the inner digest as a latin1 string written into the outer block: no Buffer allocated per form
     this.outer.write(crypto.hash('sha256', this.inner, 'binary'), 64, 'binary'); // binary = latin1
-    // the first 16 bytes of the outer digest in hex: one flat 32-character string (a slice of the 64-character
-    // hex digest would keep both strings alive as long as the forms)
-    this.hex.write(crypto.hash('sha256', this.outer, 'binary') as string, 0, 16, 'binary');
-    return this.hex.toString('hex');
+    // the first 32 hex digits of the outer digest: a slice of the 64-digit string, which it keeps alive (~1.3 MB more
+    // for an extract's forms). Copying 16 bytes into a Buffer to hex them there instead was ~0.2 µs a pseudonym
+    // slower: 4 ms an extract (ingest of 12 extracts, alternating: 772 against 822 ms).
+    return (crypto.hash('sha256', this.outer, 'hex') as string).slice(0, 32);
   }
 }
