@@ -10,7 +10,7 @@ import { durability, settleWrites, sha256 } from './fsutil';
 import type { StageEvent } from './log';
 import { buildMonth, deliverExtract, ingestExtract, setIndexLine, writeDelivery, type FreshParts, type Ingested, type PriorEntry, type StageLog } from './month';
 import type { FromWorker, ToWorker } from './rebuild';
-import { idHash } from './record-index';
+import { idHash, indexEntries } from './record-index';
 import { Store } from './store';
 import { loadClassification, type Classification } from '../stages/territory';
 
@@ -84,7 +84,8 @@ async function handle(m: ToWorker): Promise<void> {
         const d = deliverExtract(h.ing, { L, C, prior: priorOf, closed, allowOtherMonths, seq: m.seq, log });
         if (d.months.some((x) => x !== h.fileMonth && !closed(x))) throw new Error(`internal: ${h.ing.name} attributed forms to an open month other than its own`);
         // the index lines first: the next extract's delivery waits for them, not for the files written here
-        send({ type: 'delivered', k: m.k, index: d.idsText, delivery: d.rec.delivery });
+        const entries = indexEntries(d.idsText, d.rec.accepted);
+        port.postMessage({ type: 'delivered', k: m.k, index: d.idsText, entries, delivery: d.rec.delivery } satisfies FromWorker, [entries.starts.buffer, entries.hashes.buffer]);
         if (SLOW_WRITES_MS > 0 && !m.build) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, SLOW_WRITES_MS);
         fresh = writeDelivery(store, d);
       }

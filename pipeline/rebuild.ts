@@ -24,7 +24,7 @@ import { Worker } from 'node:worker_threads';
 import { RunLog, type StageEvent } from './log';
 import { Store, withLockAsync } from './store';
 import { addMonths, isMonth, monthsOfYear, RESEND_WINDOW_MONTHS } from './contracts';
-import { RecordIndex } from './record-index';
+import { RecordIndex, type IndexEntries } from './record-index';
 import { fileMonthOf } from '../stages/ingest';
 import { loadPopulation } from '../stages/population';
 import { loadClassification } from '../stages/territory';
@@ -66,7 +66,8 @@ export type FromWorker =
   | { type: 'log'; e: StageEvent; level: 'info' | 'warn' | 'error' }
   /** ids: idHash of each of the extract's record ids; index: its record-index lines, each ending in a newline (Delivered.idsText) */
   | { type: 'ingested'; k: number; digest: string; ids: Int32Array; forms: number }
-  | { type: 'delivered'; k: number; index: string; delivery: string }
+  /** entries: indexEntries(index), computed by the worker */
+  | { type: 'delivered'; k: number; index: string; entries: IndexEntries; delivery: string }
   | { type: 'unit-done'; k: number; events: number; built: boolean }
   | { type: 'year-done'; year: number; events: number }
   | { type: 'error'; message: string };
@@ -280,12 +281,13 @@ async function drive(units: Unit[], plannedYears: number[], store: Store, log: R
           continue;
         }
         const from = addMonths(u.fileMonth, -RESEND_WINDOW_MONTHS);
-        index.dropBefore(from);
         const prior = index.lookup(p.ids, from);
         seq++;
         first ??= u.fileMonth;
         inFlight.set(u.k, p.digest);
         p.w.postMessage({ type: 'prior', k: u.k, skip: false, seq, build: u.lastOfMonth, prior } satisfies ToWorker);
+        // the entries of months the window left are forgotten after the answer, off the ordered path (lookup skips them)
+        index.dropBefore(from);
         return; // the next extract waits for this one's index entries
       }
     };
@@ -297,7 +299,7 @@ async function drive(units: Unit[], plannedYears: number[], store: Store, log: R
           case 'delivered': {
             const u = units[m.k]!;
             // the index text as written to state/ids (each line ends in \n): kept whole, each line located by number
-            index.add(u.fileMonth, m.index);
+            index.add(u.fileMonth, m.index, m.entries);
             digests.set(inFlight.get(m.k)!, { file: u.name, month: u.fileMonth, delivery: m.delivery });
             inFlight.delete(m.k);
             deliveredMonths.add(u.fileMonth);

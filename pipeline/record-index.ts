@@ -21,6 +21,34 @@ export function idHash(s: string, a = 0, b = s.length): number {
   return h | 0;
 }
 
+/** The entries of an index text: for each line that is one, the offset where it starts and the idHash of its id. */
+export interface IndexEntries { starts: Int32Array<ArrayBuffer>; hashes: Int32Array<ArrayBuffer> }
+
+/**
+ * The entries of an index text (lines "id TAB month TAB hash", each ending in \n), read as loadPriorIndex reads its
+ * file: a line is an entry when it has a tab after a non-empty id. `lines`: how many lines the text has, when the
+ * caller knows (else they are counted first; and again if it has more, e.g. an id with a line end in it).
+ */
+export function indexEntries(text: string, lines?: number): IndexEntries {
+  let cap = lines ?? 0;
+  if (lines === undefined) for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) cap++;
+  cap++; // (a last line without its line end)
+  const starts = new Int32Array(cap), hashes = new Int32Array(cap);
+  let n = 0;
+  for (let a = 0; a < text.length; ) {
+    let b = text.indexOf('\n', a);
+    if (b < 0) b = text.length;
+    const tab = text.indexOf('\t', a);
+    if (tab > a && tab < b) {
+      if (n === cap) return indexEntries(text);
+      starts[n] = a;
+      hashes[n++] = idHash(text, a, tab);
+    }
+    a = b + 1;
+  }
+  return { starts: starts.slice(0, n), hashes: hashes.slice(0, n) };
+}
+
 interface Text { fileMonth: string; text: string; starts: Int32Array; entries: Int32Array; lines: number }
 
 const BUCKET_BITS = 20; // 1 M buckets for ~260 000–400 000 entries (12–13 months): chains of one, mostly
@@ -81,25 +109,15 @@ export class RecordIndex {
 
   /**
    * Add the record-index text an extract of `fileMonth` delivered (lines "id TAB month TAB hash", each ending in \n),
-   * read as loadPriorIndex reads its file: a line is an entry when it has a tab after a non-empty id.
+   * with its entries as indexEntries(text) gives them: the worker that delivered it computes them, off this thread
+   * (here they cost ~2.5–5 ms an extract on the rebuild's ordered path, and the main thread shares its two cores).
    */
-  add(fileMonth: string, text: string): void {
+  add(fileMonth: string, text: string, e: IndexEntries = indexEntries(text)): void {
     const s = this.freeTexts.pop() ?? this.texts.length;
-    let cap = 1024;
-    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) cap++; // at most this many lines
-    const t: Text = { fileMonth, text, starts: new Int32Array(cap), entries: new Int32Array(cap), lines: 0 };
+    const n = e.hashes.length;
+    const t: Text = { fileMonth, text, starts: e.starts, entries: new Int32Array(n), lines: n };
     this.texts[s] = t;
-    for (let a = 0; a < text.length; ) {
-      let b = text.indexOf('\n', a);
-      if (b < 0) b = text.length;
-      const tab = text.indexOf('\t', a);
-      if (tab > a && tab < b) {
-        const k = t.lines++;
-        t.starts[k] = a;
-        t.entries[k] = this.put(idHash(text, a, tab), s, k);
-      }
-      a = b + 1;
-    }
+    for (let k = 0; k < n; k++) t.entries[k] = this.put(e.hashes[k]!, s, k);
     this.window.push(s);
   }
 
