@@ -7,6 +7,7 @@ import { deliverExtract, formsJsonBytes } from '../pipeline/month';
 import * as crypto from 'node:crypto';
 import { loadConfig } from '../pipeline/config';
 import { loadClassification } from '../stages/territory';
+import { idHash } from '../pipeline/record-index';
 
 function forms(rows: { id: string; office: string; reg: string; move: string }[]): Columns {
   const c: Columns = Object.fromEntries(FORM_COLUMNS.map((k) => [k, [] as string[]]));
@@ -171,4 +172,37 @@ test('a day/month swap is corrected only when the swapped dates fall in the extr
   expect(() => deliver({ forms: fm(forms(more)), quarantine: [], fileMonth: '2024-05' }, ctx)).toThrow(/only 0 of its 112 forms are recorded in 2024-05/);
   const s = deliver({ forms: fm(forms(more)), quarantine: [], fileMonth: '2024-05' }, { ...ctx, allowOtherMonths: true });
   expect([s.otherMonths, s.systemic, s.forms.record_id!.length]).toEqual([true, [], 112]);
+});
+
+test('within-file duplicates: for any forms, kept and dropped as by a Map of record ids (ids colliding in their hash included)', () => {
+  // two different ids with the same idHash (dedupe's table compares ids only when hashes are equal)
+  const seen = new Map<number, string>();
+  let pair: [string, string] | undefined;
+  for (let i = 0; !pair; i++) {
+    const id = `R${i}`;
+    const other = seen.get(idHash(id));
+    if (other !== undefined) pair = [other, id];
+    else seen.set(idHash(id), id);
+  }
+  const L = loadConfig();
+  const classification = loadClassification(path.join(__dirname, '..', 'reference', 'territory', 'settlements.csv'));
+  const form = fc.record({ id: fc.constantFrom('A', 'B', 'C', pair[0], pair[1]), move: fc.constantFrom('2024-02-01', '2024-01-20') });
+  fc.assert(
+    fc.property(fc.array(form, { maxLength: 40 }), (rows) => {
+      const f = forms(rows.map((r) => ({ id: r.id, office: '70106', reg: '2024-02-10', move: r.move })));
+      const r = deliver({ forms: f, quarantine: [], fileMonth: '2024-02' }, { prior: () => undefined, isClosed: () => false, rules: L.rules, corrections: [], classification, systemic: L.config.systemic });
+      // the reference: a form is a duplicate when a form kept before it has the same id and the same content
+      const kept: typeof rows = [];
+      const dups: string[] = [];
+      rows.forEach((x, i) => {
+        if (kept.some((k) => k.id === x.id && k.move === x.move)) dups.push(String(i + 2));
+        else kept.push(x);
+      });
+      expect(r.forms.record_id).toEqual(kept.map((k) => k.id));
+      expect(r.forms.move_date).toEqual(kept.map((k) => k.move));
+      expect(r.dispositions.filter((d) => d.disposition === 'duplicate').map((d) => d.line)).toEqual(dups);
+      expect(r.counts.duplicates).toBe(dups.length);
+    }),
+    { numRuns: 300, seed: 20261126 },
+  );
 });
