@@ -1,5 +1,10 @@
-/** KeyedCache: one computation per distinct argument, whatever the order of the lookups (the last one is kept aside). */
-import { KeyedCache } from '../pipeline/memo';
+/**
+ * KeyedCache: one computation per distinct argument, whatever the order of the lookups (the last one is kept aside).
+ * RowTable: a row per distinct string, as a Map would hold it.
+ */
+import fc from 'fast-check';
+import { KeyedCache, RowTable } from '../pipeline/memo';
+import { idHash } from '../pipeline/record-index';
 
 describe('KeyedCache', () => {
   test('computes each distinct argument once and answers repeats, runs and alternations alike', () => {
@@ -21,5 +26,36 @@ describe('KeyedCache', () => {
     const c = new KeyedCache((v) => ({ v }));
     const first = c.get('abc');
     expect(c.get(['a', 'b', 'c'].join(''))).toBe(first);
+  });
+});
+
+describe('RowTable', () => {
+  test('for any column, the row a key\'s slot holds is the one a Map would give (keys colliding in their hash included)', () => {
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; !pair; i++) {
+      const k = `P${i}`;
+      const other = seen.get(idHash(k));
+      if (other !== undefined) pair = [other, k];
+      else seen.set(idHash(k), k);
+    }
+    expect(idHash(pair[0])).toBe(idHash(pair[1]));
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('a', 'b', '', 'ab', 'é', pair[0], pair[1]), { maxLength: 60 }), fc.array(fc.constantFrom('a', 'zz', pair[0], pair[1], pair[0] + 'x')), (col, asked) => {
+        const t = new RowTable(col.length, col);
+        const m = new Map<string, number>();
+        col.forEach((k, i) => {
+          const s = t.slot(k);
+          expect(t.at(s)).toBe(m.get(k) ?? -1); // the row put last for k, before this one
+          t.set(s, i);
+          m.set(k, i);
+        });
+        for (const k of [...col, ...asked]) expect(t.at(t.slot(k))).toBe(m.get(k) ?? -1);
+        // distinct keys, distinct slots
+        const slots = new Set([...m.keys()].map((k) => t.slot(k)));
+        expect(slots.size).toBe(m.size);
+      }),
+      { numRuns: 300, seed: 20261126 },
+    );
   });
 });
