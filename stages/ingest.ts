@@ -15,7 +15,7 @@ import { parse as csvParse } from 'csv-parse/sync';
 import type { ValidateFunction } from 'ajv';
 import { derivedValidator, validator } from '../pipeline/schemas';
 import { SCHEMAS } from '../pipeline/paths';
-import { decodeJmbg, type Pseudonymiser } from './jmbg';
+import { decodeJmbg, jmbgSex, validWithBirthDate, type Pseudonymiser } from './jmbg';
 
 export const INPUT_COLUMNS = [
   'record_id', 'form_type', 'registration_date', 'move_date', 'person_id', 'citizenship', 'sex', 'birth_date',
@@ -520,6 +520,13 @@ function jmbgColumns(jmbgs: readonly string[], bdate: readonly string[], lines: 
     if (i > 0 && jmbg === jmbgs[i - 1]) {
       pid[i] = pid[i - 1]!; valid[i] = valid[i - 1]!; jsex[i] = jsex[i - 1]!;
       jbirth[i] = jbirth[i - 1] === bdate[i] ? bdate[i]! : jbirth[i - 1]!; // jbirth[i - 1] is the decoded birth date (or '')
+    } else if (validWithBirthDate(jmbg, bdate[i]!)) {
+      // a valid JMBG that encodes the stated birth date (nearly every form): decodeJmbg's answer, without the date
+      // string and the object it would build
+      pid[i] = pseudo.of(jmbg);
+      valid[i] = '1';
+      jsex[i] = jmbgSex(jmbg);
+      jbirth[i] = bdate[i]!;
     } else {
       const j = decodeJmbg(jmbg);
       pid[i] = pseudo.of(jmbg);

@@ -51,6 +51,32 @@ export function decodeJmbg(j: string): JmbgInfo {
   return { valid, sex: valid ? (bbb < 500 ? '1' : '2') : '', birthDate: valid ? birthDate : '' };
 }
 
+/**
+ * Whether decodeJmbg(j) is valid with the birth date `date`: then it is { valid: true, sex: jmbgSex(j), birthDate:
+ * date }. So that a form whose JMBG agrees with its stated birth date (nearly all) is decoded without building that
+ * string and an object for it (ingest's jmbgColumns).
+ */
+export function validWithBirthDate(j: string, date: string): boolean {
+  return encodesBirthDate(j, date) && isValidDate(date) && jmbgCheckDigit(j) === j.charCodeAt(12) - 48;
+}
+
+/**
+ * Whether j is 13 digits that encode the birth date `date` (YYYY-MM-DD), the very string decodeJmbg builds. The
+ * year: ddmmyyy…, yyy ≥ 800 in the 1000s, otherwise the 2000s.
+ */
+function encodesBirthDate(j: string, date: string): boolean {
+  if (date.length !== 10 || date.charCodeAt(4) !== 45 || date.charCodeAt(7) !== 45 || !isThirteenDigits(j)) return false;
+  if (date.charCodeAt(8) !== j.charCodeAt(0) || date.charCodeAt(9) !== j.charCodeAt(1) || date.charCodeAt(5) !== j.charCodeAt(2) || date.charCodeAt(6) !== j.charCodeAt(3)) return false;
+  const yyy = (j.charCodeAt(4) - 48) * 100 + (j.charCodeAt(5) - 48) * 10 + (j.charCodeAt(6) - 48);
+  const year = yyy >= 800 ? 1000 + yyy : 2000 + yyy;
+  return DIGIT(date.charCodeAt(0)) * 1000 + DIGIT(date.charCodeAt(1)) * 100 + DIGIT(date.charCodeAt(2)) * 10 + DIGIT(date.charCodeAt(3)) === year;
+}
+
+/** The sex a 13-digit JMBG encodes (its digits 10–12: below 500 male, '1'). */
+export function jmbgSex(j: string): '1' | '2' {
+  return (j.charCodeAt(9) - 48) * 100 + (j.charCodeAt(10) - 48) * 10 + (j.charCodeAt(11) - 48) < 500 ? '1' : '2';
+}
+
 export type KeySource = 'env' | 'file' | 'demo';
 export const DEMO_KEY = 'migstat-demo-key-NOT-FOR-PRODUCTION';
 
