@@ -7,7 +7,7 @@ import { deliverExtract, formsJsonBytes } from '../pipeline/month';
 import * as crypto from 'node:crypto';
 import { loadConfig } from '../pipeline/config';
 import { loadClassification } from '../stages/territory';
-import { idHash } from '../pipeline/record-index';
+import { collidingPair } from './helpers/colliding';
 
 function forms(rows: { id: string; office: string; reg: string; move: string }[]): Columns {
   const c: Columns = Object.fromEntries(FORM_COLUMNS.map((k) => [k, [] as string[]]));
@@ -175,15 +175,7 @@ test('a day/month swap is corrected only when the swapped dates fall in the extr
 });
 
 test('within-file duplicates: for any forms, kept and dropped as by a Map of record ids (ids colliding in their hash included)', () => {
-  // two different ids with the same idHash (dedupe's table compares ids only when hashes are equal)
-  const seen = new Map<number, string>();
-  let pair: [string, string] | undefined;
-  for (let i = 0; !pair; i++) {
-    const id = `R${i}`;
-    const other = seen.get(idHash(id));
-    if (other !== undefined) pair = [other, id];
-    else seen.set(idHash(id), id);
-  }
+  const pair = collidingPair(); // two different ids with the same idHash (dedupe's table compares ids only when hashes are equal)
   const L = loadConfig();
   const classification = loadClassification(path.join(__dirname, '..', 'reference', 'territory', 'settlements.csv'));
   const form = fc.record({ id: fc.constantFrom('A', 'B', 'C', pair[0], pair[1]), move: fc.constantFrom('2024-02-01', '2024-01-20') });

@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import { KeyedCache, RowTable } from '../pipeline/memo';
 import { idHash } from '../pipeline/record-index';
+import { collidingPair } from './helpers/colliding';
 
 describe('KeyedCache', () => {
   test('computes each distinct argument once and answers repeats, runs and alternations alike', () => {
@@ -31,14 +32,7 @@ describe('KeyedCache', () => {
 
 describe('RowTable', () => {
   test('for any column, the row a key\'s slot holds is the one a Map would give (keys colliding in their hash included)', () => {
-    const seen = new Map<number, string>();
-    let pair: [string, string] | undefined;
-    for (let i = 0; !pair; i++) {
-      const k = `P${i}`;
-      const other = seen.get(idHash(k));
-      if (other !== undefined) pair = [other, k];
-      else seen.set(idHash(k), k);
-    }
+    const pair = collidingPair('P');
     expect(idHash(pair[0])).toBe(idHash(pair[1]));
     fc.assert(
       fc.property(fc.array(fc.constantFrom('a', 'b', '', 'ab', 'é', pair[0], pair[1]), { maxLength: 60 }), fc.array(fc.constantFrom('a', 'zz', pair[0], pair[1], pair[0] + 'x')), (col, asked) => {

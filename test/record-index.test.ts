@@ -11,19 +11,8 @@ import { addMonths } from '../pipeline/contracts';
 import { loadPriorIndex, setIndexLine, type PriorEntry } from '../pipeline/month';
 import { idHash, indexEntries, RecordIndex } from '../pipeline/record-index';
 import { Store } from '../pipeline/store';
+import { collidingPair } from './helpers/colliding';
 import { tmpDir } from './helpers/store';
-
-/** Two different ids with the same idHash, found by the birthday paradox among generated ids. */
-function collidingPair(): [string, string] {
-  const seen = new Map<number, string>();
-  for (let i = 0; ; i++) {
-    const id = `R${i}`;
-    const h = idHash(id);
-    const other = seen.get(h);
-    if (other !== undefined) return [other, id];
-    seen.set(h, id);
-  }
-}
 
 describe('RecordIndex = loadPriorIndex', () => {
   const [c1, c2] = collidingPair();
