@@ -35,12 +35,17 @@ export class RunLog {
       transports: [new winston.transports.Console({ silent: true })],
     });
   }
+  /** the log's size after this logger's last line: while it is still that, the last line is ours (prev) */
+  private size = -1;
   log(e: StageEvent, level: 'info' | 'warn' | 'error' = 'info'): void {
-    this.prev = lastLineHash(this.file); // another run may have appended since: chain onto the real last line
+    // another run may have appended since: chain onto the real last line (read again only when the size changed)
+    const size = fs.statSync(this.file, { throwIfNoEntry: false })?.size ?? -1;
+    if (size !== this.size || size < 0) this.prev = lastLineHash(this.file);
     const entry = { ts: new Date().toISOString(), level, run_id: this.runId, ...e, prev: this.prev };
-    const line = JSON.stringify(entry);
-    fs.appendFileSync(this.file, line + '\n');
-    this.prev = sha256(line);
+    const line = JSON.stringify(entry) + '\n';
+    fs.appendFileSync(this.file, line);
+    this.size = Math.max(size, 0) + Buffer.byteLength(line);
+    this.prev = sha256(line.slice(0, -1));
     this.logger.log(level, e.event, e);
   }
   /** Time a stage and log its end with its duration. */
@@ -54,8 +59,8 @@ export class RunLog {
 
 /**
  * Hash of the last line, reading only the file's tail: 4 KB first (a line is ~0.3–2 KB), more only when the last line
- * is longer. Called for every line logged (~2 100 in a full rebuild, on its main thread): decoding a 64 KB tail each
- * time cost ~0.3 ms a line.
+ * is longer. A logger calls it when the log is not as it left it (another run appended): a full rebuild logs ~2 100
+ * lines on its main thread, and reading and hashing a 64 KB tail for each cost ~0.3 ms a line.
  */
 function lastLineHash(file: string): string {
   if (!fs.existsSync(file)) return 'genesis';

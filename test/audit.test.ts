@@ -154,6 +154,16 @@ describe('log chain', () => {
     fs.writeFileSync(store.logFile(), lines.join('\n') + '\n');
     expect(verifyLogChain(store.logFile())).toEqual([6]);
   });
+
+  test('a line appended by another writer between two lines of a logger: the next line chains onto it', () => {
+    const store = makeStore(); // (its log already holds a line)
+    const a = new RunLog(store.logFile(), 'run-a');
+    a.log({ stage: 'test', event: 'one' });
+    a.log({ stage: 'test', event: 'two' });
+    fs.appendFileSync(store.logFile(), '{"foreign":true}\n'); // line 4, without a prev of its own
+    a.log({ stage: 'test', event: 'three' });
+    expect(verifyLogChain(store.logFile())).toEqual([4]); // the foreign line itself, not the one after it
+  });
 });
 
 describe('explain: lineage', () => {
