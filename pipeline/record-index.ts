@@ -49,7 +49,8 @@ export function indexEntries(text: string, lines?: number): IndexEntries {
   return { starts: starts.slice(0, n), hashes: hashes.slice(0, n) };
 }
 
-interface Text { fileMonth: string; text: string; starts: Int32Array; entries: Int32Array; lines: number }
+/** A delivered text: starts[k] is where its k-th entry's line starts, entries[k] that entry's number in the table. */
+interface Text { fileMonth: string; text: string; starts: Int32Array; entries: Int32Array }
 
 const BUCKET_BITS = 20; // 1 M buckets for ~260 000–400 000 entries (12–13 months): chains of one, mostly
 
@@ -72,7 +73,7 @@ export class RecordIndex {
     while (this.window.length && this.texts[this.window[0]!]!.fileMonth < from) {
       const s = this.window.shift()!;
       const t = this.texts[s]!;
-      for (let k = 0; k < t.lines; k++) this.remove(t.entries[k]!);
+      for (let k = 0; k < t.entries.length; k++) this.remove(t.entries[k]!);
       this.texts[s] = undefined;
       this.freeTexts.push(s);
     }
@@ -115,7 +116,7 @@ export class RecordIndex {
   add(fileMonth: string, text: string, e: IndexEntries = indexEntries(text)): void {
     const s = this.freeTexts.pop() ?? this.texts.length;
     const n = e.hashes.length;
-    const t: Text = { fileMonth, text, starts: e.starts, entries: new Int32Array(n), lines: n };
+    const t: Text = { fileMonth, text, starts: e.starts, entries: new Int32Array(n) };
     this.texts[s] = t;
     for (let k = 0; k < n; k++) t.entries[k] = this.put(e.hashes[k]!, s, k);
     this.window.push(s);
@@ -153,7 +154,7 @@ export class RecordIndex {
   /** Entries held (for the tests). */
   get size(): number {
     let n = 0;
-    for (const s of this.window) n += this.texts[s]!.lines;
+    for (const s of this.window) n += this.texts[s]!.entries.length;
     return n;
   }
 }

@@ -41,14 +41,9 @@ const INVALID: JmbgInfo = Object.freeze({ valid: false, sex: '', birthDate: '' }
 
 export function decodeJmbg(j: string): JmbgInfo {
   if (!isThirteenDigits(j)) return INVALID;
-  const yyy = (j.charCodeAt(4) - 48) * 100 + (j.charCodeAt(5) - 48) * 10 + (j.charCodeAt(6) - 48);
-  const year = yyy >= 800 ? 1000 + yyy : 2000 + yyy;
-  const birthDate = `${year}-${j.slice(2, 4)}-${j.slice(0, 2)}`;
-  const dateOk = isValidDate(birthDate);
-  const valid = dateOk && jmbgCheckDigit(j) === j.charCodeAt(12) - 48;
-  const bbb = (j.charCodeAt(9) - 48) * 100 + (j.charCodeAt(10) - 48) * 10 + (j.charCodeAt(11) - 48);
-  if (!valid) return INVALID;
-  return { valid, sex: valid ? (bbb < 500 ? '1' : '2') : '', birthDate: valid ? birthDate : '' };
+  const birthDate = `${birthYear(j)}-${j.slice(2, 4)}-${j.slice(0, 2)}`;
+  if (!isValidDate(birthDate) || jmbgCheckDigit(j) !== j.charCodeAt(12) - 48) return INVALID;
+  return { valid: true, sex: jmbgSex(j), birthDate };
 }
 
 /**
@@ -60,16 +55,17 @@ export function validWithBirthDate(j: string, date: string): boolean {
   return encodesBirthDate(j, date) && isValidDate(date) && jmbgCheckDigit(j) === j.charCodeAt(12) - 48;
 }
 
-/**
- * Whether j is 13 digits that encode the birth date `date` (YYYY-MM-DD), the very string decodeJmbg builds. The
- * year: ddmmyyy…, yyy ≥ 800 in the 1000s, otherwise the 2000s.
- */
+/** Whether j is 13 digits that encode the birth date `date` (YYYY-MM-DD), the very string decodeJmbg builds. */
 function encodesBirthDate(j: string, date: string): boolean {
   if (date.length !== 10 || date.charCodeAt(4) !== 45 || date.charCodeAt(7) !== 45 || !isThirteenDigits(j)) return false;
   if (date.charCodeAt(8) !== j.charCodeAt(0) || date.charCodeAt(9) !== j.charCodeAt(1) || date.charCodeAt(5) !== j.charCodeAt(2) || date.charCodeAt(6) !== j.charCodeAt(3)) return false;
+  return DIGIT(date.charCodeAt(0)) * 1000 + DIGIT(date.charCodeAt(1)) * 100 + DIGIT(date.charCodeAt(2)) * 10 + DIGIT(date.charCodeAt(3)) === birthYear(j);
+}
+
+/** The birth year a 13-digit JMBG encodes (ddmmyyy…): yyy ≥ 800 in the 1000s, otherwise the 2000s. */
+function birthYear(j: string): number {
   const yyy = (j.charCodeAt(4) - 48) * 100 + (j.charCodeAt(5) - 48) * 10 + (j.charCodeAt(6) - 48);
-  const year = yyy >= 800 ? 1000 + yyy : 2000 + yyy;
-  return DIGIT(date.charCodeAt(0)) * 1000 + DIGIT(date.charCodeAt(1)) * 100 + DIGIT(date.charCodeAt(2)) * 10 + DIGIT(date.charCodeAt(3)) === year;
+  return yyy >= 800 ? 1000 + yyy : 2000 + yyy;
 }
 
 /** The sex a 13-digit JMBG encodes (its digits 10–12: below 500 male, '1'). */
