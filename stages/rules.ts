@@ -168,14 +168,16 @@ function fused(rules: Rule[], t: AQ.ColumnTable): FusedFn | null {
     const when = wf ? rowCode(wf) : undefined;
     if (cond === undefined || wf === null || (wf && when === undefined)) { parts.push(`/* rule ${k}: not a row function, evaluated by table.derive */`); return; }
     const mask = kindMask(rule);
-    parts.push(`/* rule ${k} */ (n, kind, data, outs, counts, errors) => { try { const o = outs[${k}]; let p = 0, f = 0;
+    // The counts are kept in counts[] as the loop goes, not stored after it: V8 compiles the loop on the stack
+    // (on-stack replacement) while the code after it has never run, and such code deoptimised on every call.
+    parts.push(`/* rule ${k} */ (n, kind, data, outs, counts, errors) => { try { const o = outs[${k}]; counts[${2 * k}] = 0; counts[${2 * k + 1}] = 0;
   for (let row = 0; row < n; row++) {
     ${mask ? `if (!(${mask} & kind[row])) continue;` : ''}
     ${when !== undefined ? `{ const w = (${when}); if (w !== true) { if (w !== false && w != null) notBoolean('when', w); continue; } }` : ''}
     const v = (${cond});
-    if (v === true) { o[row] = ${PASS}; p++; } else if (v === false) { o[row] = ${FAIL}; f++; } else if (v != null) notBoolean('condition', v);
+    if (v === true) { o[row] = ${PASS}; counts[${2 * k}]++; } else if (v === false) { o[row] = ${FAIL}; counts[${2 * k + 1}]++; } else if (v != null) notBoolean('condition', v);
   }
-  counts[${2 * k}] = p; counts[${2 * k + 1}] = f; } catch (e) { errors[${k}] = e; } },`);
+  } catch (e) { errors[${k}] = e; } },`);
   });
   // fn and $ are what arquero's compile binds for its row functions: its expression functions and the table's
   // params (none here). aq.op holds the very same function objects (addFunction puts a function in both), plus
@@ -208,6 +210,24 @@ function kindMask(rule: Rule): number {
   return types ? (types.includes('R') ? 1 : 0) | (types.includes('D') ? 2 : 0) : 0;
 }
 
+/**
+ * Keep alive one object of each shape `data` had: V8 forgets the hidden class (map) of objects built key by key
+ * once every object of it is garbage, and the next month's object then gets a new one, which the rules' optimised
+ * code (compiled for the old map) does not know: it was deoptimised and compiled again every month.
+ */
+const shapes = new Map<string, object>();
+function anchorShape(o: object): void {
+  const k = Object.keys(o).join('\t');
+  if (!shapes.has(k)) shapes.set(k, Object.fromEntries(Object.keys(o).map((c) => [c, null])));
+}
+
+/** The kind of each form, 1 R, 2 D (a function of its own: a loop in evaluateRules made V8 compile it on the stack, and deoptimise it after the loop, every month). */
+function formKinds(ft: readonly string[]): Uint8Array {
+  const kind = new Uint8Array(ft.length);
+  for (let i = 0; i < ft.length; i++) kind[i] = ft[i] === 'R' ? 1 : ft[i] === 'D' ? 2 : 0;
+  return kind;
+}
+
 /** Evaluate rules on a table of columns. A rule that throws on the data becomes a summary row with its error. */
 export function evaluateRules(rules: Rule[], cols: Columns, classification: Classification, formTypeCol = 'form_type'): RuleResult[] {
   register();
@@ -216,12 +236,15 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
   const needed = new Set<string>([formTypeCol]);
   for (const r of rules) for (const v of r.variables) needed.add(v);
   const data = Object.fromEntries([...needed].map((c) => [c, cols[c]!])) as Record<string, string[]>;
+  anchorShape(data);
   const t = aq.table(data);
   const out: RuleResult[] = [];
   const ft = cols[formTypeCol]!;
-  const kind = new Uint8Array(n); // 1 R, 2 D
-  for (let i = 0; i < n; i++) kind[i] = ft[i] === 'R' ? 1 : ft[i] === 'D' ? 2 : 0;
-  const outs = rules.map(() => new Uint8Array(n).fill(NA));
+  const kind = formKinds(ft);
+  // (pushed, not rules.map: map makes a packed array in the interpreter and a holey one in optimised code, and
+  // the rule functions, compiled for one, were deoptimised whenever the other came)
+  const outs: Uint8Array[] = [];
+  for (let k = 0; k < rules.length; k++) outs.push(new Uint8Array(n).fill(NA));
   const counts = new Float64Array(2 * rules.length).fill(-1); // -1: not evaluated by the fused function
   const errors: unknown[] = new Array(rules.length).fill(NO_ERROR);
   fused(rules, t)?.(n, kind, data, outs, counts, errors);

@@ -68,16 +68,31 @@ function counter(nUnits: number, dims: number): { imm: Int32Array; emi: Int32Arr
 }
 
 export function tabulate(events: Event[], C: Classification, year: number): { tables: Tables; imputed: Tables } {
-  const series = seriesOf(year);
+  // Two functions, each one loop: V8 compiles a hot loop on the stack (on-stack replacement) with the code after
+  // it still without type feedback; one function holding both loops left the rows' loop to deoptimise that code
+  // every month, and recompiled it (55 ms a compile) 18 times in a full rebuild.
   const { units, index } = unitsOf(C, year);
-  const U = units.length;
+  return tableRows(units, seriesOf(year), countEvents(events, C, year, units.length, index));
+}
+
+/** The counts of a month's events, per unit and category. */
+interface Counts {
+  terr: { imm: Int32Array; emi: Int32Array }; terrImp: { imm: Int32Array; emi: Int32Array };
+  age: { imm: Int32Array; emi: Int32Array }; ageImp: { imm: Int32Array; emi: Int32Array };
+  actv: { imm: Int32Array; emi: Int32Array }; nat: { imm: Int32Array; emi: Int32Array };
+  mt: Int32Array; mtImp: Int32Array;
+  /** origin code → per-unit immigrants */
+  origin: Map<string, Int32Array>;
+}
+
+function countEvents(events: Event[], C: Classification, year: number, U: number, index: Map<string, number[]>): Counts {
   const terr = counter(U, 3), terrImp = counter(U, 3);
   const age = counter(U, 3 * AGE_GROUPS.length), ageImp = counter(U, 3 * AGE_GROUPS.length);
   const actv = counter(U, 3 * ACTIVITY_GROUPS.length);
   const nat = counter(U, NATIONALITIES.length);
   const mt = new Int32Array(U * 4), mtImp = new Int32Array(U * 4);
-  const origin = new Map<string, Int32Array>(); // origin code → per-unit immigrants
-  const originCodes = ['KM'];
+  const origin = new Map<string, Int32Array>([['KM', new Int32Array(U)]]);
+  const km = origin.get('KM')!;
   // per event: its category indices computed once (no array of strings searched), then counted for the sex total (0) and its sex
   for (const e of events) {
     const dest = index.get(e.to);
@@ -120,11 +135,17 @@ export function tabulate(events: Event[], C: Classification, year: number): { ta
         nat.emi[u * NATIONALITIES.length + ng]!++;
       }
     } else {
-      let o = origin.get('KM');
-      if (!o) origin.set('KM', (o = new Int32Array(U)));
-      for (const u of dest) o[u]!++;
+      for (const u of dest) km[u]!++;
     }
   }
+  return { terr, terrImp, age, ageImp, actv, nat, mt, mtImp, origin };
+}
+
+/** The rows of a month's tables from its counts. */
+function tableRows(units: Unit[], series: string, c: Counts): { tables: Tables; imputed: Tables } {
+  const { terr, terrImp, age, ageImp, actv, nat, mt, mtImp, origin } = c;
+  const U = units.length;
+  const originCodes = ['KM'];
   const territory: Table = [], territoryImp: Table = [], ageT: Table = [], ageImpT: Table = [], actT: Table = [], natT: Table = [], mtT: Table = [], mtImpT: Table = [], originT: Table = [];
   // plain loops, not forEach callbacks: a callback made per call is compiled again every month (see stages/month.ts)
   for (let ui = 0; ui < U; ui++) {
