@@ -6,6 +6,17 @@ import { idHash } from './record-index';
  * observations in publication order, where most dimensions repeat the previous observation's value, and a
  * string comparison costs less than a hash lookup.
  */
+/*
+ * LOOP_TAIL — how the per-form loops are written (V8, the engine of Node 20). A function called once per month
+ * whose loop runs over the ~20 000 forms is compiled by V8 while it runs, on the stack (on-stack replacement),
+ * with the type feedback gathered so far: the code after the loop has never run, so it has none. That compiled
+ * code is kept and entered again in every later call, and it deoptimises where the loop ends, every month (and
+ * the function is compiled again, ~10–60 ms each time for the large ones). So a hot loop stands alone in a
+ * function, or everything the function does after the loop is a `return` of a value made before it (counts are
+ * kept in a small typed array filled inside the loop). And `array.map` is not used for arrays such loops read:
+ * it makes a packed array in the interpreter and a holey one in optimised code, so code compiled for one was
+ * deoptimised whenever the caller changed tier (the rules' 27 functions, every few months).
+ */
 export class KeyedCache<T = string, A = undefined> {
   private readonly m = new Map<string, T>();
   private lastKey: string | undefined;

@@ -302,12 +302,17 @@ class JsonColumnWriter extends ByteWriter {
   /** JSON.stringify(v) as UTF-8 (v: strings, as a forms column holds) */
   strings(v: readonly string[]): void {
     this.char(91); // [
+    this.items(v);
+    this.char(93); // ]
+  }
+
+  /** the items of strings(v), alone in a function (see LOOP_TAIL in pipeline/memo.ts) */
+  private items(v: readonly string[]): void {
     for (let i = 0; i < v.length; i++) {
       if (i > 0) this.char(44); // ,
       const s = v[i]!;
       if (typeof s !== 'string' || !this.plain(s)) this.text(JSON.stringify(s) ?? 'null');
     }
-    this.char(93); // ]
   }
 
   /** s in quotes when every character is printable ASCII other than " and \; false (nothing written) otherwise */
@@ -469,10 +474,14 @@ function delayCounts(events: readonly Event[]): { delays: Record<string, number>
 /** How many of a month's events carry each provenance flag. */
 function provenanceCounts(events: readonly Event[]): Record<string, number> {
   const provenance: Record<string, number> = {};
-  const byFlag = new Array<number>(PROVENANCE.length).fill(0);
-  for (const e of events) for (let b = 0; b < PROVENANCE.length; b++) if (e.provenance & (1 << b)) byFlag[b]!++;
+  const byFlag = flagCounts(events);
   PROVENANCE.forEach((p, b) => { if (byFlag[b]) provenance[p] = byFlag[b]!; });
   return provenance;
+}
+function flagCounts(events: readonly Event[]): number[] {
+  const byFlag = new Array<number>(PROVENANCE.length).fill(0);
+  for (const e of events) for (let b = 0; b < PROVENANCE.length; b++) if (e.provenance & (1 << b)) byFlag[b]!++;
+  return byFlag; // (nothing else after the loop: see LOOP_TAIL in pipeline/memo.ts)
 }
 
 /**
@@ -515,6 +524,10 @@ function monthFiles(tables: Tables, imputed: Tables, quality: Quality, events: E
 /** events.csv, one line per event straight from the events (no row object per event), in MONTH_FILE_HEADERS.events order. */
 function eventsCsv(events: Event[], C: Classification, month: string): Buffer {
   const w = new CsvWriter(MONTH_FILE_HEADERS.events);
+  eventRows(w, events, C, month);
+  return w.result();
+}
+function eventRows(w: CsvWriter, events: Event[], C: Classification, month: string): void {
   for (const e of events) {
     const km = e.from === 'KM';
     w.cell(e.record_id).cell(e.registration_date).cell(month).cell(km ? '' : e.from).cell(e.to).cell(km ? 1 : 0).cell(e.sex).cell(e.age).cell(ageGroup(e.age))
@@ -522,7 +535,7 @@ function eventsCsv(events: Event[], C: Classification, month: string): Buffer {
       .cell(flagNames(e.provenance, PROVENANCE)).cell(flagNames(e.donor, DONOR_VARIABLES));
     w.end();
   }
-  return w.result();
+  // (nothing after the loop: see LOOP_TAIL in pipeline/memo.ts)
 }
 
 /** Newline characters in UTF-8 text (a CSV's data rows are that minus the header's). */

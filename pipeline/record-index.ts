@@ -34,19 +34,26 @@ export function indexEntries(text: string, lines?: number): IndexEntries {
   if (lines === undefined) for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) cap++;
   cap++; // (a last line without its line end)
   const starts = new Int32Array(cap), hashes = new Int32Array(cap);
+  const n = fillEntries(text, starts, hashes);
+  if (n < 0) return indexEntries(text);
+  return { starts: starts.slice(0, n), hashes: hashes.slice(0, n) };
+}
+
+/** indexEntries' loop, alone in a function that returns its count, -1 when the arrays are too short (see LOOP_TAIL in pipeline/memo.ts) */
+function fillEntries(text: string, starts: Int32Array, hashes: Int32Array): number {
   let n = 0;
   for (let a = 0; a < text.length; ) {
     let b = text.indexOf('\n', a);
     if (b < 0) b = text.length;
     const tab = text.indexOf('\t', a);
     if (tab > a && tab < b) {
-      if (n === cap) return indexEntries(text);
+      if (n === starts.length) return -1;
       starts[n] = a;
       hashes[n++] = idHash(text, a, tab);
     }
     a = b + 1;
   }
-  return { starts: starts.slice(0, n), hashes: hashes.slice(0, n) };
+  return n;
 }
 
 /** A delivered text: starts[k] is where its k-th entry's line starts, entries[k] that entry's number in the table. */

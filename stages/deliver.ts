@@ -147,16 +147,27 @@ function attribute(regs: string[], fileMonth: string, ctx: DeliverContext, quara
   const ref: string[] = new Array(m);
   const cf: string[] = new Array(m);
   const keep2: number[] = new Array(m); // among the kept forms
-  let k2 = 0;
-  let carried = 0;
   // (a form recorded before the window may be a re-send of one the duplicate check no longer sees: never counted twice)
   const windowMonths = ctx.windowMonths ?? RESEND_WINDOW_MONTHS;
   const oldest = addMonths(fileMonth, -windowMonths);
-  let own = 0; // forms recorded in the extract's own month (readable or not), for the mislabelled-extract check
+  // [carried forward, forms recorded in the extract's own month (readable or not), for the mislabelled-extract check]
+  const tally = new Int32Array(2);
+  const k2 = attributeLoop(regs, fileMonth, ctx, q, at, ref, cf, keep2, tally, oldest, windowMonths);
+  ref.length = k2;
+  cf.length = k2;
+  keep2.length = k2;
+  return { ref, cf, keep2, carried: tally[0]!, own: tally[1]! };
+}
+
+/** attribute's loop, alone in a function that returns its count (see LOOP_TAIL in pipeline/memo.ts) */
+function attributeLoop(regs: string[], fileMonth: string, ctx: DeliverContext, q: (i: number, reason: string, detail: string) => void, at: (c: string, i: number) => string,
+  ref: string[], cf: string[], keep2: number[], tally: Int32Array, oldest: string, windowMonths: number): number {
+  const m = regs.length;
+  let k2 = 0;
   for (let i = 0; i < m; i++) {
     const reg = regs[i]!;
     const isOwn = reg.startsWith(fileMonth);
-    if (isOwn) own++;
+    if (isOwn) tally[1]!++;
     if (!isValidDate(reg)) { q(i, 'unreadable_date', `registration_date ${JSON.stringify(reg)} is not a calendar date`); continue; }
     // the file's own month (most forms) as the one string fileMonth, not a new slice per form
     const month = isOwn ? fileMonth : reg.slice(0, 7);
@@ -166,17 +177,14 @@ function attribute(regs: string[], fileMonth: string, ctx: DeliverContext, quara
     if (ctx.isClosed(month)) {
       ref[k2] = earliestOpen(month, ctx.isClosed);
       cf[k2] = '1';
-      carried++;
+      tally[0]!++;
     } else {
       ref[k2] = month;
       cf[k2] = '0';
     }
     keep2[k2++] = i;
   }
-  ref.length = k2;
-  cf.length = k2;
-  keep2.length = k2;
-  return { ref, cf, keep2, carried, own };
+  return k2;
 }
 
 export function deliver(

@@ -515,6 +515,7 @@ function squeezeSpans(spans: Spans, ok: readonly number[]): void {
 function jmbgColumns(jmbgs: readonly string[], bdate: readonly string[], lines: readonly number[], ok: readonly number[], pseudo: Pseudonymiser): { pid: string[]; valid: string[]; jsex: string[]; jbirth: string[]; line: string[] } {
   const n = ok.length;
   const pid: string[] = new Array(n), valid: string[] = new Array(n), jsex: string[] = new Array(n), jbirth: string[] = new Array(n), line: string[] = new Array(n);
+  const out = { pid, valid, jsex, jbirth, line }; // (before the loop: see LOOP_TAIL in pipeline/memo.ts)
   for (let i = 0; i < n; i++) {
     const jmbg = jmbgs[i]!;
     if (i > 0 && jmbg === jmbgs[i - 1]) {
@@ -536,7 +537,7 @@ function jmbgColumns(jmbgs: readonly string[], bdate: readonly string[], lines: 
     }
     line[i] = lineString(lines[ok[i]!]!);
   }
-  return { pid, valid, jsex, jbirth, line };
+  return out;
 }
 
 export function toForms(p: ParsedExtract, fileMonth: string, pseudo: Pseudonymiser): { forms: Columns; quarantine: QuarantineRow[]; spans?: Spans } {

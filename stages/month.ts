@@ -447,40 +447,58 @@ export function assertScopeEvaluated(scopeResults: RuleResult[]): void {
 
 /** Step 5: each form's disposition (out of scope, linked or unmatched departure, no destination), and the forms that are events. */
 function inScope(f: Columns, scopeResults: RuleResult[], linkOfD: Int32Array, toFinal: string[], rec: MonthRecords) {
-  const rid = f.record_id!, ft = f.form_type!, file = f.file!, line = f.line!;
-  const n = rid.length;
-  const outReason: string[] = new Array(n).fill('');
-  for (const r of scopeResults) for (let i = 0; i < n; i++) if (!outReason[i] && r.outcome[i] === FAIL) outReason[i] = r.rule.scope_reason!;
+  const n = f.record_id!.length;
+  const outReason = scopeReasons(scopeResults, n);
   const outCounts: Record<string, number> = {};
   const quarantine: MonthOutcome['quarantine'] = [];
-  let linked = 0, unmatched = 0;
+  const tally = new Int32Array(2); // [linked, unmatched]
   const eventIdx: number[] = new Array(n);
+  eventIdx.length = dispose(f, outReason, linkOfD, toFinal, rec, outCounts, quarantine, tally, eventIdx);
+  return { eventIdx, outCounts, quarantine, linked: tally[0]!, unmatched: tally[1]! };
+}
+
+/** Each form's first failed scope rule's reason ('' in scope). (The loops of inScope are each alone in a function: see LOOP_TAIL in pipeline/memo.ts.) */
+function scopeReasons(scopeResults: RuleResult[], n: number): string[] {
+  const outReason: string[] = new Array(n).fill('');
+  for (const r of scopeResults) for (let i = 0; i < n; i++) if (!outReason[i] && r.outcome[i] === FAIL) outReason[i] = r.rule.scope_reason!;
+  return outReason;
+}
+
+/** The disposition of each form that is not an event; the events' indices into eventIdx, their count returned. */
+function dispose(f: Columns, outReason: string[], linkOfD: Int32Array, toFinal: string[], rec: MonthRecords, outCounts: Record<string, number>, quarantine: MonthOutcome['quarantine'], tally: Int32Array, eventIdx: number[]): number {
+  const rid = f.record_id!, ft = f.form_type!, file = f.file!, line = f.line!;
+  const n = rid.length;
   let en = 0;
   for (let i = 0; i < n; i++) {
     let what = '', reason = '';
     if (outReason[i]) { outCounts[outReason[i]!] = (outCounts[outReason[i]!] ?? 0) + 1; what = 'out_of_scope'; reason = outReason[i]!; }
     else if (ft[i] === 'D') {
-      if (linkOfD[i]! >= 0) { linked++; what = 'linked_departure'; reason = rid[linkOfD[i]!]!; } else { unmatched++; what = 'unmatched_departure'; }
+      if (linkOfD[i]! >= 0) { tally[0]!++; what = 'linked_departure'; reason = rid[linkOfD[i]!]!; } else { tally[1]!++; what = 'unmatched_departure'; }
     } else if (!toFinal[i]) { quarantine.push({ file: file[i]!, line: +line[i]!, record_id: rid[i]!, field: 'to_municipality', reason: 'no_destination', detail: 'no settlement, municipality or usable office for the new residence' }); what = 'quarantined'; reason = 'no_destination'; }
     if (what) { rec.disposition(file[i]!, line[i]!, rid[i]!, ft[i]!, what, reason); continue; }
     eventIdx[en++] = i;
   }
-  eventIdx.length = en;
-  return { eventIdx, outCounts, quarantine, linked, unmatched };
+  return en;
 }
 
 /** Step 6: the events (in-scope registrations) with their provenance, and their dispositions. */
 function makeEvents(f: Columns, eventIdx: number[], ded: Deduced, C: Classification, year: number, rec: MonthRecords): { events: Event[]; carried: number } {
-  const rid = f.record_id!, reg = f.registration_date!, mv = f.move_date!, sex = f.sex!, act = f.economic_activity!, nat = f.nationality!, cfCol = f.carried_forward!, file = f.file!, line = f.line!;
+  const carried = new Int32Array(1);
+  const events = eventObjects(f, eventIdx, ded, C, year, carried);
+  eventDispositions(f, eventIdx, rec);
+  return { events, carried: carried[0]! };
+}
+/** The events, the forms carried forward counted into carried[0] (each loop of makeEvents alone in a function: see LOOP_TAIL in pipeline/memo.ts) */
+function eventObjects(f: Columns, eventIdx: number[], ded: Deduced, C: Classification, year: number, carried: Int32Array): Event[] {
+  const rid = f.record_id!, reg = f.registration_date!, mv = f.move_date!, sex = f.sex!, act = f.economic_activity!, nat = f.nationality!, cfCol = f.carried_forward!;
   const { age, toFinal, fromFinal, prov } = ded;
   const events: Event[] = new Array(eventIdx.length);
-  let carried = 0;
   for (let j = 0; j < eventIdx.length; j++) {
     const i = eventIdx[j]!;
     const from = fromFinal[i] && year >= 1998 && C.isKM(fromFinal[i]!) ? 'KM' : fromFinal[i]!;
     const mvOk = isValidDate(mv[i]!) && mv[i]! <= reg[i]!;
     const cf = cfCol[i] === '1';
-    if (cf) { carried++; prov[i]! |= P_CARRIED; }
+    if (cf) { carried[0]!++; prov[i]! |= P_CARRIED; }
     if (prov[i] === 0) prov[i] = P_REPORTED;
     events[j] = {
       record_id: rid[i]!, registration_date: reg[i]!, to: toFinal[i]!, from, sex: sex[i]!, age: age[i] ?? -1,
@@ -488,8 +506,12 @@ function makeEvents(f: Columns, eventIdx: number[], ded: Deduced, C: Classificat
       carried_forward: cf, provenance: prov[i]!, donor: 0,
     };
   }
+  return events;
+}
+/** makeEvents' second loop */
+function eventDispositions(f: Columns, eventIdx: number[], rec: MonthRecords): void {
+  const rid = f.record_id!, file = f.file!, line = f.line!;
   for (const i of eventIdx) rec.disposition(file[i]!, line[i]!, rid[i]!, 'R', 'event', '');
-  return { events, carried };
 }
 
 /** What an event still lacks for the tables, in this order (the order of the change-log rows and of an error's list). */

@@ -288,6 +288,7 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
 function officeCounts(outcome: Uint8Array, office: readonly string[]): { items: Map<string, number>; fails: Map<string, number> } {
   const items = new Map<string, number>();
   const fails = new Map<string, number>();
+  const out = { items, fails }; // (before the loop: see LOOP_TAIL in pipeline/memo.ts)
   for (let i = 0; i < office.length; i++) {
     const o = outcome[i];
     if (o === NA) continue;
@@ -295,7 +296,7 @@ function officeCounts(outcome: Uint8Array, office: readonly string[]): { items: 
     items.set(k, (items.get(k) ?? 0) + 1);
     if (o === FAIL) fails.set(k, (fails.get(k) ?? 0) + 1);
   }
-  return { items, fails };
+  return out;
 }
 
 /**

@@ -68,9 +68,8 @@ function counter(nUnits: number, dims: number): { imm: Int32Array; emi: Int32Arr
 }
 
 export function tabulate(events: Event[], C: Classification, year: number): { tables: Tables; imputed: Tables } {
-  // Two functions, each one loop: V8 compiles a hot loop on the stack (on-stack replacement) with the code after
-  // it still without type feedback; one function holding both loops left the rows' loop to deoptimise that code
-  // every month, and recompiled it (55 ms a compile) 18 times in a full rebuild.
+  // Two functions, each one loop (LOOP_TAIL in pipeline/memo.ts): one function holding both loops was
+  // deoptimised where the first loop ends every month, and compiled again (55 ms a compile) 18 times in a full rebuild.
   const { units, index } = unitsOf(C, year);
   return tableRows(units, seriesOf(year), countEvents(events, C, year, units.length, index));
 }
@@ -93,6 +92,7 @@ function countEvents(events: Event[], C: Classification, year: number, U: number
   const mt = new Int32Array(U * 4), mtImp = new Int32Array(U * 4);
   const origin = new Map<string, Int32Array>([['KM', new Int32Array(U)]]);
   const km = origin.get('KM')!;
+  const counts: Counts = { terr, terrImp, age, ageImp, actv, nat, mt, mtImp, origin }; // (before the loop: see LOOP_TAIL in pipeline/memo.ts)
   // per event: its category indices computed once (no array of strings searched), then counted for the sex total (0) and its sex
   for (const e of events) {
     const dest = index.get(e.to);
@@ -138,7 +138,7 @@ function countEvents(events: Event[], C: Classification, year: number, U: number
       for (const u of dest) km[u]!++;
     }
   }
-  return { terr, terrImp, age, ageImp, actv, nat, mt, mtImp, origin };
+  return counts;
 }
 
 /** The rows of a month's tables from its counts. */
