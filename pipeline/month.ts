@@ -465,10 +465,10 @@ function appendAll(a: string[], v: readonly string[]): void {
  * again every month.)
  */
 function delayCounts(events: readonly Event[]): { delays: Record<string, number>; delayed: number } {
-  const delays: Record<string, number> = {};
-  let delayed = 0;
-  for (const e of events) { const k = e.delay === null ? 'unknown' : String(e.delay); delays[k] = (delays[k] ?? 0) + 1; if (e.delay !== null && e.delay >= 1) delayed++; }
-  return { delays, delayed };
+  const out = { delays: {} as Record<string, number>, delayed: 0 }; // (before the loop: LOOP_TAIL in pipeline/memo.ts)
+  const delays = out.delays;
+  for (const e of events) { const k = e.delay === null ? 'unknown' : String(e.delay); delays[k] = (delays[k] ?? 0) + 1; if (e.delay !== null && e.delay >= 1) out.delayed++; }
+  return out;
 }
 
 /** How many of a month's events carry each provenance flag. */

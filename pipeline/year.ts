@@ -55,44 +55,62 @@ export function sumTableFiles(files: string[], header: readonly string[], keyCol
   const head = Buffer.from(`${header.join(',')}\n`, 'utf8');
   if (bufs.some((b) => !b.subarray(0, head.length).equals(head) || b.includes(0x22) || b.includes(0x0d))) return general();
   const nNum = header.length - keyCols;
-  // the first month: where each line's key columns end (just after their last comma), its keys and numbers
-  const first = bufs[0]!;
-  const lineStart: number[] = [], keyEnd: number[] = [], keys: string[][] = [];
-  const sums: number[] = [];
-  for (let pos = head.length; pos < first.length;) {
+  // each loop in a function of its own (LOOP_TAIL in pipeline/memo.ts)
+  const first = firstMonth(bufs[0]!, head.length, keyCols, nNum);
+  if (!first) return general();
+  for (let f = 1; f < bufs.length; f++) if (addMonth(bufs[f]!, head.length, first, nNum) !== bufs[f]!.length) return general();
+  return sumRows(first.keys, first.sums, nNum);
+}
+
+/** The first month: where each line's key columns end (just after their last comma), its keys and numbers; undefined if a line has another shape. */
+interface FirstMonth { bytes: Buffer; lineStart: number[]; keyEnd: number[]; keys: string[][]; sums: number[] }
+function firstMonth(first: Buffer, start: number, keyCols: number, nNum: number): FirstMonth | undefined {
+  const out: FirstMonth = { bytes: first, lineStart: [], keyEnd: [], keys: [], sums: [] };
+  const { lineStart, keyEnd, keys, sums } = out;
+  for (let pos = start; pos < first.length;) {
     let k = pos, commas = 0;
     while (commas < keyCols && k < first.length && first[k] !== 10) if (first[k++] === 44) commas++;
-    if (commas < keyCols) return general();
+    if (commas < keyCols) return undefined;
     lineStart.push(pos);
     keyEnd.push(k);
     keys.push(first.toString('utf8', pos, k - 1).split(','));
     const next = addNumbers(first, k, nNum, sums, sums.length, true);
-    if (next < 0) return general();
+    if (next < 0) return undefined;
     pos = next;
   }
-  // the key columns are most of a line's bytes: compared four at a time (unaligned 32-bit reads, which the JIT
-  // turns into single loads), then the rest byte by byte
-  const firstView = new DataView(first.buffer, first.byteOffset, first.length);
-  for (let f = 1; f < bufs.length; f++) {
-    const b = bufs[f]!;
-    const view = new DataView(b.buffer, b.byteOffset, b.length);
-    let pos = head.length;
-    for (let i = 0; i < lineStart.length; i++) {
-      const ls = lineStart[i]!, len = keyEnd[i]! - ls;
-      if (pos + len > b.length) return general();
-      let j = 0;
-      for (; j + 4 <= len; j += 4) if (view.getInt32(pos + j) !== firstView.getInt32(ls + j)) return general();
-      for (; j < len; j++) if (b[pos + j] !== first[ls + j]) return general();
-      pos = addNumbers(b, pos + len, nNum, sums, i * nNum, false);
-      if (pos < 0) return general();
-    }
-    if (pos !== b.length) return general();
+  return out;
+}
+
+/**
+ * Add a later month's numbers into first.sums; the position where it stopped (its length when it matched), -1 if its
+ * keys are not the first month's, line by line, or a line has another shape. The key
+ * columns are most of a line's bytes: compared four at a time (unaligned 32-bit reads, which the JIT turns into
+ * single loads), then the rest byte by byte.
+ */
+function addMonth(b: Buffer, start: number, first: FirstMonth, nNum: number): number {
+  const { bytes, lineStart, keyEnd, sums } = first;
+  const firstView = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const view = new DataView(b.buffer, b.byteOffset, b.length);
+  let pos = start;
+  for (let i = 0; i < lineStart.length && pos >= 0; i++) {
+    const ls = lineStart[i]!, len = keyEnd[i]! - ls;
+    if (pos + len > b.length) return -1;
+    let j = 0;
+    for (; j + 4 <= len; j += 4) if (view.getInt32(pos + j) !== firstView.getInt32(ls + j)) return -1;
+    for (; j < len; j++) if (b[pos + j] !== bytes[ls + j]) return -1;
+    pos = addNumbers(b, pos + len, nNum, sums, i * nNum, false);
   }
-  return keys.map((k, i) => {
-    const row: Cell[] = k;
+  return pos; // (-1: a line of another shape)
+}
+
+function sumRows(keys: string[][], sums: number[], nNum: number): Table {
+  const rows: Table = [];
+  for (let i = 0; i < keys.length; i++) {
+    const row: Cell[] = keys[i]!;
     for (let c = 0; c < nNum; c++) row.push(sums[i * nNum + c]!);
-    return row;
-  });
+    rows.push(row);
+  }
+  return rows;
 }
 
 /**

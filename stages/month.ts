@@ -233,12 +233,34 @@ export function processMonth(input: Columns, ctx: MonthContext): MonthOutcome {
  */
 function latestVersions(input: Columns, year: number, rec: MonthRecords, consume: boolean): Columns {
   const nIn = input.record_id!.length;
-  const ids = input.record_id!, files = input.file!, lines = input.line!, types = input.form_type!;
   // the last form of each record id (a RowTable: ~1 ms a month less than a Map), and each form's slot in it
-  const last = new RowTable(nIn, ids);
-  const slotOf = new Int32Array(nIn);
-  for (let i = 0; i < nIn; i++) last.set((slotOf[i] = last.slot(ids[i]!)), i);
+  const last = new RowTable(nIn, input.record_id!);
+  const slotOf = lastOfEach(last, input.record_id!);
   const keep: number[] = new Array(nIn); // written by index, cut to length after (no growing by push)
+  keep.length = keptForms(input, last, slotOf, rec, keep);
+  const n = keep.length;
+  // a copy: the steps below correct cells in place, the input is not changed. Only the columns corrected below
+  // (MUTABLE) are copied when no form was replaced; the others are shared. A consumed input is not copied at all:
+  // copying every column of ~20 000 forms (a few replaced forms in most months) cost ~5 ms a month, and ~5 MB of
+  // fresh large arrays for the garbage collector
+  const all = n === nIn;
+  const kept: Columns = {};
+  const runs = consume ? [] : keptRuns(keep);
+  for (const [k, v] of Object.entries(input)) kept[k] = consume ? squeeze(v, keep) : all && !MUTABLE.has(k) ? v : pickRuns(v, keep, runs);
+  return new MonthForms(kept, new Array(n).fill(String(year))) as unknown as Columns;
+}
+
+/** Each form's slot in `last`, whose row is then the last form of that record id (each loop of latestVersions alone in a function: LOOP_TAIL in pipeline/memo.ts). */
+function lastOfEach(last: RowTable, ids: readonly string[]): Int32Array {
+  const slotOf = new Int32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) last.set((slotOf[i] = last.slot(ids[i]!)), i);
+  return slotOf;
+}
+
+/** The forms kept (the last version of each record id) into keep, their number returned; the others' dispositions and changed cells. */
+function keptForms(input: Columns, last: RowTable, slotOf: Int32Array, rec: MonthRecords, keep: number[]): number {
+  const files = input.file!, lines = input.line!, types = input.form_type!, ids = input.record_id!;
+  const nIn = ids.length;
   let kn = 0;
   for (let i = 0; i < nIn; i++) {
     const j = last.at(slotOf[i]!);
@@ -249,17 +271,7 @@ function latestVersions(input: Columns, year: number, rec: MonthRecords, consume
       for (const v of RESEND_FIELDS) if (input[v]![i] !== input[v]![j]) rec.change('resend', 'correction_by_resend', '', ids[i]!, v, v === 'pid' ? '(pseudonym)' : input[v]![i]!, v === 'pid' ? '(pseudonym)' : input[v]![j]!, '');
     }
   }
-  keep.length = kn;
-  const n = kn;
-  // a copy: the steps below correct cells in place, the input is not changed. Only the columns corrected below
-  // (MUTABLE) are copied when no form was replaced; the others are shared. A consumed input is not copied at all:
-  // copying every column of ~20 000 forms (a few replaced forms in most months) cost ~5 ms a month, and ~5 MB of
-  // fresh large arrays for the garbage collector
-  const all = n === nIn;
-  const kept: Columns = {};
-  const runs = consume ? [] : keptRuns(keep);
-  for (const [k, v] of Object.entries(input)) kept[k] = consume ? squeeze(v, keep) : all && !MUTABLE.has(k) ? v : pickRuns(v, keep, runs);
-  return new MonthForms(kept, new Array(n).fill(String(year))) as unknown as Columns;
+  return kn;
 }
 
 /**
@@ -294,43 +306,66 @@ function violationLines(ruleResults: RuleResult[], rid: string[]): CsvWriter {
 }
 
 /** The order of candidate (D, R) pairs: closest registration dates, then move dates, then record ids (R, then D). */
-function closestPair(rid: string[]): (a: { d: number; r: number; dd: number; md: number }, b: { d: number; r: number; dd: number; md: number }) => number {
+function closestPair(rid: string[]): (a: Pair, b: Pair) => number {
   const cmp = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
   return (a, b) => a.dd - b.dd || a.md - b.md || cmp(rid[a.r]!, rid[b.r]!) || cmp(rid[a.d]!, rid[b.d]!);
 }
 
-/** Step 3: each D form's R form (linkOfD) and back (linkOfR), -1 when none. */
+/** Step 3: each D form's R form (linkOfD) and back (linkOfR), -1 when none. (Each of its loops is a function of its own: LOOP_TAIL in pipeline/memo.ts.) */
 function linkDepartures(f: Columns, windowDays: number): { linkOfR: Int32Array; linkOfD: Int32Array } {
-  const rid = f.record_id!, ft = f.form_type!, pid = f.pid!, reg = f.registration_date!, mv = f.move_date!;
-  const toS = f.to_settlement!, toM = f.to_municipality!, fromS = f.from_settlement!;
-  const n = rid.length;
+  const ft = f.form_type!, pid = f.pid!;
+  const n = ft.length;
   // each person's R forms as a chain in form order: the first in rFirst, the next of form i in rNext (no array per
   // person); rFirst a RowTable of persons (~1 ms a month less than a Map), which also counts their D forms (dsOf)
   const rFirst = new RowTable(n, pid);
   const rNext = new Int32Array(n);
-  for (let i = n - 1; i >= 0; i--) if (ft[i] === 'R' && pid[i]) { const s = rFirst.slot(pid[i]!); rNext[i] = rFirst.at(s); rFirst.set(s, i); }
+  chainRegistrations(ft, pid, rFirst, rNext);
   const linkOfR = new Int32Array(n).fill(-1);
   const linkOfD = new Int32Array(n).fill(-1);
-  // day numbers of dates, memoised for the month: a few hundred distinct dates, compared pairwise below
-  const days = new KeyedCache(dayNumber);
   const dOrder: number[] = new Array(n);
-  let dn = 0;
-  for (let i = 0; i < n; i++) if (ft[i] === 'D' && pid[i]) dOrder[dn++] = i;
-  dOrder.length = dn;
+  dOrder.length = departureForms(ft, pid, dOrder);
   // every admissible (D, R) pair of a person, then linked closest first (registration dates, then move dates, then
   // the R's and the D's record ids), one D per R: the closest pair wins whichever D comes first by record id.
   // A person with one D form (nearly all) has no competition: its best pair is linked at once, no pair list.
   // The D forms of each person with R forms, counted by its slot in rFirst (a D form's slot, for a person without R
   // forms, is an empty one: counted there, never read, as such a D has no pair to compete for).
-  const dSlot = new Int32Array(dn);
+  const dSlot = new Int32Array(dOrder.length);
   const dsOf = new Int32Array(rFirst.size);
-  for (let k = 0; k < dn; k++) dsOf[(dSlot[k] = rFirst.slot(pid[dOrder[k]!]!))]!++;
-  const pairs: { d: number; r: number; dd: number; md: number }[] = [];
-  const byCloseness = closestPair(rid);
-  for (let k = 0; k < dn; k++) {
+  countDepartures(pid, dOrder, rFirst, dSlot, dsOf);
+  const pairs: Pair[] = [];
+  const byCloseness = closestPair(f.record_id!);
+  pairUp(f, windowDays, { rFirst, rNext, dOrder, dSlot, dsOf, linkOfR, linkOfD }, pairs, byCloseness);
+  pairs.sort(byCloseness);
+  linkPairs(pairs, linkOfR, linkOfD);
+  return { linkOfR, linkOfD };
+}
+type Pair = { d: number; r: number; dd: number; md: number };
+
+function chainRegistrations(ft: readonly string[], pid: readonly string[], rFirst: RowTable, rNext: Int32Array): void {
+  for (let i = ft.length - 1; i >= 0; i--) if (ft[i] === 'R' && pid[i]) { const s = rFirst.slot(pid[i]!); rNext[i] = rFirst.at(s); rFirst.set(s, i); }
+}
+
+/** The D forms with a person, in form order, into dOrder; their number returned. */
+function departureForms(ft: readonly string[], pid: readonly string[], dOrder: number[]): number {
+  let dn = 0;
+  for (let i = 0; i < ft.length; i++) if (ft[i] === 'D' && pid[i]) dOrder[dn++] = i;
+  return dn;
+}
+
+function countDepartures(pid: readonly string[], dOrder: readonly number[], rFirst: RowTable, dSlot: Int32Array, dsOf: Int32Array): void {
+  for (let k = 0; k < dOrder.length; k++) dsOf[(dSlot[k] = rFirst.slot(pid[dOrder[k]!]!))]!++;
+}
+
+/** Each D form's admissible pairs: linked at once when its person has one D form, else into pairs. */
+function pairUp(f: Columns, windowDays: number, x: { rFirst: RowTable; rNext: Int32Array; dOrder: readonly number[]; dSlot: Int32Array; dsOf: Int32Array; linkOfR: Int32Array; linkOfD: Int32Array }, pairs: Pair[], byCloseness: (a: Pair, b: Pair) => number): void {
+  const reg = f.registration_date!, mv = f.move_date!, toS = f.to_settlement!, toM = f.to_municipality!, fromS = f.from_settlement!;
+  const { rFirst, rNext, dOrder, dSlot, dsOf, linkOfR, linkOfD } = x;
+  // day numbers of dates, memoised for the month: a few hundred distinct dates, compared pairwise below
+  const days = new KeyedCache(dayNumber);
+  for (let k = 0; k < dOrder.length; k++) {
     const d = dOrder[k]!;
     const alone = dsOf[dSlot[k]!] === 1;
-    let best: { d: number; r: number; dd: number; md: number } | undefined;
+    let best: Pair | undefined;
     for (let r = rFirst.at(dSlot[k]!); r >= 0; r = rNext[r]!) {
       const dd = Math.abs(days.get(reg[r]!) - days.get(reg[d]!));
       if (!(dd <= windowDays)) continue;
@@ -344,9 +379,11 @@ function linkDepartures(f: Columns, windowDays: number): { linkOfR: Int32Array; 
     }
     if (best) { linkOfR[best.r] = d; linkOfD[d] = best.r; }
   }
-  pairs.sort(byCloseness);
+}
+
+/** The competing pairs, closest first: one D per R. */
+function linkPairs(pairs: readonly Pair[], linkOfR: Int32Array, linkOfD: Int32Array): void {
   for (const p of pairs) if (linkOfR[p.r] === -1 && linkOfD[p.d] === -1) { linkOfR[p.r] = p.d; linkOfD[p.d] = p.r; }
-  return { linkOfR, linkOfD };
 }
 
 /** What deduction found per form: age, final destination and origin, provenance flags; and how many codes it recoded. */
@@ -365,7 +402,7 @@ function deduce(f: Columns, linkOfR: Int32Array, C: Classification, year: number
   const toFinal: string[] = new Array(n).fill('');
   const fromFinal: string[] = new Array(n).fill('');
   const prov = new Uint8Array(n); // provenance bit flags per form
-  let recoded = 0;
+  const out: Deduced = { age, toFinal, fromFinal, prov, recoded: 0 }; // (before the loop: see LOOP_TAIL in pipeline/memo.ts)
   // each side's columns and the names its change-log rows use, looked up once (not per form)
   const sides: Side[] = [];
   for (const side of SIDES) sides.push({
@@ -418,7 +455,7 @@ function deduce(f: Columns, linkOfR: Int32Array, C: Classification, year: number
         if (o) { fin = o; how = 'registering_office'; }
       }
       if (fin !== undefined) {
-        if (how === 'territorial_change') { recoded++; prov[i]! |= P_RECODED; rec.change('deductive', how, sd.valid, rid[i]!, sd.variable, code, fin, ''); }
+        if (how === 'territorial_change') { out.recoded++; prov[i]! |= P_RECODED; rec.change('deductive', how, sd.valid, rid[i]!, sd.variable, code, fin, ''); }
         else if (how) {
           rec.change('deductive', how, how === 'settlement' && code ? sd.settlementIn : sd.present, rid[i]!, sd.variable, code, fin, '');
           if (ft[i] === 'R') rec.count(sd.variable, how);
@@ -434,7 +471,7 @@ function deduce(f: Columns, linkOfR: Int32Array, C: Classification, year: number
     if (age[i] !== null && age[i]! < 15 && act[i] !== 'NA') { rec.change('deductive', 'age_under_15', 'R18_ACTIVITY_FROM_15', rid[i]!, 'economic_activity', act[i]!, 'NA', ''); if (act[i]) { rec.count('economic_activity', 'age_under_15'); prov[i]! |= P_DEDUCED; } act[i] = 'NA'; }
     if (occ[i] && act[i] !== '1' && act[i] !== '') { rec.change('deductive', 'rule', 'R19_OCCUPATION_EMPLOYED', rid[i]!, 'occupation', occ[i]!, '', ''); occ[i] = ''; }
   }
-  return { age, toFinal, fromFinal, prov, recoded };
+  return out;
 }
 
 /**

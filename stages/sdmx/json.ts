@@ -100,6 +100,12 @@ const OBSERVATIONS_PLACEHOLDER = '\u0000observations\u0000';
 function observationBytes(m: DataModel, obsDims: readonly (typeof DIMENSIONS)[number][], index: readonly Map<string, number>[], statusIdx: Map<string, number>): Buffer {
   const out = new ByteWriter(m.observations.length * 24);
   out.char(123); // '{'
+  observationEntries(out, m, obsDims, index, statusIdx);
+  out.char(125); // '}'
+  return out.result();
+}
+/** observationBytes' loop, alone in a function (LOOP_TAIL in pipeline/memo.ts) */
+function observationEntries(out: ByteWriter, m: DataModel, obsDims: readonly (typeof DIMENSIONS)[number][], index: readonly Map<string, number>[], statusIdx: Map<string, number>): void {
   let first = true;
   for (const o of m.observations) {
     if (!first) out.char(44); // ','
@@ -118,8 +124,6 @@ function observationBytes(m: DataModel, obsDims: readonly (typeof DIMENSIONS)[nu
     out.number(statusIdx.get(o.status)!);
     out.char(93);
   }
-  out.char(125); // '}'
-  return out.result();
 }
 
 /** The SDMX-JSON data message, as UTF-8 bytes. */

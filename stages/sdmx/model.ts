@@ -259,12 +259,18 @@ export function buildDataModel(input: SdmxInput): DataModel {
   b.flows(input.tables.territory, 'territory', false);
   b.flows(input.tables.age, 'age', true);
   b.moveTypes(input.tables.move_type);
-  const observations: Obs[] = [];
-  for (const o of b.slots) if (o) observations.push(o);
+  const observations = filledSlots(b.slots);
   return {
     year, series, prepared: input.prepared, provisional: b.provisional, areas: b.areas, observations,
     datasetAttributes: { UNIT_MEASURE: 'PERS', UNIT_MULT: '0', SERIES_NOTE: SERIES_NOTE[series] },
   };
+}
+
+/** The observations in slot order (a loop alone in a function: LOOP_TAIL in pipeline/memo.ts). */
+function filledSlots(slots: readonly (Obs | undefined)[]): Obs[] {
+  const observations: Obs[] = [];
+  for (const o of slots) if (o) observations.push(o);
+  return observations;
 }
 
 const rank = (cl: Codelist): Map<string, number> => new Map(cl.codes.map((c, i) => [c.id, i]));
