@@ -1,5 +1,16 @@
 import { idHash } from './record-index';
 /**
+ * xs.map(f) as a packed array whichever tier runs it: Array.prototype.map makes a packed array in V8's interpreter
+ * and a holey one once its caller is optimised, and a loop compiled for one kind was deoptimised when the other
+ * came (LOOP_TAIL above). For the arrays the per-form loops read.
+ */
+export function packedMap<T, U>(xs: readonly T[], f: (x: T, i: number) => U): U[] {
+  const out: U[] = [];
+  for (let i = 0; i < xs.length; i++) out.push(f(xs[i]!, i));
+  return out;
+}
+
+/**
  * A function of a string, computed once per distinct argument: hot loops look up the few hundred or thousand
  * distinct codes, dates and dimension values of tens of thousands of rows (undefined results are memoised too).
  * The last argument and its result are kept beside the map: the SDMX writers look up each dimension of

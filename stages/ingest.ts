@@ -15,6 +15,7 @@ import { parse as csvParse } from 'csv-parse/sync';
 import type { ValidateFunction } from 'ajv';
 import { derivedValidator, validator } from '../pipeline/schemas';
 import { SCHEMAS } from '../pipeline/paths';
+import { packedMap } from '../pipeline/memo';
 import { decodeJmbg, jmbgSex, validWithBirthDate, type Pseudonymiser } from './jmbg';
 
 export const INPUT_COLUMNS = [
@@ -145,7 +146,7 @@ export function parseExtract(text: string, file: string): ParsedExtract {
   // by copying. They are cut to the rows read at the end.
   let lines = 1;
   if (quoteFree) for (let p = text.indexOf('\n'); p >= 0; p = text.indexOf('\n', p + 1)) lines++;
-  const cols: string[][] = INPUT_COLUMNS.map(() => new Array<string>(quoteFree ? lines : 0));
+  const cols: string[][] = packedMap(INPUT_COLUMNS, () => new Array<string>(quoteFree ? lines : 0));
   const rowLines: number[] = new Array<number>(quoteFree ? lines : 0);
   const spans: Spans | undefined = quoteFree ? { text, start: new Int32Array(lines), end: new Int32Array(lines) } : undefined;
   let rows = 0; // the data rows stored so far
@@ -177,7 +178,7 @@ export function parseExtract(text: string, file: string): ParsedExtract {
     // Each distinct value of a pooled column is checked against the record schema once, when the pool makes its
     // string (toForms then checks only the other columns of most rows: see recordValidators)
     const check = recordValidators().pooled?.check;
-    const pool = INPUT_COLUMNS.map((c) => (POOLED.has(c) ? new Pool(check && ((s: string) => check(c, s))) : undefined));
+    const pool = packedMap(INPUT_COLUMNS, (c) => (POOLED.has(c) ? new Pool(check && ((s: string) => check(c, s))) : undefined));
     let line = 0;
     for (let a = 0; a < len; ) {
       let b = text.indexOf('\n', a);
@@ -619,7 +620,7 @@ export class ContentKeys {
  * digest must consume its argument at once (crypto.hash does): the buffer is overwritten for the next form.
  */
 export function contentDigests(cols: Columns, digest: (content: string | Uint8Array) => string, spans?: Spans): string[] {
-  const content = CONTENT_COLUMNS.map((c) => cols[c]!);
+  const content = packedMap(CONTENT_COLUMNS, (c) => cols[c]!);
   const key = new ContentKeys(cols);
   const pids = cols.pid!;
   const n = content[0]!.length;

@@ -10,7 +10,7 @@ import { type FORM_COLUMNS, InputError, squeeze, type Columns } from './ingest';
 import { CsvWriter } from '../pipeline/csv';
 import { pick } from './deliver';
 import { ageGroupIndex } from '../pipeline/contracts';
-import { KeyedCache, RowTable } from '../pipeline/memo';
+import { KeyedCache, packedMap, RowTable } from '../pipeline/memo';
 import { isValidDate } from './jmbg';
 import { completedYears, evaluateRules, FAIL, type Rule, type RuleResult } from './rules';
 import type { Classification } from './territory';
@@ -605,7 +605,7 @@ function donorImpute(events: Event[], ctx: MonthContext, rec: MonthRecords): voi
   // not change before its own turn)
   const ids = new Interner();
   for (const vars of classes) if (vars.length > 4) throw new Error(`imputation class ${vars.join('×')}: more than 4 variables`);
-  const classSlots = classes.map((vars) => vars.map(slotOf));
+  const classSlots = packedMap(classes, (vars) => packedMap(vars, slotOf));
   const values = new Int32Array(events.length * SLOTS);
   const toIds = new Map<string, number[]>();
   for (let j = 0; j < events.length; j++) {

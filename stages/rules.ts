@@ -9,6 +9,7 @@ import { loadJson } from '../pipeline/schemas';
 import type { RuleSummary } from '../pipeline/contracts';
 import { isValidDate } from './jmbg';
 import type { Classification } from './territory';
+import { packedMap } from '../pipeline/memo';
 import { mod11Ok } from './territory';
 
 export interface Rule {
@@ -241,10 +242,8 @@ export function evaluateRules(rules: Rule[], cols: Columns, classification: Clas
   const out: RuleResult[] = [];
   const ft = cols[formTypeCol]!;
   const kind = formKinds(ft);
-  // (pushed, not rules.map: map makes a packed array in the interpreter and a holey one in optimised code, and
-  // the rule functions, compiled for one, were deoptimised whenever the other came)
-  const outs: Uint8Array[] = [];
-  for (let k = 0; k < rules.length; k++) outs.push(new Uint8Array(n).fill(NA));
+  // (packedMap, not rules.map: the rule functions, compiled for one kind of array, were deoptimised whenever the other came)
+  const outs = packedMap(rules, () => new Uint8Array(n).fill(NA));
   const counts = new Float64Array(2 * rules.length).fill(-1); // -1: not evaluated by the fused function
   const errors: unknown[] = new Array(rules.length).fill(NO_ERROR);
   fused(rules, t)?.(n, kind, data, outs, counts, errors);

@@ -1,9 +1,10 @@
 /**
  * KeyedCache: one computation per distinct argument, whatever the order of the lookups (the last one is kept aside).
  * RowTable: a row per distinct string, as a Map would hold it.
+ * packedMap: what Array.prototype.map gives (values, order, index argument), with no holes.
  */
 import fc from 'fast-check';
-import { KeyedCache, RowTable } from '../pipeline/memo';
+import { KeyedCache, packedMap, RowTable } from '../pipeline/memo';
 import { idHash } from '../pipeline/record-index';
 import { collidingPair } from './helpers/colliding';
 
@@ -51,5 +52,17 @@ describe('RowTable', () => {
       }),
       { numRuns: 300, seed: 20261126 },
     );
+  });
+});
+
+describe('packedMap', () => {
+  test('gives what map gives, for any array (undefined elements and results included)', () => {
+    fc.assert(fc.property(fc.array(fc.oneof(fc.string(), fc.constant(undefined))), (xs) => {
+      const f = (x: string | undefined, i: number): string => `${i}:${x === undefined ? '-' : x}`;
+      const got = packedMap(xs, f);
+      expect(got).toEqual(xs.map(f));
+      expect(got.length).toBe(xs.length);
+      for (let i = 0; i < got.length; i++) expect(i in got).toBe(true); // no holes
+    }));
   });
 });
