@@ -1,8 +1,20 @@
 import { idHash } from './record-index';
+/*
+ * LOOP_TAIL — how the per-form loops are written (V8, the engine of Node 20). A function called once per month
+ * whose loop runs over the ~20 000 forms is compiled by V8 while it runs, on the stack (on-stack replacement),
+ * with the type feedback gathered so far: the code after the loop has never run, so it has none. That compiled
+ * code is kept and entered again in every later call, and it deoptimises where the loop ends, every month (and
+ * the function is compiled again, ~10–60 ms each time for the large ones). So a hot loop stands alone in a
+ * function, or everything the function does after the loop is a `return` of a value made before it (counts are
+ * kept in a small typed array filled inside the loop). And `array.map` is not used for arrays such loops read:
+ * it makes a packed array in the interpreter and a holey one in optimised code, so code compiled for one was
+ * deoptimised whenever the caller changed tier (the rules' 27 functions, every few months).
+ */
+
 /**
  * xs.map(f) as a packed array whichever tier runs it: Array.prototype.map makes a packed array in V8's interpreter
  * and a holey one once its caller is optimised, and a loop compiled for one kind was deoptimised when the other
- * came (LOOP_TAIL above). For the arrays the per-form loops read.
+ * came (LOOP_TAIL, above). For the arrays the per-form loops read.
  */
 export function packedMap<T, U>(xs: readonly T[], f: (x: T, i: number) => U): U[] {
   const out: U[] = [];
@@ -16,17 +28,6 @@ export function packedMap<T, U>(xs: readonly T[], f: (x: T, i: number) => U): U[
  * The last argument and its result are kept beside the map: the SDMX writers look up each dimension of
  * observations in publication order, where most dimensions repeat the previous observation's value, and a
  * string comparison costs less than a hash lookup.
- */
-/*
- * LOOP_TAIL — how the per-form loops are written (V8, the engine of Node 20). A function called once per month
- * whose loop runs over the ~20 000 forms is compiled by V8 while it runs, on the stack (on-stack replacement),
- * with the type feedback gathered so far: the code after the loop has never run, so it has none. That compiled
- * code is kept and entered again in every later call, and it deoptimises where the loop ends, every month (and
- * the function is compiled again, ~10–60 ms each time for the large ones). So a hot loop stands alone in a
- * function, or everything the function does after the loop is a `return` of a value made before it (counts are
- * kept in a small typed array filled inside the loop). And `array.map` is not used for arrays such loops read:
- * it makes a packed array in the interpreter and a holey one in optimised code, so code compiled for one was
- * deoptimised whenever the caller changed tier (the rules' 27 functions, every few months).
  */
 export class KeyedCache<T = string, A = undefined> {
   private readonly m = new Map<string, T>();

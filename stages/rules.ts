@@ -169,8 +169,7 @@ function fused(rules: Rule[], t: AQ.ColumnTable): FusedFn | null {
     const when = wf ? rowCode(wf) : undefined;
     if (cond === undefined || wf === null || (wf && when === undefined)) { parts.push(`/* rule ${k}: not a row function, evaluated by table.derive */`); return; }
     const mask = kindMask(rule);
-    // The counts are kept in counts[] as the loop goes, not stored after it: V8 compiles the loop on the stack
-    // (on-stack replacement) while the code after it has never run, and such code deoptimised on every call.
+    // The counts are kept in counts[] as the loop goes, not stored after it (LOOP_TAIL in pipeline/memo.ts).
     parts.push(`/* rule ${k} */ (n, kind, data, outs, counts, errors) => { try { const o = outs[${k}]; counts[${2 * k}] = 0; counts[${2 * k + 1}] = 0;
   for (let row = 0; row < n; row++) {
     ${mask ? `if (!(${mask} & kind[row])) continue;` : ''}
@@ -218,11 +217,12 @@ function kindMask(rule: Rule): number {
  */
 const shapes = new Map<string, object>();
 function anchorShape(o: object): void {
-  const k = Object.keys(o).join('\t');
-  if (!shapes.has(k)) shapes.set(k, Object.fromEntries(Object.keys(o).map((c) => [c, null])));
+  const keys = Object.keys(o);
+  const k = keys.join('\t');
+  if (!shapes.has(k)) shapes.set(k, Object.fromEntries(keys.map((c) => [c, null])));
 }
 
-/** The kind of each form, 1 R, 2 D (a function of its own: a loop in evaluateRules made V8 compile it on the stack, and deoptimise it after the loop, every month). */
+/** The kind of each form, 1 R, 2 D (a loop alone in a function: LOOP_TAIL in pipeline/memo.ts). */
 function formKinds(ft: readonly string[]): Uint8Array {
   const kind = new Uint8Array(ft.length);
   for (let i = 0; i < ft.length; i++) kind[i] = ft[i] === 'R' ? 1 : ft[i] === 'D' ? 2 : 0;
